@@ -1,0 +1,370 @@
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use libp2p_identity::PeerId;
+use multiaddr::Multiaddr;
+use thiserror::Error;
+
+use crate::{GroupId, Moment, OperatorId, TopicName};
+
+/// Where a view came from, so that every consumer can say which registry state it acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewSource {
+    /// No registry has been read: nobody is authorized.
+    Empty,
+    /// A registry file; `revision` counts accepted reloads since start, `sha256` is the file's hash.
+    File {
+        path: String,
+        revision: u64,
+        sha256: String,
+    },
+}
+
+impl fmt::Display for ViewSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ViewSource::Empty => f.write_str("empty"),
+            ViewSource::File {
+                path,
+                revision,
+                sha256,
+            } => write!(
+                f,
+                "file {path} rev {revision} ({})",
+                &sha256[..12.min(sha256.len())]
+            ),
+        }
+    }
+}
+
+/// When a delegation stops being valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Valid while `unix time < t`.
+    UnixSecs(u64),
+    /// Valid while `block < b`. Fails closed when no block height is known.
+    Block(u64),
+}
+
+impl Expiry {
+    fn covers(&self, at: Moment) -> bool {
+        match *self {
+            Expiry::UnixSecs(t) => at.unix_secs < t,
+            Expiry::Block(b) => at.block.is_some_and(|h| h < b),
+        }
+    }
+}
+
+/// One hot node key acting for an operator: what it may sign and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAuthorization {
+    pub operator: OperatorId,
+    pub scopes: BTreeSet<TopicName>,
+    pub expiry: Option<Expiry>,
+    /// Where the node says it can be reached (registry hints for the redial loop).
+    pub addresses: Vec<Multiaddr>,
+}
+
+/// A signing group: ordered seats of operators (an operator may hold several seats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: GroupId,
+    pub seats: Vec<OperatorId>,
+}
+
+/// Why a peer may not do something. Also the label the gate and validators report in metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Unauthorized {
+    #[error("peer is not a registered node key")]
+    Unknown,
+    #[error("node key's delegation expired ({0:?})")]
+    Expired(Expiry),
+    #[error("node key is not authorized for topic `{0}`")]
+    OutOfScope(TopicName),
+}
+
+impl Unauthorized {
+    /// A short, stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Unauthorized::Unknown => "not_member",
+            Unauthorized::Expired(_) => "expired",
+            Unauthorized::OutOfScope(_) => "out_of_scope",
+        }
+    }
+}
+
+/// An immutable snapshot of who may be on the network and what they may say.
+///
+/// The registry task is its only writer; everyone else holds an `Arc<MembershipView>` read from a
+/// `watch` channel, so a decision is always made against one consistent registry state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipView {
+    source: ViewSource,
+    nodes: HashMap<PeerId, NodeAuthorization>,
+    operators: BTreeMap<OperatorId, Vec<PeerId>>,
+    groups: Vec<Group>,
+}
+
+/// A structural error while assembling a view (the registry backends add file and entry names).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ViewError {
+    #[error("operator {0} is listed twice")]
+    DuplicateOperator(OperatorId),
+    #[error("node {peer} is already authorized for operator {first}")]
+    DuplicateNode { peer: PeerId, first: OperatorId },
+    #[error("group {0} is listed twice")]
+    DuplicateGroup(GroupId),
+    #[error("group {group} seats operator {operator}, which is not registered")]
+    UnknownSeat {
+        group: GroupId,
+        operator: OperatorId,
+    },
+    #[error("group {0} has no seats")]
+    EmptyGroup(GroupId),
+}
+
+impl MembershipView {
+    /// The view before any registry was read: it authorizes nobody, so the gate starts closed.
+    pub fn empty() -> Self {
+        MembershipView {
+            source: ViewSource::Empty,
+            nodes: HashMap::new(),
+            operators: BTreeMap::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    pub fn source(&self) -> &ViewSource {
+        &self.source
+    }
+
+    /// The node's authorization if it is valid at `at`.
+    pub fn authorization(
+        &self,
+        peer: &PeerId,
+        at: Moment,
+    ) -> Result<&NodeAuthorization, Unauthorized> {
+        let auth = self.nodes.get(peer).ok_or(Unauthorized::Unknown)?;
+        match auth.expiry {
+            Some(e) if !e.covers(at) => Err(Unauthorized::Expired(e)),
+            _ => Ok(auth),
+        }
+    }
+
+    /// Whether `peer` may sign messages on `topic` at `at`.
+    pub fn may_publish(
+        &self,
+        peer: &PeerId,
+        topic: &TopicName,
+        at: Moment,
+    ) -> Result<&NodeAuthorization, Unauthorized> {
+        let auth = self.authorization(peer, at)?;
+        if auth.scopes.contains(topic) {
+            Ok(auth)
+        } else {
+            Err(Unauthorized::OutOfScope(topic.clone()))
+        }
+    }
+
+    /// Every node key valid at `at`.
+    pub fn members_at(&self, at: Moment) -> impl Iterator<Item = (&PeerId, &NodeAuthorization)> {
+        self.nodes
+            .iter()
+            .filter(move |(_, a)| a.expiry.is_none_or(|e| e.covers(at)))
+    }
+
+    /// Every registered node key, valid or not.
+    pub fn nodes(&self) -> impl Iterator<Item = (&PeerId, &NodeAuthorization)> {
+        self.nodes.iter()
+    }
+
+    pub fn operators(&self) -> impl Iterator<Item = (&OperatorId, &[PeerId])> {
+        self.operators.iter().map(|(o, n)| (o, n.as_slice()))
+    }
+
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+}
+
+/// Assembles a [`MembershipView`], refusing structural contradictions.
+#[derive(Debug)]
+pub struct ViewBuilder {
+    view: MembershipView,
+}
+
+impl ViewBuilder {
+    pub fn new(source: ViewSource) -> Self {
+        ViewBuilder {
+            view: MembershipView {
+                source,
+                ..MembershipView::empty()
+            },
+        }
+    }
+
+    pub fn operator(&mut self, id: OperatorId) -> Result<(), ViewError> {
+        if self.view.operators.insert(id, Vec::new()).is_some() {
+            return Err(ViewError::DuplicateOperator(id));
+        }
+        Ok(())
+    }
+
+    /// Adds a node key; its operator must have been added first.
+    pub fn node(&mut self, peer: PeerId, auth: NodeAuthorization) -> Result<(), ViewError> {
+        if let Some(first) = self.view.nodes.get(&peer) {
+            return Err(ViewError::DuplicateNode {
+                peer,
+                first: first.operator,
+            });
+        }
+        self.view
+            .operators
+            .entry(auth.operator)
+            .or_default()
+            .push(peer);
+        self.view.nodes.insert(peer, auth);
+        Ok(())
+    }
+
+    pub fn group(&mut self, group: Group) -> Result<(), ViewError> {
+        if group.seats.is_empty() {
+            return Err(ViewError::EmptyGroup(group.id));
+        }
+        if self.view.groups.iter().any(|g| g.id == group.id) {
+            return Err(ViewError::DuplicateGroup(group.id));
+        }
+        if let Some(op) = group
+            .seats
+            .iter()
+            .find(|o| !self.view.operators.contains_key(o))
+        {
+            return Err(ViewError::UnknownSeat {
+                group: group.id,
+                operator: *op,
+            });
+        }
+        self.view.groups.push(group);
+        Ok(())
+    }
+
+    pub fn build(self) -> MembershipView {
+        self.view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(b: u8) -> OperatorId {
+        OperatorId([b; 20])
+    }
+
+    fn auth(o: OperatorId, scopes: &[&str], expiry: Option<Expiry>) -> NodeAuthorization {
+        NodeAuthorization {
+            operator: o,
+            scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
+            expiry,
+            addresses: vec![],
+        }
+    }
+
+    const NOW: Moment = Moment {
+        unix_secs: 1000,
+        block: None,
+    };
+
+    #[test]
+    fn authorization_honours_expiry_and_scope() {
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let mut vb = ViewBuilder::new(ViewSource::Empty);
+        vb.operator(op(1)).unwrap();
+        vb.node(a, auth(op(1), &["signers"], None)).unwrap();
+        vb.node(b, auth(op(1), &["signers"], Some(Expiry::UnixSecs(1000))))
+            .unwrap();
+        vb.node(c, auth(op(1), &["signers"], Some(Expiry::Block(50))))
+            .unwrap();
+        let v = vb.build();
+        let signers: TopicName = "signers".parse().unwrap();
+        let other: TopicName = "other".parse().unwrap();
+
+        assert!(v.may_publish(&a, &signers, NOW).is_ok());
+        assert_eq!(
+            v.may_publish(&a, &other, NOW).unwrap_err(),
+            Unauthorized::OutOfScope(other)
+        );
+        // Expiry is exclusive: valid strictly before the bound.
+        assert!(v
+            .authorization(
+                &b,
+                Moment {
+                    unix_secs: 999,
+                    block: None
+                }
+            )
+            .is_ok());
+        assert_eq!(
+            v.authorization(&b, NOW).unwrap_err(),
+            Unauthorized::Expired(Expiry::UnixSecs(1000))
+        );
+        // Block-limited keys fail closed without a known height.
+        assert!(v.authorization(&c, NOW).is_err());
+        assert!(v
+            .authorization(
+                &c,
+                Moment {
+                    unix_secs: 1000,
+                    block: Some(49)
+                }
+            )
+            .is_ok());
+        assert_eq!(
+            v.authorization(&PeerId::random(), NOW).unwrap_err(),
+            Unauthorized::Unknown
+        );
+        assert_eq!(v.members_at(NOW).count(), 1);
+    }
+
+    #[test]
+    fn builder_refuses_contradictions() {
+        let a = PeerId::random();
+        let mut vb = ViewBuilder::new(ViewSource::Empty);
+        vb.operator(op(1)).unwrap();
+        vb.operator(op(2)).unwrap();
+        assert_eq!(vb.operator(op(1)), Err(ViewError::DuplicateOperator(op(1))));
+        vb.node(a, auth(op(1), &[], None)).unwrap();
+        assert!(matches!(
+            vb.node(a, auth(op(2), &[], None)),
+            Err(ViewError::DuplicateNode { .. })
+        ));
+        let g = GroupId([9; 20]);
+        assert_eq!(
+            vb.group(Group {
+                id: g,
+                seats: vec![]
+            }),
+            Err(ViewError::EmptyGroup(g))
+        );
+        assert!(matches!(
+            vb.group(Group {
+                id: g,
+                seats: vec![op(3)]
+            }),
+            Err(ViewError::UnknownSeat { .. })
+        ));
+        vb.group(Group {
+            id: g,
+            seats: vec![op(1), op(2), op(1)],
+        })
+        .unwrap();
+        assert_eq!(
+            vb.group(Group {
+                id: g,
+                seats: vec![op(1)]
+            }),
+            Err(ViewError::DuplicateGroup(g))
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The composed libp2p behaviour and its gossipsub configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use conclave_core::{Clock, MembershipView, TopicName};
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAuthenticity, MessageId, PeerScoreParams, PeerScoreThresholds,
+    TopicScoreParams, ValidationMode,
+};
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{connection_limits, identify, ping};
+use prometheus_client::registry::Registry;
+use sha2::{Digest, Sha256};
+
+use crate::gate::MembershipGate;
+use crate::mesh::MeshParams;
+use crate::NetError;
+
+/// Protocol id prefix of the signed channel; keeps Conclave meshes apart from other gossipsub
+/// networks on the same hosts.
+const SIGNED_PROTOCOL_PREFIX: &str = "/conclave/signed";
+const IDENTIFY_PROTOCOL: &str = "/conclave/id/1.0.0";
+const TOPIC_PREFIX: &str = "conclave/1/";
+
+/// The gossipsub topic of a Conclave topic name.
+pub fn gossip_topic(name: &TopicName) -> IdentTopic {
+    IdentTopic::new(format!("{TOPIC_PREFIX}{name}"))
+}
+
+/// The Conclave topic name of a gossipsub topic hash, if it is one of ours.
+pub fn topic_name(hash: &gossipsub::TopicHash) -> Option<TopicName> {
+    hash.as_str().strip_prefix(TOPIC_PREFIX)?.parse().ok()
+}
+
+/// The node's libp2p behaviour.
+///
+/// Gates first: `#[derive(NetworkBehaviour)]` consults the fields in declaration order, so the
+/// membership gate and the connection limits refuse a stranger before gossipsub, identify or ping
+/// allocate anything for its connection.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub gate: MembershipGate,
+    pub limits: connection_limits::Behaviour,
+    pub gossipsub: gossipsub::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+}
+
+/// Message id = SHA-256(source ‖ sequence number ‖ data): unique per signed publish, and equal
+/// for the same signed message arriving over several paths.
+fn message_id(m: &gossipsub::Message) -> MessageId {
+    let mut h = Sha256::new();
+    if let Some(src) = &m.source {
+        h.update(src.to_bytes());
+    }
+    h.update(m.sequence_number.unwrap_or_default().to_be_bytes());
+    h.update(&m.data);
+    MessageId::from(h.finalize().to_vec())
+}
+
+/// Scoring for a signed topic. Invalid messages weigh heavily (a member forwarding forgeries or
+/// stale replays is soon graylisted); mesh-delivery penalties are off because signer topics are
+/// quiet for long stretches and silence is not misbehaviour there.
+pub(crate) fn topic_score_params() -> TopicScoreParams {
+    TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 3600.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: 0.5,
+        first_message_deliveries_cap: 100.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -100.0,
+        invalid_message_deliveries_decay: 0.5,
+        ..TopicScoreParams::default()
+    }
+}
+
+fn peer_score() -> (PeerScoreParams, PeerScoreThresholds) {
+    let params = PeerScoreParams {
+        // Members are registered and gated: many on one IP (a devnet, an operator's rack) is
+        // legitimate, so IP colocation is not penalized.
+        ip_colocation_factor_weight: 0.0,
+        ..PeerScoreParams::default()
+    };
+    let thresholds = PeerScoreThresholds {
+        gossip_threshold: -100.0,
+        publish_threshold: -200.0,
+        graylist_threshold: -400.0,
+        accept_px_threshold: 100.0,
+        opportunistic_graft_threshold: 5.0,
+    };
+    (params, thresholds)
+}
+
+pub(crate) struct BehaviourParams<'a> {
+    pub view: Arc<MembershipView>,
+    pub clock: Arc<dyn Clock>,
+    pub max_message_bytes: usize,
+    pub max_pending_incoming: u32,
+    pub metrics: &'a mut Registry,
+}
+
+impl Behaviour {
+    pub(crate) fn new(key: &Keypair, p: BehaviourParams<'_>) -> Result<Self, NetError> {
+        let mesh = MeshParams::for_members(p.view.nodes().count());
+        mesh.validate()?;
+        let config = gossipsub::ConfigBuilder::default()
+            .protocol_id_prefix(SIGNED_PROTOCOL_PREFIX)
+            .validation_mode(ValidationMode::Strict)
+            .validate_messages()
+            .message_id_fn(message_id)
+            // Room for gossipsub's own framing (signature, key, seqno, topic) around the envelope.
+            .max_transmit_size(p.max_message_bytes + 4096)
+            .mesh_n(mesh.d)
+            .mesh_n_low(mesh.d_lo)
+            .mesh_n_high(mesh.d_hi)
+            .mesh_outbound_min(mesh.d_out)
+            .gossip_lazy(mesh.d_lazy)
+            .heartbeat_interval(Duration::from_millis(700))
+            .build()
+            .map_err(|e| NetError::Gossipsub(e.to_string()))?;
+        let mut gossipsub =
+            gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
+                .map_err(|e| NetError::Gossipsub(e.to_string()))?
+                .with_metrics(p.metrics, Default::default());
+        let (params, thresholds) = peer_score();
+        gossipsub
+            .with_peer_score(params, thresholds)
+            .map_err(NetError::Gossipsub)?;
+
+        Ok(Behaviour {
+            gate: MembershipGate::new(p.view, p.clock),
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_pending_incoming(Some(p.max_pending_incoming)),
+            ),
+            gossipsub,
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_agent_version(format!("conclave/{}", env!("CARGO_PKG_VERSION")))
+                    .with_push_listen_addr_updates(true),
+            ),
+            ping: ping::Behaviour::default(),
+        })
+    }
+}

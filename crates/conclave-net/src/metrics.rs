@@ -1,0 +1,100 @@
+//! The network service's Prometheus metrics (libp2p's own swarm and gossipsub metrics are
+//! registered beside them under the `libp2p` prefix).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct MessageLabels {
+    pub topic: String,
+    /// accepted | rejected
+    pub outcome: &'static str,
+    /// Why, for rejections; "ok" otherwise.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct DeniedLabels {
+    /// inbound | outbound
+    pub direction: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PublishLabels {
+    pub topic: String,
+    /// published | queued | refused
+    pub outcome: &'static str,
+}
+
+/// Counters and gauges the worker updates; all cheap atomics.
+pub(crate) struct NetMetrics {
+    pub peers: Gauge,
+    pub messages: Family<MessageLabels, Counter>,
+    pub connections_denied: Family<DeniedLabels, Counter>,
+    pub evictions: Family<ReasonLabels, Counter>,
+    pub publishes: Family<PublishLabels, Counter>,
+    pub outbox_len: Gauge,
+    pub outbox_dropped: Family<ReasonLabels, Counter>,
+    pub events_dropped: Counter,
+}
+
+impl NetMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = NetMetrics {
+            peers: Gauge::default(),
+            messages: Family::default(),
+            connections_denied: Family::default(),
+            evictions: Family::default(),
+            publishes: Family::default(),
+            outbox_len: Gauge::default(),
+            outbox_dropped: Family::default(),
+            events_dropped: Counter::default(),
+        };
+        registry.register("peers_connected", "Connected member peers", m.peers.clone());
+        registry.register(
+            "messages",
+            "Signed-channel messages received, by topic and validation outcome",
+            m.messages.clone(),
+        );
+        registry.register(
+            "connections_denied",
+            "Connections refused by the membership gate or the connection limits",
+            m.connections_denied.clone(),
+        );
+        registry.register(
+            "peers_evicted",
+            "Peers disconnected because the registry no longer authorizes them",
+            m.evictions.clone(),
+        );
+        registry.register(
+            "publishes",
+            "Publishes from this node by outcome",
+            m.publishes.clone(),
+        );
+        registry.register(
+            "publish_queue_length",
+            "Publishes waiting for subscribed peers",
+            m.outbox_len.clone(),
+        );
+        registry.register(
+            "publish_queue_dropped",
+            "Publishes dropped from the wait queue (full, expired, or failed)",
+            m.outbox_dropped.clone(),
+        );
+        registry.register(
+            "network_events_dropped",
+            "Network events dropped because the application did not keep up",
+            m.events_dropped.clone(),
+        );
+        m
+    }
+}

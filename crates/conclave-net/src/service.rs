@@ -1,0 +1,895 @@
+//! The network service: a cloneable handle talking over bounded channels to one worker task
+//! that owns the swarm (the only writer of connection state), in the style of `sc-network`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conclave_core::{
+    split_peer_id, Clock, Envelope, MembershipView, Multiaddr, OperatorId, PeerId, TopicName,
+    Unauthorized,
+};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance, PublishError as GossipPublishError};
+use libp2p::metrics::Recorder;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{DialError, ListenError, SwarmEvent};
+use libp2p::{connection_limits, identify, Swarm};
+use prometheus_client::registry::Registry;
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::behaviour::{
+    gossip_topic, topic_name, topic_score_params, Behaviour, BehaviourEvent, BehaviourParams,
+};
+use crate::gate::Denied;
+use crate::metrics::{DeniedLabels, MessageLabels, NetMetrics, PublishLabels, ReasonLabels};
+use crate::outbox::{Outbox, Pending};
+use crate::redial::{AddressBook, RedialSchedule};
+use crate::transport::build_swarm;
+use crate::validation::{validate_signed, Rejection, ValidationLimits};
+use crate::{NetConfig, NetError};
+
+/// How often the worker re-checks expiries, redials and the outbox.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A message delivered to the application: it passed every check of the signed channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub topic: TopicName,
+    /// The node key that signed it.
+    pub source: PeerId,
+    /// The operator that authorized that key.
+    pub operator: OperatorId,
+    pub timestamp_ms: u64,
+    pub payload: Vec<u8>,
+    /// Hex of the gossipsub message id.
+    pub message_id: String,
+}
+
+/// Direction of a refused connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    fn label(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// Everything the network reports to the application, as one domain enum.
+#[derive(Debug, Clone)]
+pub enum NetworkEvent {
+    Message(Delivery),
+    PeerConnected {
+        peer: PeerId,
+        operator: OperatorId,
+    },
+    PeerDisconnected {
+        peer: PeerId,
+    },
+    /// A connection refused by the gate (`reason` is its label) or by the connection limits.
+    ConnectionDenied {
+        peer: Option<PeerId>,
+        direction: Direction,
+        reason: &'static str,
+    },
+    /// A connected peer lost its authorization and was disconnected.
+    PeerEvicted {
+        peer: PeerId,
+        reason: Unauthorized,
+    },
+    MessageRejected {
+        source: Option<PeerId>,
+        reason: Rejection,
+    },
+    /// Identify reported where a member listens (for the persisted peer store).
+    AddressesLearned {
+        peer: PeerId,
+        addresses: Vec<Multiaddr>,
+    },
+    /// A queued publish was given up (`reason`: expired or failed).
+    PublishDropped {
+        topic: TopicName,
+        reason: &'static str,
+    },
+}
+
+/// What happened to a publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// Handed to gossipsub; the hex message id.
+    Published { message_id: String },
+    /// Waiting for subscribed peers, at this position in the queue.
+    Queued { position: usize },
+}
+
+/// Why a publish was refused. Nothing is queued when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    #[error("this node may not publish on `{topic}`: {reason}")]
+    NotAuthorized {
+        topic: TopicName,
+        reason: Unauthorized,
+    },
+    #[error("message of {size} bytes exceeds the limit of {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("publish queue is full ({capacity} messages waiting for peers)")]
+    QueueFull { capacity: usize },
+    #[error("the network service has stopped")]
+    Stopped,
+}
+
+/// A connected peer as the application sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub operator: Option<OperatorId>,
+    pub addresses: Vec<Multiaddr>,
+    pub connections: usize,
+    pub topics: BTreeSet<TopicName>,
+}
+
+/// A consistent picture of the node's connections, published after every change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSnapshot {
+    pub local: PeerId,
+    pub listen: Vec<Multiaddr>,
+    pub peers: BTreeMap<PeerId, PeerInfo>,
+}
+
+enum Command {
+    Publish {
+        topic: TopicName,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<PublishOutcome, PublishError>>,
+    },
+    Subscribe {
+        topic: TopicName,
+        reply: oneshot::Sender<()>,
+    },
+    Dial {
+        address: Multiaddr,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// Handle to the network service. Cheap to clone; the worker stops when every handle is dropped
+/// or [`NetworkService::shutdown`] is called.
+#[derive(Clone)]
+pub struct NetworkService {
+    local_peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    peers: watch::Receiver<Arc<PeerSnapshot>>,
+    shutdown: Arc<tokio::sync::Notify>,
+}
+
+/// A started network: the handle, the event stream and the worker's task.
+pub struct StartedNetwork {
+    pub service: NetworkService,
+    pub events: mpsc::Receiver<NetworkEvent>,
+    pub worker: JoinHandle<()>,
+}
+
+impl NetworkService {
+    /// Builds the swarm, starts listening and spawns the worker. `view` is the registry's
+    /// snapshot channel; metrics are registered in `metrics`.
+    pub fn start(
+        config: NetConfig,
+        view: watch::Receiver<Arc<MembershipView>>,
+        metrics: &mut Registry,
+    ) -> Result<StartedNetwork, NetError> {
+        let local = config.keypair.public().to_peer_id();
+        let initial_view = view.borrow().clone();
+        let mut book = AddressBook::default();
+        for seed in &config.seeds {
+            match split_peer_id(seed.clone()) {
+                (addr, Some(peer)) => {
+                    book.add(peer, addr);
+                }
+                (_, None) => return Err(NetError::SeedWithoutPeerId(seed.clone())),
+            }
+        }
+        for (peer, addr) in &config.known_addresses {
+            book.add(*peer, addr.clone());
+        }
+
+        let behaviour = Behaviour::new(
+            &config.keypair,
+            BehaviourParams {
+                view: initial_view,
+                clock: config.clock.clone(),
+                max_message_bytes: config.max_message_bytes,
+                max_pending_incoming: config.max_pending_incoming,
+                metrics: metrics.sub_registry_with_prefix("libp2p"),
+            },
+        )?;
+        let libp2p_metrics =
+            libp2p::metrics::Metrics::new(metrics.sub_registry_with_prefix("libp2p"));
+        let net_metrics = NetMetrics::register(metrics.sub_registry_with_prefix("conclave"));
+        let mut swarm = build_swarm(
+            config.keypair.clone(),
+            config.transport,
+            config.idle_connection_timeout,
+            behaviour,
+        )?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Listen(addr.clone(), e.to_string()))?;
+        }
+
+        let (cmd_tx, cmd_rx) = mpsc::channel(config.command_capacity);
+        let (ev_tx, ev_rx) = mpsc::channel(config.event_capacity);
+        let snapshot = PeerSnapshot {
+            local,
+            listen: Vec::new(),
+            peers: BTreeMap::new(),
+        };
+        let (peers_tx, peers_rx) = watch::channel(Arc::new(snapshot.clone()));
+        let shutdown = Arc::new(tokio::sync::Notify::new());
+        let mut worker = Worker {
+            swarm,
+            local,
+            commands: cmd_rx,
+            view,
+            view_open: true,
+            events: ev_tx,
+            peers_tx,
+            snapshot,
+            outbox: Outbox::new(config.outbox_capacity, config.outbox_ttl),
+            outbox_capacity: config.outbox_capacity,
+            redial: RedialSchedule::new(config.redial),
+            book,
+            metrics: net_metrics,
+            libp2p_metrics,
+            clock: config.clock.clone(),
+            limits: ValidationLimits {
+                max_message_bytes: config.max_message_bytes,
+                timestamp_tolerance_ms: config.timestamp_tolerance.as_millis() as u64,
+            },
+            min_publish_peers: config.min_publish_peers,
+            shutdown: shutdown.clone(),
+        };
+        for topic in &config.topics {
+            worker.subscribe(topic);
+        }
+        let handle = tokio::spawn(worker.run());
+        Ok(StartedNetwork {
+            service: NetworkService {
+                local_peer_id: local,
+                commands: cmd_tx,
+                peers: peers_rx,
+                shutdown,
+            },
+            events: ev_rx,
+            worker: handle,
+        })
+    }
+
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    /// Signs and publishes `payload` on `topic`, or queues it until peers subscribe.
+    pub async fn publish(
+        &self,
+        topic: TopicName,
+        payload: Vec<u8>,
+    ) -> Result<PublishOutcome, PublishError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Publish {
+                topic,
+                payload,
+                reply,
+            })
+            .await
+            .map_err(|_| PublishError::Stopped)?;
+        rx.await.map_err(|_| PublishError::Stopped)?
+    }
+
+    /// Subscribes to `topic` (idempotent). Returns once gossipsub has been told.
+    pub async fn subscribe(&self, topic: TopicName) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Subscribe { topic, reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Dials an address now, with or without a `/p2p/` suffix. With one, the gate refuses a
+    /// non-member before dialing; without, it judges the peer once the handshake authenticates it.
+    pub async fn dial(&self, address: Multiaddr) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Dial { address, reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await
+            .map_err(|_| NetError::Stopped)?
+            .map_err(NetError::Dial)
+    }
+
+    /// The live connection table (updated by the worker on every change).
+    pub fn peers(&self) -> watch::Receiver<Arc<PeerSnapshot>> {
+        self.peers.clone()
+    }
+
+    /// Asks the worker to close every connection and stop.
+    pub fn shutdown(&self) {
+        self.shutdown.notify_one();
+    }
+}
+
+struct Worker {
+    swarm: Swarm<Behaviour>,
+    local: PeerId,
+    commands: mpsc::Receiver<Command>,
+    view: watch::Receiver<Arc<MembershipView>>,
+    view_open: bool,
+    events: mpsc::Sender<NetworkEvent>,
+    peers_tx: watch::Sender<Arc<PeerSnapshot>>,
+    snapshot: PeerSnapshot,
+    outbox: Outbox,
+    outbox_capacity: usize,
+    redial: RedialSchedule,
+    book: AddressBook,
+    metrics: NetMetrics,
+    libp2p_metrics: libp2p::metrics::Metrics,
+    clock: Arc<dyn Clock>,
+    limits: ValidationLimits,
+    min_publish_peers: usize,
+    shutdown: Arc<tokio::sync::Notify>,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                changed = self.view.changed(), if self.view_open => match changed {
+                    Ok(()) => {
+                        let view = self.view.borrow_and_update().clone();
+                        self.apply_view(view);
+                    }
+                    Err(_) => self.view_open = false,
+                },
+                _ = tick.tick() => self.on_tick(),
+                _ = self.shutdown.notified() => break,
+            }
+        }
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in peers {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        tracing::info!("network service stopped");
+    }
+
+    fn emit(&self, event: NetworkEvent) {
+        if self.events.try_send(event).is_err() {
+            self.metrics.events_dropped.inc();
+        }
+    }
+
+    fn view(&self) -> Arc<MembershipView> {
+        self.swarm.behaviour().gate.view().clone()
+    }
+
+    fn apply_view(&mut self, view: Arc<MembershipView>) {
+        let evicted = self.swarm.behaviour_mut().gate.apply_view(view);
+        for (peer, reason) in evicted {
+            tracing::warn!(%peer, %reason, "evicting peer no longer authorized");
+            self.metrics
+                .evictions
+                .get_or_create(&ReasonLabels {
+                    reason: reason.label(),
+                })
+                .inc();
+            self.emit(NetworkEvent::PeerEvicted { peer, reason });
+        }
+        let view = self.view();
+        self.book
+            .retain(|p| view.authorization(p, self.clock.moment()).is_ok());
+    }
+
+    fn on_tick(&mut self) {
+        // Delegations expire with time, not only with registry edits.
+        self.apply_view(self.view());
+        self.redial_members();
+        let now = Instant::now();
+        for p in self.outbox.expire(now) {
+            self.drop_pending(p, "expired");
+        }
+        self.flush_outbox();
+    }
+
+    fn redial_members(&mut self) {
+        let view = self.view();
+        let at = self.clock.moment();
+        let disconnected: BTreeSet<PeerId> = view
+            .members_at(at)
+            .map(|(p, _)| *p)
+            .filter(|p| *p != self.local && !self.swarm.is_connected(p))
+            .collect();
+        for peer in self.redial.due(&disconnected, Instant::now()) {
+            let hints = view
+                .authorization(&peer, at)
+                .map(|a| a.addresses.clone())
+                .unwrap_or_default();
+            let addrs = self.book.dial_addresses(&peer, &hints);
+            if addrs.is_empty() {
+                // Nowhere to dial yet: count it as a failure so the schedule backs off.
+                self.redial
+                    .on_failure(peer, Instant::now(), &mut rand::thread_rng());
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, error = %e, "dial not started");
+                self.redial
+                    .on_failure(peer, Instant::now(), &mut rand::thread_rng());
+            }
+        }
+    }
+
+    fn subscribe(&mut self, topic: &TopicName) {
+        let gt = gossip_topic(topic);
+        let gs = &mut self.swarm.behaviour_mut().gossipsub;
+        match gs.subscribe(&gt) {
+            Ok(true) => {
+                let _ = gs.set_topic_params(gt, topic_score_params());
+                tracing::info!(%topic, "subscribed");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(%topic, error = %e, "subscribe failed"),
+        }
+    }
+
+    fn subscribed_peers(&self, topic: &TopicName) -> usize {
+        let hash = gossip_topic(topic).hash();
+        self.swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&hash))
+            .count()
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish {
+                topic,
+                payload,
+                reply,
+            } => {
+                let result = self.publish(topic.clone(), payload);
+                let outcome = match &result {
+                    Ok(PublishOutcome::Published { .. }) => "published",
+                    Ok(PublishOutcome::Queued { .. }) => "queued",
+                    Err(_) => "refused",
+                };
+                self.metrics
+                    .publishes
+                    .get_or_create(&PublishLabels {
+                        topic: topic.to_string(),
+                        outcome,
+                    })
+                    .inc();
+                let _ = reply.send(result);
+            }
+            Command::Subscribe { topic, reply } => {
+                self.subscribe(&topic);
+                let _ = reply.send(());
+            }
+            Command::Dial { address, reply } => {
+                let result = self.swarm.dial(address).map_err(|e| match &e {
+                    DialError::Denied { cause } => match cause.downcast_ref::<Denied>() {
+                        Some(d) => d.to_string(),
+                        None => format!("refused: {cause}"),
+                    },
+                    _ => e.to_string(),
+                });
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn publish(
+        &mut self,
+        topic: TopicName,
+        payload: Vec<u8>,
+    ) -> Result<PublishOutcome, PublishError> {
+        let view = self.view();
+        if let Err(reason) = view.may_publish(&self.local, &topic, self.clock.moment()) {
+            return Err(PublishError::NotAuthorized { topic, reason });
+        }
+        // The envelope adds a timestamp and two tags: at most 16 bytes.
+        let size = payload.len() + 16;
+        if size > self.limits.max_message_bytes {
+            return Err(PublishError::TooLarge {
+                size,
+                max: self.limits.max_message_bytes,
+            });
+        }
+        let ready = !self.outbox.has_pending(&topic)
+            && self.subscribed_peers(&topic) >= self.min_publish_peers;
+        if ready {
+            match self.send_now(&topic, &payload) {
+                Ok(id) => return Ok(PublishOutcome::Published { message_id: id }),
+                Err(e) => tracing::debug!(%topic, error = %e, "publish deferred"),
+            }
+        }
+        let pending = Pending {
+            topic,
+            payload,
+            queued_at: Instant::now(),
+        };
+        match self.outbox.push(pending) {
+            Ok(()) => {
+                self.metrics.outbox_len.set(self.outbox.len() as i64);
+                Ok(PublishOutcome::Queued {
+                    position: self.outbox.len(),
+                })
+            }
+            Err(_) => {
+                self.metrics
+                    .outbox_dropped
+                    .get_or_create(&ReasonLabels { reason: "full" })
+                    .inc();
+                Err(PublishError::QueueFull {
+                    capacity: self.outbox_capacity,
+                })
+            }
+        }
+    }
+
+    /// Stamps and publishes; the timestamp is taken now so queued messages are not stale.
+    fn send_now(
+        &mut self,
+        topic: &TopicName,
+        payload: &[u8],
+    ) -> Result<String, GossipPublishError> {
+        let data = Envelope {
+            timestamp_ms: self.clock.now_ms(),
+            payload: payload.to_vec(),
+        }
+        .encode_to_vec();
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(gossip_topic(topic), data)?;
+        Ok(hex_id(&id))
+    }
+
+    fn flush_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let mut subscribed: BTreeMap<TopicName, usize> = BTreeMap::new();
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        for (_, topics) in gossipsub.all_peers() {
+            for name in topics.into_iter().filter_map(topic_name) {
+                *subscribed.entry(name).or_default() += 1;
+            }
+        }
+        let min = self.min_publish_peers;
+        let ready = self
+            .outbox
+            .take_ready(|t| subscribed.get(t).copied().unwrap_or(0) >= min);
+        let mut retry = Vec::new();
+        let mut blocked: BTreeSet<TopicName> = BTreeSet::new();
+        for p in ready {
+            if blocked.contains(&p.topic) {
+                retry.push(p);
+                continue;
+            }
+            match self.send_now(&p.topic, &p.payload) {
+                Ok(_) => {}
+                Err(GossipPublishError::NoPeersSubscribedToTopic)
+                | Err(GossipPublishError::AllQueuesFull(_)) => {
+                    blocked.insert(p.topic.clone());
+                    retry.push(p);
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %p.topic, error = %e, "queued publish failed");
+                    self.drop_pending(p, "failed");
+                }
+            }
+        }
+        self.outbox.requeue_front(retry);
+        self.metrics.outbox_len.set(self.outbox.len() as i64);
+    }
+
+    fn drop_pending(&mut self, p: Pending, reason: &'static str) {
+        self.metrics
+            .outbox_dropped
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+        self.emit(NetworkEvent::PublishDropped {
+            topic: p.topic,
+            reason,
+        });
+        self.metrics.outbox_len.set(self.outbox.len() as i64);
+    }
+
+    fn publish_snapshot(&mut self) {
+        self.metrics.peers.set(self.snapshot.peers.len() as i64);
+        self.peers_tx.send_replace(Arc::new(self.snapshot.clone()));
+    }
+
+    fn count_denied(&mut self, peer: Option<PeerId>, direction: Direction, reason: &'static str) {
+        self.metrics
+            .connections_denied
+            .get_or_create(&DeniedLabels {
+                direction: direction.label(),
+                reason,
+            })
+            .inc();
+        self.emit(NetworkEvent::ConnectionDenied {
+            peer,
+            direction,
+            reason,
+        });
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.libp2p_metrics.record(&event);
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => {
+                self.libp2p_metrics.record(&ev);
+                self.on_gossipsub(ev);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => {
+                self.libp2p_metrics.record(&ev);
+                if let identify::Event::Received { peer_id, info, .. } = ev {
+                    let new: Vec<Multiaddr> = info
+                        .listen_addrs
+                        .into_iter()
+                        .filter(|a| self.book.add(peer_id, a.clone()))
+                        .collect();
+                    if !new.is_empty() {
+                        self.emit(NetworkEvent::AddressesLearned {
+                            peer: peer_id,
+                            addresses: new,
+                        });
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.libp2p_metrics.record(&ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Gate(never))
+            | SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                self.redial.on_connected(&peer_id);
+                let operator = self
+                    .view()
+                    .authorization(&peer_id, self.clock.moment())
+                    .ok()
+                    .map(|a| a.operator);
+                let info = self.snapshot.peers.entry(peer_id).or_insert(PeerInfo {
+                    operator,
+                    addresses: Vec::new(),
+                    connections: 0,
+                    topics: BTreeSet::new(),
+                });
+                info.connections += 1;
+                let addr = endpoint.get_remote_address().clone();
+                if !info.addresses.contains(&addr) {
+                    info.addresses.push(addr);
+                }
+                if info.connections == 1 {
+                    if let Some(operator) = operator {
+                        tracing::info!(peer = %peer_id, %operator, "member connected");
+                        self.emit(NetworkEvent::PeerConnected {
+                            peer: peer_id,
+                            operator,
+                        });
+                    }
+                }
+                self.publish_snapshot();
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
+                if num_established == 0 {
+                    self.snapshot.peers.remove(&peer_id);
+                    tracing::info!(peer = %peer_id, "peer disconnected");
+                    self.emit(NetworkEvent::PeerDisconnected { peer: peer_id });
+                } else if let Some(info) = self.snapshot.peers.get_mut(&peer_id) {
+                    info.connections = num_established as usize;
+                    info.addresses
+                        .retain(|a| a != endpoint.get_remote_address());
+                }
+                self.publish_snapshot();
+            }
+            SwarmEvent::IncomingConnectionError { error, peer_id, .. } => {
+                if let ListenError::Denied { cause } = &error {
+                    let (peer, reason) = denial(cause, peer_id);
+                    tracing::info!(?peer, reason, "inbound connection refused");
+                    self.count_denied(peer, Direction::Inbound, reason);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { error, peer_id, .. } => {
+                if let DialError::Denied { cause } = &error {
+                    let (peer, reason) = denial(cause, peer_id);
+                    tracing::info!(?peer, reason, "outbound connection refused");
+                    self.count_denied(peer, Direction::Outbound, reason);
+                }
+                if let Some(peer) = peer_id {
+                    tracing::debug!(%peer, error = %error, "dial failed");
+                    self.redial
+                        .on_failure(peer, Instant::now(), &mut rand::thread_rng());
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.snapshot.listen.push(address);
+                self.publish_snapshot();
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.snapshot.listen.retain(|a| *a != address);
+                self.publish_snapshot();
+            }
+            _ => {}
+        }
+    }
+
+    /// Reports `Reject` to gossipsub (which lowers the forwarder's score and stops the message
+    /// here), counts it and tells the application.
+    fn reject(
+        &mut self,
+        message_id: &gossipsub::MessageId,
+        propagation_source: &PeerId,
+        source: Option<PeerId>,
+        topic: String,
+        reason: Rejection,
+    ) {
+        tracing::debug!(?source, forwarder = %propagation_source, %reason, "message rejected");
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(
+                message_id,
+                propagation_source,
+                MessageAcceptance::Reject,
+            );
+        self.metrics
+            .messages
+            .get_or_create(&MessageLabels {
+                topic,
+                outcome: "rejected",
+                reason: reason.label(),
+            })
+            .inc();
+        self.emit(NetworkEvent::MessageRejected { source, reason });
+    }
+
+    fn on_gossipsub(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let Some(topic) = topic_name(&message.topic) else {
+                    let reason = Rejection::ForeignTopic(message.topic.to_string());
+                    self.reject(
+                        &message_id,
+                        &propagation_source,
+                        message.source,
+                        String::new(),
+                        reason,
+                    );
+                    return;
+                };
+                let verdict = validate_signed(
+                    &self.view(),
+                    self.clock.moment(),
+                    self.clock.now_ms(),
+                    self.limits,
+                    message.source,
+                    &topic,
+                    &message.data,
+                );
+                let v = match verdict {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        self.reject(
+                            &message_id,
+                            &propagation_source,
+                            message.source,
+                            topic.to_string(),
+                            reason,
+                        );
+                        return;
+                    }
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        MessageAcceptance::Accept,
+                    );
+                self.metrics
+                    .messages
+                    .get_or_create(&MessageLabels {
+                        topic: topic.to_string(),
+                        outcome: "accepted",
+                        reason: "ok",
+                    })
+                    .inc();
+                self.emit(NetworkEvent::Message(Delivery {
+                    topic,
+                    source: v.source,
+                    operator: v.operator,
+                    timestamp_ms: v.envelope.timestamp_ms,
+                    payload: v.envelope.payload,
+                    message_id: hex_id(&message_id),
+                }));
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                if let (Some(info), Some(name)) =
+                    (self.snapshot.peers.get_mut(&peer_id), topic_name(&topic))
+                {
+                    info.topics.insert(name);
+                    self.publish_snapshot();
+                }
+                self.flush_outbox();
+            }
+            gossipsub::Event::Unsubscribed { peer_id, topic } => {
+                if let (Some(info), Some(name)) =
+                    (self.snapshot.peers.get_mut(&peer_id), topic_name(&topic))
+                {
+                    info.topics.remove(&name);
+                    self.publish_snapshot();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The peer and reason label of a refused connection.
+fn denial(
+    cause: &libp2p::swarm::ConnectionDenied,
+    peer: Option<PeerId>,
+) -> (Option<PeerId>, &'static str) {
+    if let Some(d) = cause.downcast_ref::<Denied>() {
+        (Some(d.peer), d.reason.label())
+    } else if cause
+        .downcast_ref::<connection_limits::Exceeded>()
+        .is_some()
+    {
+        (peer, "connection_limit")
+    } else {
+        (peer, "other")
+    }
+}
+
+fn hex_id(id: &gossipsub::MessageId) -> String {
+    id.0.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,183 @@
+//! Test harness: in-process nodes on the memory transport (real Noise + Yamux handshakes).
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use conclave_core::{
+    Clock, MembershipView, Multiaddr, NodeAuthorization, OperatorId, PeerId, SystemClock,
+    TopicName, ViewBuilder, ViewSource,
+};
+use conclave_net::{Backoff, NetConfig, NetworkEvent, NetworkService, TransportKind};
+use libp2p::identity::Keypair;
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A node's identity and where it listens, before it runs.
+#[derive(Clone)]
+pub struct Member {
+    pub key: Keypair,
+    pub peer: PeerId,
+    pub operator: OperatorId,
+    pub addr: Multiaddr,
+}
+
+impl Member {
+    pub fn new(i: u8) -> Self {
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        Member {
+            key,
+            peer,
+            operator: OperatorId([i; 20]),
+            addr: format!("/memory/{}", rand::random::<u64>() >> 1)
+                .parse()
+                .unwrap(),
+        }
+    }
+}
+
+pub fn topic(s: &str) -> TopicName {
+    s.parse().unwrap()
+}
+
+/// A view authorizing `members`, each with `scopes`.
+pub fn view_of(members: &[&Member], scopes: &[&str]) -> Arc<MembershipView> {
+    let mut b = ViewBuilder::new(ViewSource::Empty);
+    for m in members {
+        let _ = b.operator(m.operator);
+        b.node(
+            m.peer,
+            NodeAuthorization {
+                operator: m.operator,
+                scopes: scopes.iter().map(|s| topic(s)).collect(),
+                expiry: None,
+                addresses: vec![m.addr.clone()],
+            },
+        )
+        .unwrap();
+    }
+    Arc::new(b.build())
+}
+
+pub struct Node {
+    pub member: Member,
+    pub service: NetworkService,
+    pub events: mpsc::Receiver<NetworkEvent>,
+    pub metrics: Registry,
+}
+
+pub fn config(m: &Member, topics: &[&str]) -> NetConfig {
+    let mut c = NetConfig::new(m.key.clone(), TransportKind::Memory);
+    c.listen = vec![m.addr.clone()];
+    c.topics = topics.iter().map(|t| topic(t)).collect();
+    c.redial = Backoff {
+        min: Duration::from_millis(100),
+        max: Duration::from_secs(2),
+    };
+    c
+}
+
+pub fn start(
+    config: NetConfig,
+    view: watch::Receiver<Arc<MembershipView>>,
+    member: &Member,
+) -> Node {
+    let mut metrics = Registry::default();
+    let started = conclave_net::NetworkService::start(config, view, &mut metrics).unwrap();
+    Node {
+        member: member.clone(),
+        service: started.service,
+        events: started.events,
+        metrics,
+    }
+}
+
+/// Starts every member with the same fixed view.
+pub fn start_all(
+    members: &[Member],
+    view: Arc<MembershipView>,
+    topics: &[&str],
+) -> (Vec<Node>, watch::Sender<Arc<MembershipView>>) {
+    let (tx, rx) = watch::channel(view);
+    let nodes = members
+        .iter()
+        .map(|m| start(config(m, topics), rx.clone(), m))
+        .collect();
+    (nodes, tx)
+}
+
+pub async fn eventually<F: Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    tokio::time::timeout(WAIT, async {
+        while !f().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for: {what}"));
+}
+
+/// Waits until every node is connected to `n` peers and sees them subscribed to `t`.
+pub async fn wait_for_mesh(nodes: &[Node], n: usize, t: &str) {
+    let t = topic(t);
+    for node in nodes {
+        let peers = node.service.peers();
+        eventually("mesh formed", || {
+            let snap = peers.borrow().clone();
+            let t = t.clone();
+            async move {
+                snap.peers.len() == n && snap.peers.values().all(|p| p.topics.contains(&t))
+            }
+        })
+        .await;
+    }
+}
+
+/// Receives events until `pred` picks one, or fails after `WAIT`.
+pub async fn next_matching<T>(
+    events: &mut mpsc::Receiver<NetworkEvent>,
+    mut pred: impl FnMut(&NetworkEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let ev = events.recv().await.expect("event stream ended");
+            if let Some(t) = pred(&ev) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("expected event did not arrive")
+}
+
+/// Every event that arrives within `d`.
+pub async fn drain_for(
+    events: &mut mpsc::Receiver<NetworkEvent>,
+    d: Duration,
+) -> Vec<NetworkEvent> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + d;
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, events.recv()).await {
+        out.push(ev);
+    }
+    out
+}
+
+/// A clock running `offset_ms` behind real time: a node whose envelopes look like old replays.
+pub struct LaggingClock(pub u64);
+
+impl Clock for LaggingClock {
+    fn now_ms(&self) -> u64 {
+        SystemClock.now_ms() - self.0
+    }
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

@@ -1,0 +1,224 @@
+//! The registry file format and its validation into a [`MembershipView`].
+
+use std::collections::BTreeSet;
+
+use conclave_core::{
+    split_peer_id, Expiry, Group, GroupId, MembershipView, Multiaddr, NodeAuthorization,
+    OperatorId, PeerId, TopicName, TopicNameError, ViewBuilder, ViewError, ViewSource,
+};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The registry file as written by operators (TOML). Every field is a string here so that a bad
+/// value is reported with its entry and field rather than as an anonymous type error.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryDocument {
+    #[serde(default)]
+    pub operators: Vec<OperatorEntry>,
+    #[serde(default)]
+    pub groups: Vec<GroupEntry>,
+}
+
+/// An operator (cold EVM address) and the node keys it authorizes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorEntry {
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub nodes: Vec<NodeEntry>,
+}
+
+/// One hot node key acting for its operator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    pub peer_id: String,
+    /// Topic names this key may sign.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Unix time (seconds) from which the key is no longer valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<u64>,
+    /// Block height from which the key is no longer valid (needs a chain source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until_block: Option<u64>,
+    /// Where the node can be reached; used as dial hints.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+}
+
+/// A signing group and its ordered seats.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupEntry {
+    pub id: String,
+    pub seats: Vec<String>,
+}
+
+/// Why a registry could not be read. Each variant names the file and, where it applies, the
+/// entry and field, the value found and what was expected.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("registry {file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("registry {file}: not a valid registry document: {message}")]
+    Syntax { file: String, message: String },
+    #[error("registry {file}: {entry}.{field} = {value:?} is invalid: expected {expected}")]
+    Field {
+        file: String,
+        entry: String,
+        field: &'static str,
+        value: String,
+        expected: String,
+    },
+    #[error("registry {file}: {entry}: {source}")]
+    Structure {
+        file: String,
+        entry: String,
+        source: ViewError,
+    },
+}
+
+impl RegistryDocument {
+    /// Parses TOML text; `file` is only used in error messages.
+    pub fn parse(file: &str, text: &str) -> Result<Self, RegistryError> {
+        toml::from_str(text).map_err(|e| RegistryError::Syntax {
+            file: file.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Validates every entry and builds the view. Nothing partial is ever returned.
+    pub fn into_view(
+        self,
+        file: &str,
+        source: ViewSource,
+    ) -> Result<MembershipView, RegistryError> {
+        let field_err = |entry: String, field: &'static str, value: &str, expected: String| {
+            RegistryError::Field {
+                file: file.to_owned(),
+                entry,
+                field,
+                value: value.to_owned(),
+                expected,
+            }
+        };
+        let structure = |entry: String, source: ViewError| RegistryError::Structure {
+            file: file.to_owned(),
+            entry,
+            source,
+        };
+
+        let mut builder = ViewBuilder::new(source);
+        for (i, op) in self.operators.iter().enumerate() {
+            let entry = format!("operators[{i}]");
+            let operator: OperatorId = op.address.parse().map_err(|e| {
+                field_err(
+                    entry.clone(),
+                    "address",
+                    &op.address,
+                    format!("an EVM address ({e})"),
+                )
+            })?;
+            builder
+                .operator(operator)
+                .map_err(|e| structure(entry.clone(), e))?;
+            for (j, node) in op.nodes.iter().enumerate() {
+                let entry = format!("operators[{i}].nodes[{j}]");
+                let peer: PeerId = node.peer_id.parse().map_err(|_| {
+                    field_err(
+                        entry.clone(),
+                        "peer_id",
+                        &node.peer_id,
+                        "a libp2p PeerId (12D3Koo… or 16Uiu2…)".into(),
+                    )
+                })?;
+                let mut scopes = BTreeSet::new();
+                for s in &node.scopes {
+                    let t: TopicName = s.parse().map_err(|e: TopicNameError| {
+                        field_err(entry.clone(), "scopes", s, e.to_string())
+                    })?;
+                    scopes.insert(t);
+                }
+                let expiry = match (node.valid_until, node.valid_until_block) {
+                    (Some(_), Some(b)) => {
+                        return Err(field_err(
+                            entry,
+                            "valid_until_block",
+                            &b.to_string(),
+                            "at most one of valid_until (unix seconds) and valid_until_block"
+                                .into(),
+                        ))
+                    }
+                    (Some(t), None) => Some(Expiry::UnixSecs(t)),
+                    (None, Some(b)) => Some(Expiry::Block(b)),
+                    (None, None) => None,
+                };
+                let mut addresses = Vec::new();
+                for a in &node.addresses {
+                    let addr: Multiaddr = a.parse().map_err(|_| {
+                        field_err(
+                            entry.clone(),
+                            "addresses",
+                            a,
+                            "a multiaddr such as /ip4/192.0.2.1/tcp/9000".into(),
+                        )
+                    })?;
+                    let (addr, named) = split_peer_id(addr);
+                    if named.is_some_and(|n| n != peer) {
+                        return Err(field_err(
+                            entry,
+                            "addresses",
+                            a,
+                            format!("an address of this node (a /p2p/ part must name {peer})"),
+                        ));
+                    }
+                    addresses.push(addr);
+                }
+                builder
+                    .node(
+                        peer,
+                        NodeAuthorization {
+                            operator,
+                            scopes,
+                            expiry,
+                            addresses,
+                        },
+                    )
+                    .map_err(|e| structure(entry, e))?;
+            }
+        }
+        for (i, g) in self.groups.iter().enumerate() {
+            let entry = format!("groups[{i}]");
+            let id: GroupId = g.id.parse().map_err(|e| {
+                field_err(
+                    entry.clone(),
+                    "id",
+                    &g.id,
+                    format!("a 20-byte wallet PKH ({e})"),
+                )
+            })?;
+            let mut seats = Vec::with_capacity(g.seats.len());
+            for s in &g.seats {
+                seats.push(s.parse().map_err(|e| {
+                    field_err(
+                        entry.clone(),
+                        "seats",
+                        s,
+                        format!("an operator address ({e})"),
+                    )
+                })?);
+            }
+            builder
+                .group(Group { id, seats })
+                .map_err(|e| structure(entry, e))?;
+        }
+        Ok(builder.build())
+    }
+}

@@ -1,0 +1,161 @@
+use std::time::Duration;
+
+use conclave_core::{Moment, PeerId, TopicName};
+use conclave_registry::{FileRegistry, RegistryError, RegistrySource};
+
+const OP_A: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+const OP_B: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+const NOW: Moment = Moment {
+    unix_secs: 1_700_000_000,
+    block: None,
+};
+
+fn registry(a: &PeerId, b: Option<&PeerId>) -> String {
+    let mut s = format!(
+        "[[operators]]\naddress = \"{OP_A}\"\n[[operators.nodes]]\npeer_id = \"{a}\"\nscopes = [\"signers\"]\naddresses = [\"/ip4/127.0.0.1/tcp/4001/p2p/{a}\"]\n"
+    );
+    if let Some(b) = b {
+        s.push_str(&format!(
+            "[[operators]]\naddress = \"{OP_B}\"\n[[operators.nodes]]\npeer_id = \"{b}\"\nscopes = [\"signers\", \"coord\"]\nvalid_until = 1800000000\n"
+        ));
+    }
+    s.push_str(&format!(
+        "[[groups]]\nid = \"0x{}\"\nseats = [\"{OP_A}\", \"{OP_A}\"]\n",
+        "11".repeat(20)
+    ));
+    s
+}
+
+async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("condition not reached within 5 s")
+}
+
+#[tokio::test]
+async fn reload_applies_valid_edits_and_refuses_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.toml");
+    let (a, b) = (PeerId::random(), PeerId::random());
+    std::fs::write(&path, registry(&a, Some(&b))).unwrap();
+
+    let reg = FileRegistry::spawn(&path, Duration::from_millis(20)).unwrap();
+    let view = reg.view();
+    let status = reg.status();
+    let signers: TopicName = "signers".parse().unwrap();
+    {
+        let v = view.borrow();
+        assert_eq!(v.members_at(NOW).count(), 2);
+        let auth = v.may_publish(&a, &signers, NOW).unwrap();
+        assert_eq!(auth.operator.to_string(), OP_A);
+        assert_eq!(
+            auth.addresses,
+            vec!["/ip4/127.0.0.1/tcp/4001".parse().unwrap()],
+            "the /p2p suffix is stripped from hints"
+        );
+        assert_eq!(v.groups()[0].seats.len(), 2);
+    }
+
+    // Removing b is applied.
+    std::fs::write(&path, registry(&a, None)).unwrap();
+    wait_for(|| (status.borrow().revision == 2).then_some(())).await;
+    assert!(view.borrow().authorization(&b, NOW).is_err());
+    assert!(view.borrow().authorization(&a, NOW).is_ok());
+
+    // A malformed edit that would also re-add b is refused; a stays, b stays out.
+    let mut bad = registry(&a, Some(&b));
+    bad = bad.replace(
+        "scopes = [\"signers\", \"coord\"]",
+        "scopes = [\"Bad Topic\"]",
+    );
+    std::fs::write(&path, bad).unwrap();
+    let err = wait_for(|| status.borrow().last_error.clone()).await;
+    assert!(err.contains("registry.toml"), "{err}");
+    assert!(err.contains("operators[1].nodes[0].scopes"), "{err}");
+    assert!(err.contains("Bad Topic"), "{err}");
+    assert_eq!(status.borrow().revision, 2);
+    assert_eq!(status.borrow().rejected_updates, 1);
+    assert!(view.borrow().authorization(&a, NOW).is_ok());
+    assert!(view.borrow().authorization(&b, NOW).is_err());
+
+    // Syntax errors and vanished files are refused the same way.
+    std::fs::write(&path, "[[operators]\naddress = ").unwrap();
+    wait_for(|| (status.borrow().rejected_updates == 2).then_some(())).await;
+    std::fs::remove_file(&path).unwrap();
+    wait_for(|| (status.borrow().rejected_updates >= 3).then_some(())).await;
+    assert!(view.borrow().authorization(&a, NOW).is_ok());
+
+    // Fixing the file clears the error and publishes a new view.
+    std::fs::write(&path, registry(&a, Some(&b))).unwrap();
+    wait_for(|| (status.borrow().revision == 3).then_some(())).await;
+    assert_eq!(status.borrow().last_error, None);
+    assert!(view.borrow().authorization(&b, NOW).is_ok());
+}
+
+fn load_err(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.toml");
+    std::fs::write(&path, text).unwrap();
+    match FileRegistry::load(&path) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("accepted an invalid registry:\n{text}"),
+    }
+}
+
+#[test]
+fn every_kind_of_bad_entry_is_named() {
+    let a = PeerId::random();
+    let cases = [
+        (
+            format!("[[operators]]\naddress = \"0x1234\"\n"),
+            "operators[0].address",
+        ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[operators.nodes]]\npeer_id = \"nope\"\n"),
+            "operators[0].nodes[0].peer_id",
+        ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[operators.nodes]]\npeer_id = \"{a}\"\nvalid_until = 5\nvalid_until_block = 6\n"),
+            "operators[0].nodes[0].valid_until_block",
+        ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[operators.nodes]]\npeer_id = \"{a}\"\naddresses = [\"/ip4/1.2.3.4/tcp/1/p2p/{}\"]\n", PeerId::random()),
+            "operators[0].nodes[0].addresses",
+        ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[operators]]\naddress = \"{}\"\n", OP_A.to_lowercase()),
+            "operators[1]: operator",
+        ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[operators.nodes]]\npeer_id = \"{a}\"\n[[operators]]\naddress = \"{OP_B}\"\n[[operators.nodes]]\npeer_id = \"{a}\"\n"),
+            "operators[1].nodes[0]: node",
+        ),
+        (
+            format!("[[groups]]\nid = \"0x{}\"\nseats = [\"{OP_A}\"]\n", "22".repeat(20)),
+            "groups[0]: group",
+        ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\nkey = 1\n"),
+            "unknown field `key`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = load_err(&text);
+        assert!(err.contains("r.toml"), "{err}");
+        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_a_read_error() {
+    let err = FileRegistry::load(std::path::Path::new("/nonexistent/registry.toml")).unwrap_err();
+    assert!(matches!(err, RegistryError::Read { .. }));
+    assert!(err.to_string().contains("/nonexistent/registry.toml"));
+}
