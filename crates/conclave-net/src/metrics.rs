@@ -95,6 +95,19 @@ impl NetMetrics {
             "Network events dropped because the application did not keep up",
             m.events_dropped.clone(),
         );
+        // Known label sets start at zero, so dashboards and alerts see a series before the
+        // first event rather than nothing.
+        for direction in ["inbound", "outbound"] {
+            for reason in ["not_member", "expired", "connection_limit"] {
+                let _ = m.connections_denied.get_or_create(&DeniedLabels { direction, reason });
+            }
+        }
+        for reason in ["not_member", "expired"] {
+            let _ = m.evictions.get_or_create(&ReasonLabels { reason });
+        }
+        for reason in ["full", "expired", "failed"] {
+            let _ = m.outbox_dropped.get_or_create(&ReasonLabels { reason });
+        }
         m
     }
 }

@@ -1,0 +1,230 @@
+//! The local HTTP API for signers written in other languages: publish, subscribe (WebSocket),
+//! peers, membership, health, readiness and Prometheus metrics.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use conclave_core::{Clock, MembershipView, TopicName};
+use conclave_net::{Delivery, NetworkService, PeerSnapshot, PublishError, PublishOutcome};
+use conclave_registry::RegistryStatus;
+use prometheus_client::registry::Registry;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+
+use crate::metrics::NodeMetrics;
+use crate::readiness::Readiness;
+
+/// What the handlers share. Every field is a handle or a snapshot receiver: the API never owns
+/// state, it reads what the registry task and the network worker publish.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub net: NetworkService,
+    pub view: watch::Receiver<Arc<MembershipView>>,
+    pub registry_status: watch::Receiver<RegistryStatus>,
+    pub deliveries: broadcast::Sender<Arc<Delivery>>,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<NodeMetrics>,
+    pub readiness: Readiness,
+    pub clock: Arc<dyn Clock>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+pub(crate) fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/publish/{topic}", post(publish))
+        .route("/v1/subscribe/{topic}", get(subscribe))
+        .route("/v1/peers", get(peers))
+        .route("/v1/membership", get(membership))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl ToString) -> Response {
+    (status, Json(json!({ "error": message.to_string() }))).into_response()
+}
+
+fn parse_topic(topic: &str) -> Result<TopicName, Response> {
+    topic
+        .parse()
+        .map_err(|e: conclave_core::TopicNameError| error(StatusCode::BAD_REQUEST, e))
+}
+
+async fn publish(State(s): State<ApiState>, Path(topic): Path<String>, body: Bytes) -> Response {
+    let topic = match parse_topic(&topic) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match s.net.publish(topic, body.to_vec()).await {
+        Ok(PublishOutcome::Published { message_id }) => {
+            (StatusCode::OK, Json(json!({ "status": "published", "message_id": message_id }))).into_response()
+        }
+        Ok(PublishOutcome::Queued { position }) => {
+            (StatusCode::ACCEPTED, Json(json!({ "status": "queued", "position": position }))).into_response()
+        }
+        Err(e @ PublishError::NotAuthorized { .. }) => error(StatusCode::FORBIDDEN, e),
+        Err(e @ PublishError::TooLarge { .. }) => error(StatusCode::PAYLOAD_TOO_LARGE, e),
+        Err(e @ (PublishError::QueueFull { .. } | PublishError::Stopped)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e)
+        }
+    }
+}
+
+/// The JSON form of a delivered message, as streamed to subscribers.
+pub(crate) fn delivery_json(d: &Delivery) -> Value {
+    json!({
+        "topic": d.topic.as_str(),
+        "operator": d.operator.to_string(),
+        "node": d.source.to_string(),
+        "timestamp_ms": d.timestamp_ms,
+        "message_id": d.message_id,
+        "payload_base64": base64::engine::general_purpose::STANDARD.encode(&d.payload),
+    })
+}
+
+async fn subscribe(
+    State(s): State<ApiState>,
+    Path(topic): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let topic = match parse_topic(&topic) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if s.net.subscribe(topic.clone()).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the network service has stopped");
+    }
+    let rx = s.deliveries.subscribe();
+    ws.on_upgrade(move |socket| stream_deliveries(socket, topic, rx, s))
+}
+
+async fn stream_deliveries(
+    mut socket: WebSocket,
+    topic: TopicName,
+    mut rx: broadcast::Receiver<Arc<Delivery>>,
+    s: ApiState,
+) {
+    let mut shutdown = s.shutdown.clone();
+    s.metrics.subscribers.inc();
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Ok(d) if d.topic == topic => {
+                    if socket.send(WsMessage::Text(delivery_json(&d).to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    // A slow subscriber loses messages rather than stalling the node; it is told how many.
+                    s.metrics.subscriber_lagged.inc_by(n);
+                    let note = json!({ "lagged": n }).to_string();
+                    if socket.send(WsMessage::Text(note.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    let _ = socket.send(WsMessage::Close(None)).await;
+    s.metrics.subscribers.dec();
+}
+
+pub(crate) fn peers_json(snap: &PeerSnapshot) -> Value {
+    json!({
+        "local": snap.local.to_string(),
+        "listen": snap.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "peers": snap.peers.iter().map(|(p, i)| json!({
+            "peer_id": p.to_string(),
+            "operator": i.operator.map(|o| o.to_string()),
+            "addresses": i.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "connections": i.connections,
+            "topics": i.topics.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn peers(State(s): State<ApiState>) -> Json<Value> {
+    let snap = s.net.peers().borrow().clone();
+    Json(peers_json(&snap))
+}
+
+async fn membership(State(s): State<ApiState>) -> Json<Value> {
+    let view = s.view.borrow().clone();
+    let status = s.registry_status.borrow().clone();
+    let connected = s.net.peers().borrow().clone();
+    let at = s.clock.moment();
+    let operators: Vec<Value> = view
+        .operators()
+        .map(|(op, nodes)| {
+            let nodes: Vec<Value> = nodes
+                .iter()
+                .filter_map(|p| view.nodes().find(|(q, _)| *q == p))
+                .map(|(p, a)| {
+                    json!({
+                        "peer_id": p.to_string(),
+                        "scopes": a.scopes.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                        "expiry": a.expiry.map(|e| format!("{e:?}")),
+                        "authorized_now": view.authorization(p, at).is_ok(),
+                        "connected": connected.peers.contains_key(p),
+                        "addresses": a.addresses.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({ "address": op.to_string(), "nodes": nodes })
+        })
+        .collect();
+    Json(json!({
+        "source": view.source().to_string(),
+        "revision": status.revision,
+        "last_error": status.last_error,
+        "rejected_updates": status.rejected_updates,
+        "operators": operators,
+        "groups": view.groups().iter().map(|g| json!({
+            "id": g.id.to_string(),
+            "seats": g.seats.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+async fn readyz(State(s): State<ApiState>) -> Response {
+    let r = s.readiness.evaluate();
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({
+        "ready": r.ready,
+        "connected_members": r.connected_members,
+        "quorum": r.quorum,
+    })))
+        .into_response()
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    s.metrics.ready.set(i64::from(s.readiness.evaluate().ready));
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &s.registry) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, e);
+    }
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,266 @@
+//! Node configuration: a TOML file, overridden by `CONCLAVE_*` environment variables, overridden
+//! by `--set key=value` flags. Unknown keys and malformed values stop start-up with the key named.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use conclave_core::{split_peer_id, Multiaddr, TopicName};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Environment variables with the `CONCLAVE_` prefix that are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["config", "log", "eth_key"];
+
+/// The node's configuration as written by the operator (see the README's operator guide).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The node key file (`conclave keys generate`).
+    pub key_file: PathBuf,
+    /// The registry file (file backend).
+    pub registry_file: PathBuf,
+    /// Where the node keeps its state (peer store). Created 0700 if missing.
+    pub state_dir: PathBuf,
+    /// libp2p listen addresses (TCP and QUIC).
+    pub listen: Vec<String>,
+    /// Peers dialled at start, each `/…/p2p/<peer id>`.
+    pub seeds: Vec<String>,
+    /// Topics subscribed at start.
+    pub topics: Vec<String>,
+    /// The HTTP API's address (port 0: chosen by the OS; written to `<state_dir>/api.addr`).
+    pub http_listen: String,
+    /// Connected members needed for `/readyz`; default ⌈2/3⌉ of the other members.
+    pub ready_quorum: Option<usize>,
+    pub timestamp_tolerance_secs: u64,
+    pub max_message_bytes: usize,
+    pub publish_queue_capacity: usize,
+    pub publish_queue_ttl_secs: u64,
+    pub registry_poll_ms: u64,
+    pub max_pending_incoming: u32,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            key_file: "node.key".into(),
+            registry_file: "registry.toml".into(),
+            state_dir: "state".into(),
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/9000".into(),
+                "/ip4/0.0.0.0/udp/9000/quic-v1".into(),
+            ],
+            seeds: Vec::new(),
+            topics: Vec::new(),
+            http_listen: "127.0.0.1:8080".into(),
+            ready_quorum: None,
+            timestamp_tolerance_secs: 30,
+            max_message_bytes: 64 * 1024,
+            publish_queue_capacity: 1024,
+            publish_queue_ttl_secs: 120,
+            registry_poll_ms: 250,
+            max_pending_incoming: 64,
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// A configuration problem, naming the key, the value and the expected form.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} not found")]
+    Missing(PathBuf),
+    #[error("config: {0}")]
+    Load(String),
+    #[error("config key `{key}`: `{value}` is invalid: expected {expected}")]
+    Invalid {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// The configuration after validation, with paths resolved against the config file's folder.
+#[derive(Debug, Clone)]
+pub struct ValidConfig {
+    pub key_file: PathBuf,
+    pub registry_file: PathBuf,
+    pub state_dir: PathBuf,
+    pub listen: Vec<Multiaddr>,
+    pub seeds: Vec<Multiaddr>,
+    pub topics: Vec<TopicName>,
+    pub http_listen: SocketAddr,
+    pub ready_quorum: Option<usize>,
+    pub timestamp_tolerance: Duration,
+    pub max_message_bytes: usize,
+    pub publish_queue_capacity: usize,
+    pub publish_queue_ttl: Duration,
+    pub registry_poll: Duration,
+    pub max_pending_incoming: u32,
+    pub json_logs: bool,
+}
+
+impl NodeConfig {
+    /// Layers defaults ← file ← environment ← `--set` overrides, refusing unknown keys.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<(Self, PathBuf), ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(NodeConfig::default()));
+        let base = match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::Missing(path.to_owned()));
+                }
+                fig = fig.merge(Toml::file_exact(path));
+                path.parent().map(Path::to_path_buf).unwrap_or_default()
+            }
+            None => PathBuf::from("."),
+        };
+        fig = fig.merge(Env::prefixed("CONCLAVE_").ignore(NON_CONFIG_ENV));
+        for o in overrides {
+            let (key, value) = o.split_once('=').ok_or_else(|| ConfigError::Invalid {
+                key: o.clone(),
+                value: o.clone(),
+                expected: "--set KEY=VALUE",
+            })?;
+            let value: figment::value::Value = value.parse().expect("figment values parse infallibly");
+            fig = fig.merge((key.trim(), value));
+        }
+        let config: NodeConfig = fig.extract().map_err(|e| {
+            ConfigError::Load(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+        })?;
+        Ok((config, base))
+    }
+
+    /// Checks every value and resolves relative paths against `base`.
+    pub fn validate(&self, base: &Path) -> Result<ValidConfig, ConfigError> {
+        let invalid = |key: String, value: &str, expected| ConfigError::Invalid {
+            key,
+            value: value.to_owned(),
+            expected,
+        };
+        let multiaddrs = |key: &str, list: &[String]| -> Result<Vec<Multiaddr>, ConfigError> {
+            list.iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    s.parse::<Multiaddr>().map_err(|_| {
+                        invalid(format!("{key}[{i}]"), s, "a multiaddr such as /ip4/0.0.0.0/tcp/9000")
+                    })
+                })
+                .collect()
+        };
+        let listen = multiaddrs("listen", &self.listen)?;
+        let seeds = multiaddrs("seeds", &self.seeds)?;
+        for (i, seed) in seeds.iter().enumerate() {
+            if split_peer_id(seed.clone()).1.is_none() {
+                return Err(invalid(
+                    format!("seeds[{i}]"),
+                    &seed.to_string(),
+                    "a multiaddr ending in /p2p/<peer id>",
+                ));
+            }
+        }
+        let topics = self
+            .topics
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.parse::<TopicName>()
+                    .map_err(|_| invalid(format!("topics[{i}]"), t, "a topic name: 1-64 of a-z 0-9 . _ -"))
+            })
+            .collect::<Result<_, _>>()?;
+        let http_listen = self
+            .http_listen
+            .parse()
+            .map_err(|_| invalid("http_listen".into(), &self.http_listen, "IP:PORT such as 127.0.0.1:8080"))?;
+        let json_logs = match self.log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => return Err(invalid("log_format".into(), other, "`text` or `json`")),
+        };
+        if self.max_message_bytes < 256 || self.max_message_bytes > 4 * 1024 * 1024 {
+            return Err(invalid(
+                "max_message_bytes".into(),
+                &self.max_message_bytes.to_string(),
+                "between 256 and 4194304",
+            ));
+        }
+        for (key, v) in [
+            ("publish_queue_capacity", self.publish_queue_capacity as u64),
+            ("registry_poll_ms", self.registry_poll_ms),
+            ("timestamp_tolerance_secs", self.timestamp_tolerance_secs),
+            ("publish_queue_ttl_secs", self.publish_queue_ttl_secs),
+        ] {
+            if v == 0 {
+                return Err(invalid(key.into(), "0", "a positive number"));
+            }
+        }
+        Ok(ValidConfig {
+            key_file: base.join(&self.key_file),
+            registry_file: base.join(&self.registry_file),
+            state_dir: base.join(&self.state_dir),
+            listen,
+            seeds,
+            topics,
+            http_listen,
+            ready_quorum: self.ready_quorum,
+            timestamp_tolerance: Duration::from_secs(self.timestamp_tolerance_secs),
+            max_message_bytes: self.max_message_bytes,
+            publish_queue_capacity: self.publish_queue_capacity,
+            publish_queue_ttl: Duration::from_secs(self.publish_queue_ttl_secs),
+            registry_poll: Duration::from_millis(self.registry_poll_ms),
+            max_pending_incoming: self.max_pending_incoming,
+            json_logs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, overrides: &[&str]) -> Result<ValidConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let (c, base) = NodeConfig::load(Some(&path), &overrides)?;
+        c.validate(&base)
+    }
+
+    #[test]
+    fn layers_and_resolves_paths() {
+        let c = load_text(
+            "key_file = \"k/node.key\"\ntopics = [\"signers\"]\n",
+            &["http_listen=127.0.0.1:0", "ready_quorum=3"],
+        )
+        .unwrap();
+        assert!(c.key_file.ends_with("k/node.key") && c.key_file.is_absolute());
+        assert_eq!(c.http_listen.port(), 0);
+        assert_eq!(c.ready_quorum, Some(3));
+        assert_eq!(c.topics[0].as_str(), "signers");
+        assert_eq!(c.listen.len(), 2);
+    }
+
+    #[test]
+    fn malformed_values_name_the_key_and_the_expected_form() {
+        let cases = [
+            ("listen = [\"/ip4/1.2.3.4/tcp/1\", \"nonsense\"]\n", "listen[1]"),
+            ("seeds = [\"/ip4/127.0.0.1/tcp/1\"]\n", "/p2p/<peer id>"),
+            ("http_listen = \"localhost\"\n", "IP:PORT"),
+            ("topics = [\"Bad\"]\n", "topics[0]"),
+            ("log_format = \"xml\"\n", "log_format"),
+            ("frobnicate = 1\n", "frobnicate"),
+            ("max_message_bytes = \"big\"\n", "max_message_bytes"),
+        ];
+        for (text, expected) in cases {
+            let err = load_text(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(expected), "expected `{expected}` in: {err}");
+        }
+        let err = load_text("", &["nonsense"]).unwrap_err().to_string();
+        assert!(err.contains("KEY=VALUE"), "{err}");
+        let err = NodeConfig::load(Some(Path::new("/nonexistent/node.toml")), &[]).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/node.toml"));
+    }
+}

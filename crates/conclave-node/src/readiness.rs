@@ -1,0 +1,67 @@
+//! `/readyz`: a node is ready when enough members are connected for its messages to reach a
+//! quorum of the signer set.
+
+use std::sync::Arc;
+
+use conclave_core::{Clock, MembershipView, PeerId};
+use conclave_net::PeerSnapshot;
+use tokio::sync::watch;
+
+/// Connected members against the quorum, at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadinessReport {
+    pub ready: bool,
+    pub connected_members: usize,
+    pub quorum: usize,
+}
+
+/// The quorum when none is configured: two thirds of the other members, rounded up.
+pub fn default_quorum(other_members: usize) -> usize {
+    (other_members * 2).div_ceil(3)
+}
+
+/// Reads the view and the peer table to judge readiness.
+#[derive(Clone)]
+pub(crate) struct Readiness {
+    pub local: PeerId,
+    pub view: watch::Receiver<Arc<MembershipView>>,
+    pub peers: watch::Receiver<Arc<PeerSnapshot>>,
+    pub configured_quorum: Option<usize>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Readiness {
+    pub fn evaluate(&self) -> ReadinessReport {
+        let view = self.view.borrow().clone();
+        let peers = self.peers.borrow().clone();
+        let at = self.clock.moment();
+        let others: Vec<&PeerId> = view
+            .members_at(at)
+            .map(|(p, _)| p)
+            .filter(|p| **p != self.local)
+            .collect();
+        let connected_members = others.iter().filter(|p| peers.peers.contains_key(p)).count();
+        let quorum = self
+            .configured_quorum
+            .unwrap_or_else(|| default_quorum(others.len()));
+        ReadinessReport {
+            ready: connected_members >= quorum,
+            connected_members,
+            quorum,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_quorum_is_two_thirds_rounded_up() {
+        assert_eq!(default_quorum(0), 0);
+        assert_eq!(default_quorum(1), 1);
+        assert_eq!(default_quorum(3), 2);
+        assert_eq!(default_quorum(6), 4);
+        assert_eq!(default_quorum(14), 10);
+    }
+}

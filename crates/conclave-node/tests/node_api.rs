@@ -1,0 +1,169 @@
+//! A three-node network on loopback (TCP + QUIC, real Noise), driven through the HTTP API.
+
+use std::path::Path;
+use std::time::Duration;
+
+use conclave_node::config::NodeConfig;
+use conclave_node::keys::{self, KeyType};
+use conclave_node::RunningNode;
+use futures::StreamExt;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+const OPS: [&str; 4] = [
+    "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+    "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+    "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB",
+    "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
+];
+
+fn registry(entries: &[(usize, String, Vec<String>)]) -> String {
+    let mut s = String::new();
+    for (op, peer, addrs) in entries {
+        let addrs: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
+        s.push_str(&format!(
+            "[[operators]]\naddress = \"{}\"\n[[operators.nodes]]\npeer_id = \"{peer}\"\nscopes = [\"signers\"]\naddresses = [{}]\n",
+            OPS[*op],
+            addrs.join(", ")
+        ));
+    }
+    s
+}
+
+async fn start(dir: &Path, name: &str, registry_file: &Path, extra: &[String]) -> RunningNode {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "key_file = \"{name}.key\"\nregistry_file = \"{}\"\nstate_dir = \"{name}-state\"\n\
+             listen = [\"/ip4/127.0.0.1/tcp/0\", \"/ip4/127.0.0.1/udp/0/quic-v1\"]\n\
+             http_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\nregistry_poll_ms = 50\n",
+            registry_file.display()
+        ),
+    )
+    .unwrap();
+    let (c, base) = NodeConfig::load(Some(&cfg), extra).unwrap();
+    RunningNode::start(c.validate(&base).unwrap()).await.unwrap()
+}
+
+async fn get(node: &RunningNode, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("http://{}{path}", node.http_addr)).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn listen_addrs(node: &RunningNode) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, body) = get(node, "/v1/peers").await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let addrs: Vec<String> = v["listen"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+        if addrs.len() >= 2 {
+            return addrs;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "node never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_ready(node: &RunningNode) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(node, "/readyz").await;
+        if status == 200 {
+            return serde_json::from_str(&body).unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_serve_the_api_and_gate_strangers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let peers: Vec<String> = ["a", "b", "c", "stranger"]
+        .iter()
+        .map(|n| keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519).unwrap().to_string())
+        .collect();
+    let reg = d.join("registry.toml");
+    std::fs::write(&reg, registry(&[(0, peers[0].clone(), vec![]), (1, peers[1].clone(), vec![]), (2, peers[2].clone(), vec![])])).unwrap();
+
+    let quorum = ["ready_quorum=2".to_string()];
+    let a = start(d, "a", &reg, &quorum).await;
+    let (status, body) = get(&a, "/readyz").await;
+    assert_eq!(status, 503, "alone, a is not ready: {body}");
+    assert_eq!(get(&a, "/healthz").await.0, 200);
+
+    let b = start(d, "b", &reg, &quorum).await;
+    let c = start(d, "c", &reg, &quorum).await;
+    // Address hints arrive by editing the registry: a hot reload starts the redial loops.
+    let mut entries = Vec::new();
+    for (i, n) in [&a, &b, &c].iter().enumerate() {
+        entries.push((i, peers[i].clone(), listen_addrs(n).await));
+    }
+    std::fs::write(&reg, registry(&entries)).unwrap();
+    for n in [&a, &b, &c] {
+        let r = wait_ready(n).await;
+        assert_eq!(r["connected_members"], 2);
+    }
+
+    // Subscribe on b and c, publish on a.
+    let mut subs = Vec::new();
+    for n in [&b, &c] {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/subscribe/signers", n.http_addr)).await.unwrap();
+        subs.push(ws);
+    }
+    let client = reqwest::Client::new();
+    let r = client.post(format!("http://{}/v1/publish/signers", a.http_addr)).body("ping from a").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    for ws in subs.iter_mut() {
+        let msg = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert_eq!(v["topic"], "signers");
+        assert_eq!(v["operator"], OPS[0]);
+        assert_eq!(v["node"], peers[0].as_str());
+        assert_eq!(v["payload_base64"], "cGluZyBmcm9tIGE=");
+    }
+
+    // Refusals are explicit.
+    let r = client.post(format!("http://{}/v1/publish/other", a.http_addr)).body("x").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = client.post(format!("http://{}/v1/publish/Not%20A%20Topic", a.http_addr)).body("x").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+
+    // A stranger that seeds a's address is refused at the handshake.
+    let a_tcp = entries[0].2.iter().find(|x| x.contains("/tcp/")).unwrap().clone();
+    let sreg = d.join("stranger-registry.toml");
+    std::fs::write(&sreg, registry(&[(3, peers[3].clone(), vec![]), (0, peers[0].clone(), vec![])])).unwrap();
+    let stranger = start(d, "stranger", &sreg, &[format!("seeds=[\"{a_tcp}/p2p/{}\"]", peers[0])]).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let metrics = loop {
+        let (_, m) = get(&a, "/metrics").await;
+        if m.contains("conclave_connections_denied_total{direction=\"inbound\",reason=\"not_member\"} 1") {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "stranger never refused:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(metrics.contains("conclave_peers_connected 2"), "{metrics}");
+    assert!(metrics.contains("conclave_publishes_total{topic=\"signers\",outcome=\"published\"} 1"), "{metrics}");
+    assert!(metrics.contains("conclave_publish_queue_dropped_total{reason=\"full\"} 0"), "{metrics}");
+    assert!(metrics.contains("conclave_ready 1"), "{metrics}");
+    assert!(metrics.contains("libp2p_"), "libp2p's own metrics are exported too");
+    let (_, m) = get(&b, "/metrics").await;
+    assert!(m.contains("conclave_messages_total{topic=\"signers\",outcome=\"accepted\",reason=\"ok\"} 1"), "{m}");
+    let (status, sbody) = get(&stranger, "/readyz").await;
+    assert_eq!(status, 503, "{sbody}");
+
+    let (_, body) = get(&a, "/v1/membership").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["operators"].as_array().unwrap().len(), 3);
+    assert_eq!(v["revision"], 2);
+    let (_, body) = get(&a, "/v1/peers").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["peers"].as_array().unwrap().len(), 2);
+
+    for n in [a, b, c, stranger] {
+        n.shutdown().await;
+    }
+}
