@@ -1,8 +1,151 @@
-#[allow(unused_imports)]
-use {
-    anyhow as _, axum as _, base64 as _, clap as _, figment as _, futures as _, hex as _,
-    libp2p as _, prometheus_client as _, prost as _, rand as _, redb as _, reqwest as _,
-    serde as _, serde_json as _, sha2 as _, sha3 as _, tempfile as _, thiserror as _, tokio as _,
-    tokio_tungstenite as _, toml as _, tracing as _, tracing_subscriber as _,
-};
-fn main() {}
+//! `conclave`: run a node, run a local devnet, manage node keys and check registry files.
+
+mod devnet;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use conclave_node::keys::{self, KeyType};
+use conclave_node::{NodeConfig, RunningNode};
+
+#[derive(Parser)]
+#[command(
+    name = "conclave",
+    version,
+    about = "Gated p2p messaging for threshold-signer networks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Node keys (the hot keys nodes sign gossip with).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Run a node.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// Registry file tools.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+    /// Start a local network of nodes on loopback, drive traffic, an intruder and a removal, and
+    /// report delivery and latency. Exits non-zero if anything leaked or went missing.
+    Devnet(devnet::DevnetArgs),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a node key file (mode 0600) and print its PeerId.
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long = "type", default_value = "ed25519")]
+        key_type: KeyType,
+    },
+    /// Print a key file's type and PeerId (never the secret).
+    Show { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Run a node until SIGINT or SIGTERM.
+    Run {
+        /// The node's TOML configuration.
+        #[arg(long, env = "CONCLAVE_CONFIG")]
+        config: PathBuf,
+        /// Override any configuration key, e.g. `--set http_listen=127.0.0.1:9090`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Validate a registry file and summarize it.
+    Check { file: PathBuf },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONCLAVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p_gossipsub=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match cli.command {
+        Command::Keys {
+            command: KeysCommand::Generate { out, key_type },
+        } => {
+            let peer = keys::generate(&out, key_type)?;
+            println!("{peer}");
+        }
+        Command::Keys {
+            command: KeysCommand::Show { file },
+        } => {
+            let (kp, kt) = keys::load(&file)?;
+            println!("type    = {kt}\npeer_id = {}", kp.public().to_peer_id());
+        }
+        Command::Node {
+            command: NodeCommand::Run { config, set },
+        } => {
+            let (raw, base) = NodeConfig::load(Some(&config), &set)?;
+            let cfg = raw.validate(&base)?;
+            init_logging(cfg.json_logs);
+            runtime.block_on(async {
+                let node = RunningNode::start(cfg).await?;
+                shutdown_signal().await;
+                node.shutdown().await;
+                anyhow::Ok(())
+            })?;
+        }
+        Command::Registry {
+            command: RegistryCommand::Check { file },
+        } => {
+            let view = conclave_registry::FileRegistry::load(&file)?;
+            println!(
+                "{}: {} operators, {} node keys, {} groups — valid",
+                file.display(),
+                view.operators().count(),
+                view.nodes().count(),
+                view.groups().len()
+            );
+        }
+        Command::Devnet(args) => {
+            init_logging(false);
+            let ok = runtime.block_on(devnet::run(args))?;
+            runtime.shutdown_timeout(Duration::from_secs(2));
+            if !ok {
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}

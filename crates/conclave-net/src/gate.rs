@@ -5,7 +5,7 @@
 //! refused before any packet is sent. When the view changes (or a delegation expires) the gate
 //! closes every connection of each peer that is no longer authorized.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -33,8 +33,8 @@ pub struct Denied {
 pub struct MembershipGate {
     view: Arc<MembershipView>,
     clock: Arc<dyn Clock>,
-    /// Open connections per admitted peer, so eviction knows whom to close.
-    connected: HashMap<PeerId, usize>,
+    /// Peers with at least one open connection, so eviction knows whom to close.
+    connected: HashSet<PeerId>,
     to_close: VecDeque<PeerId>,
     waker: Option<Waker>,
 }
@@ -44,7 +44,7 @@ impl MembershipGate {
         MembershipGate {
             view,
             clock,
-            connected: HashMap::new(),
+            connected: HashSet::new(),
             to_close: VecDeque::new(),
             waker: None,
         }
@@ -70,7 +70,7 @@ impl MembershipGate {
         let at = self.clock.moment();
         let evicted: Vec<_> = self
             .connected
-            .keys()
+            .iter()
             .filter_map(|p| self.view.authorization(p, at).err().map(|r| (*p, r)))
             .collect();
         for (peer, _) in &evicted {
@@ -130,16 +130,14 @@ impl NetworkBehaviour for MembershipGate {
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
             FromSwarm::ConnectionEstablished(ConnectionEstablished { peer_id, .. }) => {
-                *self.connected.entry(peer_id).or_default() += 1;
+                self.connected.insert(peer_id);
             }
             FromSwarm::ConnectionClosed(ConnectionClosed {
                 peer_id,
-                remaining_established,
+                remaining_established: 0,
                 ..
             }) => {
-                if remaining_established == 0 {
-                    self.connected.remove(&peer_id);
-                }
+                self.connected.remove(&peer_id);
             }
             _ => {}
         }

@@ -99,7 +99,9 @@ impl NetMetrics {
         // first event rather than nothing.
         for direction in ["inbound", "outbound"] {
             for reason in ["not_member", "expired", "connection_limit"] {
-                let _ = m.connections_denied.get_or_create(&DeniedLabels { direction, reason });
+                let _ = m
+                    .connections_denied
+                    .get_or_create(&DeniedLabels { direction, reason });
             }
         }
         for reason in ["not_member", "expired"] {

@@ -70,10 +70,16 @@ impl Backoff {
     }
 }
 
+/// A connection must last this long before the peer's backoff is forgiven. A remote that
+/// accepts the handshake and then drops us (its gate refuses us, or it is overloaded) must not
+/// be redialled every tick.
+pub const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     failures: u32,
     next_at: Instant,
+    connected_at: Option<Instant>,
 }
 
 /// When each disconnected member is next dialled.
@@ -95,7 +101,6 @@ impl RedialSchedule {
     /// in flight until [`Self::on_failure`] or [`Self::on_connected`]; it is not returned again
     /// before `backoff.max` even if neither is reported.
     pub fn due(&mut self, disconnected: &BTreeSet<PeerId>, now: Instant) -> Vec<PeerId> {
-        self.entries.retain(|p, _| disconnected.contains(p));
         let guard = now + self.backoff.max;
         disconnected
             .iter()
@@ -103,8 +108,9 @@ impl RedialSchedule {
                 let e = self.entries.entry(**p).or_insert(Entry {
                     failures: 0,
                     next_at: now,
+                    connected_at: None,
                 });
-                if e.next_at <= now {
+                if e.connected_at.is_none() && e.next_at <= now {
                     e.next_at = guard;
                     true
                 } else {
@@ -115,6 +121,11 @@ impl RedialSchedule {
             .collect()
     }
 
+    /// Forgets peers that are no longer members.
+    pub fn retain(&mut self, mut keep: impl FnMut(&PeerId) -> bool) {
+        self.entries.retain(|p, _| keep(p));
+    }
+
     pub fn on_failure(&mut self, peer: PeerId, now: Instant, rng: &mut impl Rng) {
         if let Some(e) = self.entries.get_mut(&peer) {
             e.failures += 1;
@@ -122,8 +133,27 @@ impl RedialSchedule {
         }
     }
 
-    pub fn on_connected(&mut self, peer: &PeerId) {
-        self.entries.remove(peer);
+    pub fn on_connected(&mut self, peer: PeerId, now: Instant) {
+        let e = self.entries.entry(peer).or_insert(Entry {
+            failures: 0,
+            next_at: now,
+            connected_at: None,
+        });
+        e.connected_at.get_or_insert(now);
+    }
+
+    /// The last connection to `peer` closed: a stable one resets the backoff, a short-lived one
+    /// counts as a failure.
+    pub fn on_disconnected(&mut self, peer: PeerId, now: Instant, rng: &mut impl Rng) {
+        let Some(e) = self.entries.get_mut(&peer) else {
+            return;
+        };
+        match e.connected_at.take() {
+            Some(since) if now.duration_since(since) >= STABLE_CONNECTION => {
+                self.entries.remove(&peer);
+            }
+            _ => self.on_failure(peer, now, rng),
+        }
     }
 }
 
@@ -165,7 +195,7 @@ mod tests {
             "in-flight dials are not repeated"
         );
         s.on_failure(p, t0, &mut rng);
-        s.on_connected(&q);
+        s.on_connected(q, t0);
         assert!(s
             .due(&[p].into(), t0 + Duration::from_millis(500))
             .is_empty());
@@ -173,8 +203,39 @@ mod tests {
             s.due(&[p].into(), t0 + Duration::from_millis(1300)),
             vec![p]
         );
-        // A member that disconnects later starts afresh.
-        assert_eq!(s.due(&[q].into(), t0), vec![q]);
+        // After a stable connection, a member that disconnects is redialled at once.
+        let later = t0 + STABLE_CONNECTION;
+        s.on_disconnected(q, later, &mut rng);
+        assert_eq!(s.due(&[q].into(), later), vec![q]);
+    }
+
+    #[test]
+    fn a_peer_that_drops_us_right_after_the_handshake_is_backed_off() {
+        let b = Backoff {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        };
+        let mut s = RedialSchedule::new(b);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let p = PeerId::random();
+        let mut t = Instant::now();
+        let mut gaps = Vec::new();
+        for _ in 0..5 {
+            assert_eq!(s.due(&[p].into(), t), vec![p]);
+            s.on_connected(p, t);
+            s.on_disconnected(p, t + Duration::from_millis(5), &mut rng);
+            let start = t;
+            t += Duration::from_millis(5);
+            while s.entries[&p].next_at > t {
+                t += Duration::from_millis(50);
+            }
+            gaps.push(t.duration_since(start));
+        }
+        assert!(gaps[0] >= Duration::from_millis(750), "{gaps:?}");
+        assert!(
+            gaps[4] >= Duration::from_secs(12),
+            "backoff grows: {gaps:?}"
+        );
     }
 
     #[test]

@@ -402,8 +402,9 @@ impl Worker {
             self.emit(NetworkEvent::PeerEvicted { peer, reason });
         }
         let view = self.view();
-        self.book
-            .retain(|p| view.authorization(p, self.clock.moment()).is_ok());
+        let at = self.clock.moment();
+        self.book.retain(|p| view.authorization(p, at).is_ok());
+        self.redial.retain(|p| view.authorization(p, at).is_ok());
     }
 
     fn on_tick(&mut self) {
@@ -679,7 +680,7 @@ impl Worker {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                self.redial.on_connected(&peer_id);
+                self.redial.on_connected(peer_id, Instant::now());
                 let operator = self
                     .view()
                     .authorization(&peer_id, self.clock.moment())
@@ -714,6 +715,8 @@ impl Worker {
                 ..
             } => {
                 if num_established == 0 {
+                    self.redial
+                        .on_disconnected(peer_id, Instant::now(), &mut rand::thread_rng());
                     self.snapshot.peers.remove(&peer_id);
                     tracing::info!(peer = %peer_id, "peer disconnected");
                     self.emit(NetworkEvent::PeerDisconnected { peer: peer_id });
@@ -724,12 +727,14 @@ impl Worker {
                 }
                 self.publish_snapshot();
             }
-            SwarmEvent::IncomingConnectionError { error, peer_id, .. } => {
-                if let ListenError::Denied { cause } = &error {
-                    let (peer, reason) = denial(cause, peer_id);
-                    tracing::info!(?peer, reason, "inbound connection refused");
-                    self.count_denied(peer, Direction::Inbound, reason);
-                }
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause },
+                peer_id,
+                ..
+            } => {
+                let (peer, reason) = denial(&cause, peer_id);
+                tracing::info!(?peer, reason, "inbound connection refused");
+                self.count_denied(peer, Direction::Inbound, reason);
             }
             SwarmEvent::OutgoingConnectionError { error, peer_id, .. } => {
                 if let DialError::Denied { cause } = &error {

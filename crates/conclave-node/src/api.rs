@@ -48,34 +48,51 @@ pub(crate) fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-fn error(status: StatusCode, message: impl ToString) -> Response {
-    (status, Json(json!({ "error": message.to_string() }))).into_response()
+/// An API failure: a status and a message saying what to fix.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
 }
 
-fn parse_topic(topic: &str) -> Result<TopicName, Response> {
+fn error(status: StatusCode, message: impl ToString) -> ApiError {
+    ApiError(status, message.to_string())
+}
+
+fn parse_topic(topic: &str) -> Result<TopicName, ApiError> {
     topic
         .parse()
         .map_err(|e: conclave_core::TopicNameError| error(StatusCode::BAD_REQUEST, e))
 }
 
-async fn publish(State(s): State<ApiState>, Path(topic): Path<String>, body: Bytes) -> Response {
-    let topic = match parse_topic(&topic) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    match s.net.publish(topic, body.to_vec()).await {
-        Ok(PublishOutcome::Published { message_id }) => {
-            (StatusCode::OK, Json(json!({ "status": "published", "message_id": message_id }))).into_response()
+async fn publish(
+    State(s): State<ApiState>,
+    Path(topic): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let topic = parse_topic(&topic)?;
+    let response = match s.net.publish(topic, body.to_vec()).await {
+        Ok(PublishOutcome::Published { message_id }) => (
+            StatusCode::OK,
+            Json(json!({ "status": "published", "message_id": message_id })),
+        )
+            .into_response(),
+        Ok(PublishOutcome::Queued { position }) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "status": "queued", "position": position })),
+        )
+            .into_response(),
+        Err(e @ PublishError::NotAuthorized { .. }) => return Err(error(StatusCode::FORBIDDEN, e)),
+        Err(e @ PublishError::TooLarge { .. }) => {
+            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, e))
         }
-        Ok(PublishOutcome::Queued { position }) => {
-            (StatusCode::ACCEPTED, Json(json!({ "status": "queued", "position": position }))).into_response()
-        }
-        Err(e @ PublishError::NotAuthorized { .. }) => error(StatusCode::FORBIDDEN, e),
-        Err(e @ PublishError::TooLarge { .. }) => error(StatusCode::PAYLOAD_TOO_LARGE, e),
         Err(e @ (PublishError::QueueFull { .. } | PublishError::Stopped)) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, e)
+            return Err(error(StatusCode::SERVICE_UNAVAILABLE, e))
         }
-    }
+    };
+    Ok(response)
 }
 
 /// The JSON form of a delivered message, as streamed to subscribers.
@@ -94,16 +111,14 @@ async fn subscribe(
     State(s): State<ApiState>,
     Path(topic): Path<String>,
     ws: WebSocketUpgrade,
-) -> Response {
-    let topic = match parse_topic(&topic) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    if s.net.subscribe(topic.clone()).await.is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the network service has stopped");
-    }
+) -> Result<Response, ApiError> {
+    let topic = parse_topic(&topic)?;
+    s.net
+        .subscribe(topic.clone())
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?;
     let rx = s.deliveries.subscribe();
-    ws.on_upgrade(move |socket| stream_deliveries(socket, topic, rx, s))
+    Ok(ws.on_upgrade(move |socket| stream_deliveries(socket, topic, rx, s)))
 }
 
 async fn stream_deliveries(
@@ -208,11 +223,14 @@ async fn readyz(State(s): State<ApiState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({
-        "ready": r.ready,
-        "connected_members": r.connected_members,
-        "quorum": r.quorum,
-    })))
+    (
+        status,
+        Json(json!({
+            "ready": r.ready,
+            "connected_members": r.connected_members,
+            "quorum": r.quorum,
+        })),
+    )
         .into_response()
 }
 
@@ -220,10 +238,13 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     s.metrics.ready.set(i64::from(s.readiness.evaluate().ready));
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &s.registry) {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, e);
+        return error(StatusCode::INTERNAL_SERVER_ERROR, e).into_response();
     }
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response()

@@ -124,11 +124,17 @@ impl NodeConfig {
                 value: o.clone(),
                 expected: "--set KEY=VALUE",
             })?;
-            let value: figment::value::Value = value.parse().expect("figment values parse infallibly");
+            let value: figment::value::Value =
+                value.parse().expect("figment values parse infallibly");
             fig = fig.merge((key.trim(), value));
         }
         let config: NodeConfig = fig.extract().map_err(|e| {
-            ConfigError::Load(e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+            ConfigError::Load(
+                e.into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })?;
         Ok((config, base))
     }
@@ -145,7 +151,11 @@ impl NodeConfig {
                 .enumerate()
                 .map(|(i, s)| {
                     s.parse::<Multiaddr>().map_err(|_| {
-                        invalid(format!("{key}[{i}]"), s, "a multiaddr such as /ip4/0.0.0.0/tcp/9000")
+                        invalid(
+                            format!("{key}[{i}]"),
+                            s,
+                            "a multiaddr such as /ip4/0.0.0.0/tcp/9000",
+                        )
                     })
                 })
                 .collect()
@@ -166,14 +176,22 @@ impl NodeConfig {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                t.parse::<TopicName>()
-                    .map_err(|_| invalid(format!("topics[{i}]"), t, "a topic name: 1-64 of a-z 0-9 . _ -"))
+                t.parse::<TopicName>().map_err(|_| {
+                    invalid(
+                        format!("topics[{i}]"),
+                        t,
+                        "a topic name: 1-64 of a-z 0-9 . _ -",
+                    )
+                })
             })
             .collect::<Result<_, _>>()?;
-        let http_listen = self
-            .http_listen
-            .parse()
-            .map_err(|_| invalid("http_listen".into(), &self.http_listen, "IP:PORT such as 127.0.0.1:8080"))?;
+        let http_listen = self.http_listen.parse().map_err(|_| {
+            invalid(
+                "http_listen".into(),
+                &self.http_listen,
+                "IP:PORT such as 127.0.0.1:8080",
+            )
+        })?;
         let json_logs = match self.log_format.as_str() {
             "text" => false,
             "json" => true,
@@ -246,7 +264,10 @@ mod tests {
     #[test]
     fn malformed_values_name_the_key_and_the_expected_form() {
         let cases = [
-            ("listen = [\"/ip4/1.2.3.4/tcp/1\", \"nonsense\"]\n", "listen[1]"),
+            (
+                "listen = [\"/ip4/1.2.3.4/tcp/1\", \"nonsense\"]\n",
+                "listen[1]",
+            ),
             ("seeds = [\"/ip4/127.0.0.1/tcp/1\"]\n", "/p2p/<peer id>"),
             ("http_listen = \"localhost\"\n", "IP:PORT"),
             ("topics = [\"Bad\"]\n", "topics[0]"),

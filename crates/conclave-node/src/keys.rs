@@ -30,7 +30,9 @@ impl FromStr for KeyType {
         match s {
             "ed25519" => Ok(KeyType::Ed25519),
             "secp256k1" => Ok(KeyType::Secp256k1),
-            other => Err(format!("key type `{other}` is not supported (expected ed25519 or secp256k1)")),
+            other => Err(format!(
+                "key type `{other}` is not supported (expected ed25519 or secp256k1)"
+            )),
         }
     }
 }
@@ -56,7 +58,10 @@ pub enum KeyError {
     #[error("key file {path}: {message}")]
     Format { path: PathBuf, message: String },
     #[error("key file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -131,7 +136,8 @@ pub fn load(path: &Path) -> Result<(Keypair, KeyType), KeyError> {
         path: path.to_owned(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| format(format!("not a text file ({e})")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format(format!("not a text file ({e})")))?;
     let file: KeyFile = toml::from_str(&text).map_err(|e| {
         format(format!(
             "not a Conclave key file (expected `type`, `secret` and `peer_id` entries): {}",
@@ -182,7 +188,10 @@ mod tests {
         let good = std::fs::read_to_string(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load(&path).unwrap_err();
-        assert!(err.to_string().contains("0644") && err.to_string().contains("chmod 600"), "{err}");
+        assert!(
+            err.to_string().contains("0644") && err.to_string().contains("chmod 600"),
+            "{err}"
+        );
 
         let write = |text: &str| {
             std::fs::write(&path, text).unwrap();

@@ -74,7 +74,9 @@ impl RunningNode {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
         let mut prom = Registry::default();
-        let node_metrics = Arc::new(NodeMetrics::register(prom.sub_registry_with_prefix("conclave")));
+        let node_metrics = Arc::new(NodeMetrics::register(
+            prom.sub_registry_with_prefix("conclave"),
+        ));
         let mut net_cfg = NetConfig::new(keypair, TransportKind::Network);
         net_cfg.listen = cfg.listen.clone();
         net_cfg.seeds = cfg.seeds.clone();
@@ -126,8 +128,17 @@ impl RunningNode {
             shutdown: shutdown_rx.clone(),
         };
         let mut tasks = vec![
-            tokio::spawn(dispatch_events(started.events, deliveries, store, node_metrics.clone())),
-            tokio::spawn(track_registry(registry.view(), registry.status(), node_metrics)),
+            tokio::spawn(dispatch_events(
+                started.events,
+                deliveries,
+                store,
+                node_metrics.clone(),
+            )),
+            tokio::spawn(track_registry(
+                registry.view(),
+                registry.status(),
+                node_metrics,
+            )),
         ];
         let app = api::router(state);
         let mut stop = shutdown_rx;
@@ -135,7 +146,14 @@ impl RunningNode {
             let graceful = async move {
                 let _ = stop.changed().await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+            // Deliveries are small WebSocket frames: without NODELAY, Nagle and delayed ACKs add ~40 ms.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+            {
                 tracing::error!(error = %e, "HTTP API failed");
             }
         }));
@@ -167,7 +185,10 @@ impl RunningNode {
                 let _ = t.await;
             }
         };
-        if tokio::time::timeout(Duration::from_secs(10), all).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown took longer than 10 s; exiting anyway");
         }
     }
@@ -190,7 +211,9 @@ async fn dispatch_events(
             NetworkEvent::AddressesLearned { peer, addresses } => {
                 let store = store.clone();
                 let metrics = metrics.clone();
-                let written = tokio::task::spawn_blocking(move || store.record_addresses(peer, &addresses)).await;
+                let written =
+                    tokio::task::spawn_blocking(move || store.record_addresses(peer, &addresses))
+                        .await;
                 if let Ok(Err(e)) = written {
                     metrics.peer_store_errors.inc();
                     tracing::warn!(error = %e, "peer store write failed");

@@ -26,21 +26,41 @@ impl NodeMetrics {
             subscriber_lagged: Counter::default(),
             peer_store_errors: Counter::default(),
         };
-        registry.register("registry_revision", "Registry views accepted since start", m.registry_revision.clone());
+        registry.register(
+            "registry_revision",
+            "Registry views accepted since start",
+            m.registry_revision.clone(),
+        );
         registry.register(
             "registry_rejected_updates",
             "Registry updates refused (the previous view stayed in force)",
             m.registry_rejected.clone(),
         );
-        registry.register("registry_members", "Node keys authorized by the current view", m.registry_members.clone());
-        registry.register("ready", "1 when a quorum of members is connected", m.ready.clone());
-        registry.register("api_subscribers", "Open WebSocket subscriptions", m.subscribers.clone());
+        registry.register(
+            "registry_members",
+            "Node keys authorized by the current view",
+            m.registry_members.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 when a quorum of members is connected",
+            m.ready.clone(),
+        );
+        registry.register(
+            "api_subscribers",
+            "Open WebSocket subscriptions",
+            m.subscribers.clone(),
+        );
         registry.register(
             "api_subscriber_lagged_messages",
             "Messages skipped for WebSocket subscribers that fell behind",
             m.subscriber_lagged.clone(),
         );
-        registry.register("peer_store_errors", "Failed peer-store writes", m.peer_store_errors.clone());
+        registry.register(
+            "peer_store_errors",
+            "Failed peer-store writes",
+            m.peer_store_errors.clone(),
+        );
         m
     }
 }

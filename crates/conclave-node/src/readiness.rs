@@ -40,7 +40,10 @@ impl Readiness {
             .map(|(p, _)| p)
             .filter(|p| **p != self.local)
             .collect();
-        let connected_members = others.iter().filter(|p| peers.peers.contains_key(p)).count();
+        let connected_members = others
+            .iter()
+            .filter(|p| peers.peers.contains_key(p))
+            .count();
         let quorum = self
             .configured_quorum
             .unwrap_or_else(|| default_quorum(others.len()));

@@ -76,7 +76,11 @@ impl StateStore {
     }
 
     /// Merges `addresses` into the peer's record (newest last, at most 8 kept).
-    pub fn record_addresses(&self, peer: PeerId, addresses: &[Multiaddr]) -> Result<(), StoreError> {
+    pub fn record_addresses(
+        &self,
+        peer: PeerId,
+        addresses: &[Multiaddr],
+    ) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(|e| self.err(e))?;
         {
             let mut table = tx.open_table(PEERS).map_err(|e| self.err(e))?;
@@ -144,9 +148,15 @@ mod tests {
         let s = StateStore::open(&state).unwrap();
         let got = s.peer_addresses().unwrap();
         assert_eq!(got.len(), MAX_ADDRESSES);
-        assert_eq!(got.last().unwrap().1, "/ip4/127.0.0.1/tcp/4011".parse::<Multiaddr>().unwrap());
+        assert_eq!(
+            got.last().unwrap().1,
+            "/ip4/127.0.0.1/tcp/4011".parse::<Multiaddr>().unwrap()
+        );
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 
     #[test]

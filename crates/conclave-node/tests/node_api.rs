@@ -43,11 +43,15 @@ async fn start(dir: &Path, name: &str, registry_file: &Path, extra: &[String]) -
     )
     .unwrap();
     let (c, base) = NodeConfig::load(Some(&cfg), extra).unwrap();
-    RunningNode::start(c.validate(&base).unwrap()).await.unwrap()
+    RunningNode::start(c.validate(&base).unwrap())
+        .await
+        .unwrap()
 }
 
 async fn get(node: &RunningNode, path: &str) -> (u16, String) {
-    let r = reqwest::get(format!("http://{}{path}", node.http_addr)).await.unwrap();
+    let r = reqwest::get(format!("http://{}{path}", node.http_addr))
+        .await
+        .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -56,11 +60,19 @@ async fn listen_addrs(node: &RunningNode) -> Vec<String> {
     loop {
         let (_, body) = get(node, "/v1/peers").await;
         let v: Value = serde_json::from_str(&body).unwrap();
-        let addrs: Vec<String> = v["listen"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+        let addrs: Vec<String> = v["listen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
         if addrs.len() >= 2 {
             return addrs;
         }
-        assert!(tokio::time::Instant::now() < deadline, "node never listened");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node never listened"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -72,7 +84,10 @@ async fn wait_ready(node: &RunningNode) -> Value {
         if status == 200 {
             return serde_json::from_str(&body).unwrap();
         }
-        assert!(tokio::time::Instant::now() < deadline, "never ready: {body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -83,10 +98,22 @@ async fn nodes_serve_the_api_and_gate_strangers() {
     let d = dir.path();
     let peers: Vec<String> = ["a", "b", "c", "stranger"]
         .iter()
-        .map(|n| keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519).unwrap().to_string())
+        .map(|n| {
+            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let reg = d.join("registry.toml");
-    std::fs::write(&reg, registry(&[(0, peers[0].clone(), vec![]), (1, peers[1].clone(), vec![]), (2, peers[2].clone(), vec![])])).unwrap();
+    std::fs::write(
+        &reg,
+        registry(&[
+            (0, peers[0].clone(), vec![]),
+            (1, peers[1].clone(), vec![]),
+            (2, peers[2].clone(), vec![]),
+        ]),
+    )
+    .unwrap();
 
     let quorum = ["ready_quorum=2".to_string()];
     let a = start(d, "a", &reg, &quorum).await;
@@ -110,14 +137,26 @@ async fn nodes_serve_the_api_and_gate_strangers() {
     // Subscribe on b and c, publish on a.
     let mut subs = Vec::new();
     for n in [&b, &c] {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/subscribe/signers", n.http_addr)).await.unwrap();
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/v1/subscribe/signers", n.http_addr))
+                .await
+                .unwrap();
         subs.push(ws);
     }
     let client = reqwest::Client::new();
-    let r = client.post(format!("http://{}/v1/publish/signers", a.http_addr)).body("ping from a").send().await.unwrap();
+    let r = client
+        .post(format!("http://{}/v1/publish/signers", a.http_addr))
+        .body("ping from a")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
     for ws in subs.iter_mut() {
-        let msg = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
         assert_eq!(v["topic"], "signers");
         assert_eq!(v["operator"], OPS[0]);
@@ -126,32 +165,76 @@ async fn nodes_serve_the_api_and_gate_strangers() {
     }
 
     // Refusals are explicit.
-    let r = client.post(format!("http://{}/v1/publish/other", a.http_addr)).body("x").send().await.unwrap();
+    let r = client
+        .post(format!("http://{}/v1/publish/other", a.http_addr))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 403);
-    let r = client.post(format!("http://{}/v1/publish/Not%20A%20Topic", a.http_addr)).body("x").send().await.unwrap();
+    let r = client
+        .post(format!("http://{}/v1/publish/Not%20A%20Topic", a.http_addr))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
 
     // A stranger that seeds a's address is refused at the handshake.
-    let a_tcp = entries[0].2.iter().find(|x| x.contains("/tcp/")).unwrap().clone();
+    let a_tcp = entries[0]
+        .2
+        .iter()
+        .find(|x| x.contains("/tcp/"))
+        .unwrap()
+        .clone();
     let sreg = d.join("stranger-registry.toml");
-    std::fs::write(&sreg, registry(&[(3, peers[3].clone(), vec![]), (0, peers[0].clone(), vec![])])).unwrap();
-    let stranger = start(d, "stranger", &sreg, &[format!("seeds=[\"{a_tcp}/p2p/{}\"]", peers[0])]).await;
+    std::fs::write(
+        &sreg,
+        registry(&[(3, peers[3].clone(), vec![]), (0, peers[0].clone(), vec![])]),
+    )
+    .unwrap();
+    let stranger = start(
+        d,
+        "stranger",
+        &sreg,
+        &[format!("seeds=[\"{a_tcp}/p2p/{}\"]", peers[0])],
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let metrics = loop {
         let (_, m) = get(&a, "/metrics").await;
-        if m.contains("conclave_connections_denied_total{direction=\"inbound\",reason=\"not_member\"} 1") {
+        if m.contains(
+            "conclave_connections_denied_total{direction=\"inbound\",reason=\"not_member\"} 1",
+        ) {
             break m;
         }
-        assert!(tokio::time::Instant::now() < deadline, "stranger never refused:\n{m}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stranger never refused:\n{m}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(metrics.contains("conclave_peers_connected 2"), "{metrics}");
-    assert!(metrics.contains("conclave_publishes_total{topic=\"signers\",outcome=\"published\"} 1"), "{metrics}");
-    assert!(metrics.contains("conclave_publish_queue_dropped_total{reason=\"full\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("conclave_publishes_total{topic=\"signers\",outcome=\"published\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("conclave_publish_queue_dropped_total{reason=\"full\"} 0"),
+        "{metrics}"
+    );
     assert!(metrics.contains("conclave_ready 1"), "{metrics}");
-    assert!(metrics.contains("libp2p_"), "libp2p's own metrics are exported too");
+    assert!(
+        metrics.contains("libp2p_"),
+        "libp2p's own metrics are exported too"
+    );
     let (_, m) = get(&b, "/metrics").await;
-    assert!(m.contains("conclave_messages_total{topic=\"signers\",outcome=\"accepted\",reason=\"ok\"} 1"), "{m}");
+    assert!(
+        m.contains(
+            "conclave_messages_total{topic=\"signers\",outcome=\"accepted\",reason=\"ok\"} 1"
+        ),
+        "{m}"
+    );
     let (status, sbody) = get(&stranger, "/readyz").await;
     assert_eq!(status, 503, "{sbody}");
 

@@ -81,7 +81,7 @@ pub enum RegistryError {
     Structure {
         file: String,
         entry: String,
-        source: ViewError,
+        source: Box<ViewError>,
     },
 }
 
@@ -112,7 +112,7 @@ impl RegistryDocument {
         let structure = |entry: String, source: ViewError| RegistryError::Structure {
             file: file.to_owned(),
             entry,
-            source,
+            source: Box::new(source),
         };
 
         let mut builder = ViewBuilder::new(source);

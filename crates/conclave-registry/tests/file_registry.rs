@@ -114,7 +114,7 @@ fn every_kind_of_bad_entry_is_named() {
     let a = PeerId::random();
     let cases = [
         (
-            format!("[[operators]]\naddress = \"0x1234\"\n"),
+            "[[operators]]\naddress = \"0x1234\"\n".to_string(),
             "operators[0].address",
         ),
         (

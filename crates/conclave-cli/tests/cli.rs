@@ -1,0 +1,185 @@
+//! The `conclave` binary as operators use it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn conclave(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(args)
+        .env_remove("CONCLAVE_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn keys_generate_and_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("node.key");
+    let key_s = key.to_str().unwrap();
+    let out = conclave(&["keys", "generate", "--out", key_s, "--type", "secp256k1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let peer = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(
+        peer.starts_with("16Uiu2"),
+        "secp256k1 PeerIds start with 16Uiu2: {peer}"
+    );
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let out = conclave(&["keys", "show", key_s]);
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        shown.contains(&peer) && shown.contains("secp256k1"),
+        "{shown}"
+    );
+    let secret_line = std::fs::read_to_string(&key).unwrap();
+    let secret = secret_line
+        .lines()
+        .find(|l| l.starts_with("secret"))
+        .unwrap();
+    assert!(
+        !shown.contains(&secret[10..40]),
+        "show never prints the secret"
+    );
+
+    let out = conclave(&["keys", "generate", "--out", key_s]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = conclave(&["keys", "show", key_s]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("0640"), "{}", stderr(&out));
+
+    let out = conclave(&["keys", "generate", "--out", "x.key", "--type", "rsa"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("expected ed25519 or secp256k1"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn malformed_config_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = d.join("node.key");
+    assert!(
+        conclave(&["keys", "generate", "--out", key.to_str().unwrap()])
+            .status
+            .success()
+    );
+    std::fs::write(d.join("registry.toml"), "").unwrap();
+    let cases = [
+        ("listen = [\"tcp://0.0.0.0:9000\"]\n", "listen[0]"),
+        ("seeds = [\"/ip4/127.0.0.1/tcp/9000\"]\n", "seeds[0]"),
+        ("unknown_key = true\n", "unknown_key"),
+        ("key_file = \"missing.key\"\n", "missing.key"),
+        ("registry_file = \"nowhere.toml\"\n", "nowhere.toml"),
+    ];
+    for (text, expected) in cases {
+        let cfg = d.join("node.toml");
+        std::fs::write(&cfg, format!("http_listen = \"127.0.0.1:0\"\n{text}")).unwrap();
+        let out = conclave(&["node", "run", "--config", cfg.to_str().unwrap()]);
+        assert!(!out.status.success(), "{text} was accepted");
+        assert!(
+            stderr(&out).contains(expected),
+            "expected `{expected}` in: {}",
+            stderr(&out)
+        );
+    }
+    // Environment overrides are checked the same way.
+    let cfg = d.join("node.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["node", "run", "--config", cfg.to_str().unwrap()])
+        .env("CONCLAVE_HTTP_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("http_listen"), "{}", stderr(&out));
+}
+
+#[test]
+fn node_shuts_down_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = d.join("node.key");
+    let peer =
+        String::from_utf8(conclave(&["keys", "generate", "--out", key.to_str().unwrap()]).stdout)
+            .unwrap();
+    std::fs::write(
+        d.join("registry.toml"),
+        format!(
+            "[[operators]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\n[[operators.nodes]]\npeer_id = \"{}\"\nscopes = [\"signers\"]\n",
+            peer.trim()
+        ),
+    )
+    .unwrap();
+    let cfg = d.join("node.toml");
+    std::fs::write(
+        &cfg,
+        "http_listen = \"127.0.0.1:0\"\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["node", "run", "--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let api = d.join("state/api.addr");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !api.exists() {
+        assert!(Instant::now() < deadline, "node did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "node ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert!(status.success(), "exit {status}: {log}");
+    assert!(
+        log.contains("shutting down") && log.contains("network service stopped"),
+        "{log}"
+    );
+    assert!(
+        d.join("state/conclave.redb").exists(),
+        "state store created"
+    );
+}
+
+/// The main job, exactly as the README runs it.
+#[test]
+fn devnet_delivers_everything_and_keeps_strangers_out() {
+    let out = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["devnet", "--nodes", "7", "--duration", "20s"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "devnet failed:\n{text}\n{}",
+        stderr(&out)
+    );
+    assert!(text.contains("result            PASS"), "{text}");
+    assert!(text.contains("(100.00 %)"), "{text}");
+    assert!(text.contains("delivered 0 of"), "{text}");
+    assert!(text.contains("connected peers 0; received 0"), "{text}");
+}
