@@ -18,3 +18,15 @@ if ! have cargo-nextest; then
   echo "installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+
+# anvil (local EVM chain for registry tests and the chain devnet) and solc (contract builds),
+# pinned in package.json / package-lock.json, installed under the repo (ignored by git).
+cd "$(dirname "$0")/.."
+if ! have npm; then
+  echo "installing Node.js and npm (Debian packages)"
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+npm ci --no-audit --no-fund --silent
+mkdir -p bin
+ln -sfn ../node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil bin/anvil
+bin/anvil --version | head -1

@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+/// @title ConclaveRegistry
+/// @notice Who may be on a Conclave network. Governance (the owner) admits operators (cold EVM
+///         addresses) and defines scopes and signing groups; each operator authorizes the hot node
+///         keys that act for it, each limited to some scopes and a block window, and revokes them
+///         with one transaction. Also holds node address hints and RLN memberships.
+/// @dev    Every state change emits an event carrying everything needed to rebuild the state, so
+///         nodes sync from logs alone (`eth_getLogs` from `deployBlock`). Getters exist for all of it.
+contract ConclaveRegistry {
+    /// @notice `validUntil` of a delegation with no end.
+    uint64 public constant OPEN_ENDED = type(uint64).max;
+    /// @notice At most this many address hints per node.
+    uint256 public constant MAX_ADDRESSES = 8;
+    /// @notice At most this many seats per group.
+    uint256 public constant MAX_SEATS = 1024;
+
+    /// @notice A node key's authorization. Valid at block h iff its operator is registered in the
+    ///         same generation (removing an operator voids its keys for good, even if it is added
+    ///         again), validFrom <= h < validUntil, and (revokedAt == 0 or h < revokedAt).
+    struct Delegation {
+        address operator;
+        uint32 generation;
+        uint64 scopes;
+        uint64 validFrom;
+        uint64 validUntil;
+        uint64 revokedAt;
+    }
+
+    /// @notice An RLN membership: the rate commitment Poseidon(idCommitment, limit) and the limit.
+    struct RlnMembership {
+        address operator;
+        uint256 rateCommitment;
+        uint32 limit;
+        bool removed;
+    }
+
+    address public owner;
+    /// @notice The block this registry was deployed in: where log sync starts.
+    uint64 public immutable deployBlock;
+
+    mapping(address => bool) public isOperator;
+    /// @notice Incremented each time an operator is added; delegations carry the value.
+    mapping(address => uint32) public operatorGeneration;
+    address[] private operatorList;
+    mapping(uint8 => string) private scopeNames;
+    mapping(bytes32 => Delegation) private delegations;
+    mapping(bytes32 => bytes) private peerIds;
+    bytes32[] private nodeList;
+    mapping(bytes32 => string[]) private nodeAddresses;
+    mapping(bytes20 => address[]) private groupSeats;
+    bytes20[] private groupList;
+    RlnMembership[] private rlnMemberships;
+
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+    event OperatorAdded(address indexed operator);
+    event OperatorRemoved(address indexed operator);
+    event ScopeDefined(uint8 indexed bit, string name);
+    event NodeAuthorized(
+        address indexed operator, bytes peerId, uint64 scopes, uint64 validFrom, uint64 validUntil
+    );
+    event NodeRevoked(address indexed operator, bytes peerId, uint64 effectiveBlock);
+    event NodeAddressesSet(address indexed operator, bytes peerId, string[] addresses);
+    event GroupSet(bytes20 indexed groupId, address[] seats);
+    event GroupRemoved(bytes20 indexed groupId);
+    event RlnRegistered(uint256 indexed index, address indexed operator, uint256 rateCommitment, uint32 limit);
+    event RlnRemoved(uint256 indexed index, address indexed by);
+
+    error NotOwner(address caller);
+    error NotOperator(address caller);
+    error ZeroAddress();
+    error AlreadyOperator(address operator);
+    error UnknownOperator(address operator);
+    error EmptyName();
+    error UndefinedScope(uint64 scopes);
+    error NoScopes();
+    error EmptyPeerId();
+    error AlreadyAuthorized(bytes peerId, address operator);
+    error UnknownNode(bytes peerId);
+    error NotYourNode(bytes peerId, address operator);
+    error AlreadyRevoked(bytes peerId, uint64 effectiveBlock);
+    error InvalidWindow(uint64 validFrom, uint64 validUntil, uint64 currentBlock);
+    error InvalidRevocationBlock(uint64 effectiveBlock, uint64 currentBlock);
+    error TooManyAddresses(uint256 count, uint256 max);
+    error EmptyGroup(bytes20 groupId);
+    error TooManySeats(uint256 count, uint256 max);
+    error SeatNotOperator(bytes20 groupId, address seat);
+    error UnknownGroup(bytes20 groupId);
+    error InvalidRlnMembership(uint256 rateCommitment, uint32 limit);
+    error UnknownRlnIndex(uint256 index);
+    error RlnAlreadyRemoved(uint256 index);
+    error NotRlnOwner(uint256 index, address caller);
+
+    modifier onlyOwner() {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+        _;
+    }
+
+    modifier onlyOperator() {
+        if (!isOperator[msg.sender]) revert NotOperator(msg.sender);
+        _;
+    }
+
+    constructor() {
+        owner = msg.sender;
+        deployBlock = uint64(block.number);
+        emit OwnershipTransferred(address(0), msg.sender);
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    function transferOwnership(address newOwner) external onlyOwner {
+        if (newOwner == address(0)) revert ZeroAddress();
+        emit OwnershipTransferred(owner, newOwner);
+        owner = newOwner;
+    }
+
+    function addOperator(address operator) external onlyOwner {
+        if (operator == address(0)) revert ZeroAddress();
+        if (isOperator[operator]) revert AlreadyOperator(operator);
+        isOperator[operator] = true;
+        operatorGeneration[operator] += 1;
+        operatorList.push(operator);
+        emit OperatorAdded(operator);
+    }
+
+    /// @notice Removes an operator; all its node keys stop being valid in the same block.
+    function removeOperator(address operator) external onlyOwner {
+        if (!isOperator[operator]) revert UnknownOperator(operator);
+        isOperator[operator] = false;
+        uint256 n = operatorList.length;
+        for (uint256 i = 0; i < n; i++) {
+            if (operatorList[i] == operator) {
+                operatorList[i] = operatorList[n - 1];
+                operatorList.pop();
+                break;
+            }
+        }
+        emit OperatorRemoved(operator);
+    }
+
+    /// @notice Names scope bit `bit` (a topic name such as "signers"); renaming is allowed.
+    function defineScope(uint8 bit, string calldata name) external onlyOwner {
+        if (bit >= 64) revert UndefinedScope(0);
+        if (bytes(name).length == 0) revert EmptyName();
+        scopeNames[bit] = name;
+        emit ScopeDefined(bit, name);
+    }
+
+    /// @notice Sets (or replaces) a group's ordered seats; an operator may hold several seats.
+    function setGroup(bytes20 groupId, address[] calldata seatList) external onlyOwner {
+        if (seatList.length == 0) revert EmptyGroup(groupId);
+        if (seatList.length > MAX_SEATS) revert TooManySeats(seatList.length, MAX_SEATS);
+        for (uint256 i = 0; i < seatList.length; i++) {
+            if (!isOperator[seatList[i]]) revert SeatNotOperator(groupId, seatList[i]);
+        }
+        if (groupSeats[groupId].length == 0) groupList.push(groupId);
+        groupSeats[groupId] = seatList;
+        emit GroupSet(groupId, seatList);
+    }
+
+    function removeGroup(bytes20 groupId) external onlyOwner {
+        if (groupSeats[groupId].length == 0) revert UnknownGroup(groupId);
+        delete groupSeats[groupId];
+        uint256 n = groupList.length;
+        for (uint256 i = 0; i < n; i++) {
+            if (groupList[i] == groupId) {
+                groupList[i] = groupList[n - 1];
+                groupList.pop();
+                break;
+            }
+        }
+        emit GroupRemoved(groupId);
+    }
+
+    // ---------------------------------------------------------------- operators' node keys
+
+    /// @notice Authorizes a node key (libp2p PeerId bytes) to act for the caller with `scopes`
+    ///         in blocks [validFrom, validUntil). validFrom 0 means the current block.
+    function authorize(bytes calldata peerId, uint64 scopes, uint64 validFrom, uint64 validUntil)
+        external
+        onlyOperator
+    {
+        _authorize(peerId, scopes, validFrom, validUntil);
+    }
+
+    /// @notice Revokes a node key of the caller from block `effectiveBlock` on (0 = this block).
+    function revoke(bytes calldata peerId, uint64 effectiveBlock) external onlyOperator {
+        _revoke(peerId, effectiveBlock);
+    }
+
+    /// @notice Rotation in one transaction: authorizes `newPeerId` now and revokes `oldPeerId`
+    ///         from `revokeOldAt` (0 = this block), so the operator's node keeps a valid key
+    ///         throughout the swap.
+    function rotate(
+        bytes calldata oldPeerId,
+        bytes calldata newPeerId,
+        uint64 scopes,
+        uint64 validUntil,
+        uint64 revokeOldAt
+    ) external onlyOperator {
+        _authorize(newPeerId, scopes, 0, validUntil);
+        _revoke(oldPeerId, revokeOldAt);
+    }
+
+    /// @notice Where the caller's node can be reached (multiaddrs); replaces earlier hints.
+    function setNodeAddresses(bytes calldata peerId, string[] calldata addresses) external onlyOperator {
+        if (addresses.length > MAX_ADDRESSES) revert TooManyAddresses(addresses.length, MAX_ADDRESSES);
+        bytes32 key = keccak256(peerId);
+        if (delegations[key].operator != msg.sender) {
+            if (delegations[key].operator == address(0)) revert UnknownNode(peerId);
+            revert NotYourNode(peerId, msg.sender);
+        }
+        nodeAddresses[key] = addresses;
+        emit NodeAddressesSet(msg.sender, peerId, addresses);
+    }
+
+    function _authorize(bytes calldata peerId, uint64 scopes, uint64 validFrom, uint64 validUntil) private {
+        if (peerId.length == 0) revert EmptyPeerId();
+        if (scopes == 0) revert NoScopes();
+        for (uint8 bit = 0; bit < 64; bit++) {
+            if ((scopes >> bit) & 1 == 1 && bytes(scopeNames[bit]).length == 0) revert UndefinedScope(scopes);
+        }
+        uint64 current = uint64(block.number);
+        if (validFrom == 0) validFrom = current;
+        if (validUntil <= validFrom || validUntil <= current) revert InvalidWindow(validFrom, validUntil, current);
+        bytes32 key = keccak256(peerId);
+        Delegation storage d = delegations[key];
+        // A key may be authorized again only once its previous delegation can no longer become valid.
+        if (_operatorCurrent(d) && _mayBecomeValid(d, current)) {
+            revert AlreadyAuthorized(peerId, d.operator);
+        }
+        if (d.operator == address(0)) {
+            nodeList.push(key);
+            peerIds[key] = peerId;
+        }
+        delegations[key] = Delegation(msg.sender, operatorGeneration[msg.sender], scopes, validFrom, validUntil, 0);
+        delete nodeAddresses[key];
+        emit NodeAuthorized(msg.sender, peerId, scopes, validFrom, validUntil);
+    }
+
+    function _revoke(bytes calldata peerId, uint64 effectiveBlock) private {
+        bytes32 key = keccak256(peerId);
+        Delegation storage d = delegations[key];
+        if (d.operator == address(0)) revert UnknownNode(peerId);
+        if (d.operator != msg.sender || !_operatorCurrent(d)) revert NotYourNode(peerId, msg.sender);
+        uint64 current = uint64(block.number);
+        if (d.revokedAt != 0 && d.revokedAt <= current) revert AlreadyRevoked(peerId, d.revokedAt);
+        if (effectiveBlock == 0) effectiveBlock = current;
+        if (effectiveBlock < current) revert InvalidRevocationBlock(effectiveBlock, current);
+        // A pending revocation may only be brought forward, never pushed back.
+        if (d.revokedAt != 0 && effectiveBlock > d.revokedAt) revert AlreadyRevoked(peerId, d.revokedAt);
+        d.revokedAt = effectiveBlock;
+        emit NodeRevoked(msg.sender, peerId, effectiveBlock);
+    }
+
+    function _operatorCurrent(Delegation storage d) private view returns (bool) {
+        return d.operator != address(0) && isOperator[d.operator] && operatorGeneration[d.operator] == d.generation;
+    }
+
+    function _mayBecomeValid(Delegation storage d, uint64 h) private view returns (bool) {
+        bool notExpired = h < d.validUntil;
+        bool notRevoked = d.revokedAt == 0 || h < d.revokedAt;
+        return notExpired && notRevoked;
+    }
+
+    // ---------------------------------------------------------------- RLN memberships
+
+    /// @notice Registers an RLN membership for the caller; its leaf index is the returned index.
+    function registerRln(uint256 rateCommitment, uint32 limit) external onlyOperator returns (uint256 index) {
+        if (rateCommitment == 0 || limit == 0) revert InvalidRlnMembership(rateCommitment, limit);
+        index = rlnMemberships.length;
+        rlnMemberships.push(RlnMembership(msg.sender, rateCommitment, limit, false));
+        emit RlnRegistered(index, msg.sender, rateCommitment, limit);
+    }
+
+    /// @notice Removes an RLN membership (governance, or the operator that registered it).
+    function removeRln(uint256 index) external {
+        if (index >= rlnMemberships.length) revert UnknownRlnIndex(index);
+        RlnMembership storage m = rlnMemberships[index];
+        if (msg.sender != owner && msg.sender != m.operator) revert NotRlnOwner(index, msg.sender);
+        if (m.removed) revert RlnAlreadyRemoved(index);
+        m.removed = true;
+        emit RlnRemoved(index, msg.sender);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function operators() external view returns (address[] memory) {
+        return operatorList;
+    }
+
+    function scopeName(uint8 bit) external view returns (string memory) {
+        return scopeNames[bit];
+    }
+
+    function delegation(bytes calldata peerId) external view returns (Delegation memory) {
+        return delegations[keccak256(peerId)];
+    }
+
+    /// @notice Every node key ever authorized (check `delegation` for its current state).
+    function nodes() external view returns (bytes[] memory out) {
+        out = new bytes[](nodeList.length);
+        for (uint256 i = 0; i < nodeList.length; i++) {
+            out[i] = peerIds[nodeList[i]];
+        }
+    }
+
+    function addressesOf(bytes calldata peerId) external view returns (string[] memory) {
+        return nodeAddresses[keccak256(peerId)];
+    }
+
+    /// @notice Whether `peerId` may sign every scope in `scopes` at block `h`.
+    function isAuthorized(bytes calldata peerId, uint64 scopes, uint64 h) external view returns (bool) {
+        Delegation storage d = delegations[keccak256(peerId)];
+        return _operatorCurrent(d) && d.validFrom <= h && _mayBecomeValid(d, h) && (d.scopes & scopes) == scopes;
+    }
+
+    function groups() external view returns (bytes20[] memory) {
+        return groupList;
+    }
+
+    function seats(bytes20 groupId) external view returns (address[] memory) {
+        return groupSeats[groupId];
+    }
+
+    function rlnCount() external view returns (uint256) {
+        return rlnMemberships.length;
+    }
+
+    function rlnMembership(uint256 index) external view returns (RlnMembership memory) {
+        if (index >= rlnMemberships.length) revert UnknownRlnIndex(index);
+        return rlnMemberships[index];
+    }
+}
