@@ -18,6 +18,12 @@ pub enum ViewSource {
         revision: u64,
         sha256: String,
     },
+    /// The on-chain registry, as of a confirmed block.
+    Chain {
+        chain_id: u64,
+        block: u64,
+        hash: String,
+    },
 }
 
 impl fmt::Display for ViewSource {
@@ -32,6 +38,15 @@ impl fmt::Display for ViewSource {
                 f,
                 "file {path} rev {revision} ({})",
                 &sha256[..12.min(sha256.len())]
+            ),
+            ViewSource::Chain {
+                chain_id,
+                block,
+                hash,
+            } => write!(
+                f,
+                "chain {chain_id} block {block} ({})",
+                &hash[..12.min(hash.len())]
             ),
         }
     }
@@ -60,6 +75,8 @@ impl Expiry {
 pub struct NodeAuthorization {
     pub operator: OperatorId,
     pub scopes: BTreeSet<TopicName>,
+    /// First block at which the key is valid (on-chain delegations); fails closed without a height.
+    pub valid_from_block: Option<u64>,
     pub expiry: Option<Expiry>,
     /// Where the node says it can be reached (registry hints for the redial loop).
     pub addresses: Vec<Multiaddr>,
@@ -79,6 +96,8 @@ pub enum Unauthorized {
     Unknown,
     #[error("node key's delegation expired ({0:?})")]
     Expired(Expiry),
+    #[error("node key's delegation starts at block {0}")]
+    NotYetValid(u64),
     #[error("node key is not authorized for topic `{0}`")]
     OutOfScope(TopicName),
 }
@@ -89,6 +108,7 @@ impl Unauthorized {
         match self {
             Unauthorized::Unknown => "not_member",
             Unauthorized::Expired(_) => "expired",
+            Unauthorized::NotYetValid(_) => "not_yet_valid",
             Unauthorized::OutOfScope(_) => "out_of_scope",
         }
     }
@@ -146,6 +166,11 @@ impl MembershipView {
         at: Moment,
     ) -> Result<&NodeAuthorization, Unauthorized> {
         let auth = self.nodes.get(peer).ok_or(Unauthorized::Unknown)?;
+        if let Some(from) = auth.valid_from_block {
+            if at.block.is_none_or(|h| h < from) {
+                return Err(Unauthorized::NotYetValid(from));
+            }
+        }
         match auth.expiry {
             Some(e) if !e.covers(at) => Err(Unauthorized::Expired(e)),
             _ => Ok(auth),
@@ -171,7 +196,7 @@ impl MembershipView {
     pub fn members_at(&self, at: Moment) -> impl Iterator<Item = (&PeerId, &NodeAuthorization)> {
         self.nodes
             .iter()
-            .filter(move |(_, a)| a.expiry.is_none_or(|e| e.covers(at)))
+            .filter(move |(p, _)| self.authorization(p, at).is_ok())
     }
 
     /// Every registered node key, valid or not.
@@ -266,6 +291,7 @@ mod tests {
         NodeAuthorization {
             operator: o,
             scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
+            valid_from_block: None,
             expiry,
             addresses: vec![],
         }
@@ -325,6 +351,34 @@ mod tests {
             Unauthorized::Unknown
         );
         assert_eq!(v.members_at(NOW).count(), 1);
+    }
+
+    #[test]
+    fn a_delegation_starting_later_fails_closed_until_its_block() {
+        let p = PeerId::random();
+        let mut vb = ViewBuilder::new(ViewSource::Empty);
+        vb.operator(op(1)).unwrap();
+        let mut a = auth(op(1), &["signers"], Some(Expiry::Block(20)));
+        a.valid_from_block = Some(10);
+        vb.node(p, a).unwrap();
+        let v = vb.build();
+        let at = |block| Moment {
+            unix_secs: 0,
+            block,
+        };
+        assert_eq!(
+            v.authorization(&p, at(None)).unwrap_err(),
+            Unauthorized::NotYetValid(10)
+        );
+        assert_eq!(
+            v.authorization(&p, at(Some(9))).unwrap_err(),
+            Unauthorized::NotYetValid(10)
+        );
+        assert!(v.authorization(&p, at(Some(10))).is_ok());
+        assert!(v.authorization(&p, at(Some(19))).is_ok());
+        assert!(v.authorization(&p, at(Some(20))).is_err());
+        assert_eq!(v.members_at(at(Some(15))).count(), 1);
+        assert_eq!(v.members_at(at(Some(5))).count(), 0);
     }
 
     #[test]

@@ -120,6 +120,7 @@ mod tests {
             NodeAuthorization {
                 operator: op,
                 scopes: [topic.clone()].into(),
+                valid_from_block: None,
                 expiry: None,
                 addresses: vec![],
             },

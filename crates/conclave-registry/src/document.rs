@@ -187,6 +187,7 @@ impl RegistryDocument {
                         NodeAuthorization {
                             operator,
                             scopes,
+                            valid_from_block: None,
                             expiry,
                             addresses,
                         },

@@ -54,6 +54,7 @@ pub fn view_of(members: &[&Member], scopes: &[&str]) -> Arc<MembershipView> {
             NodeAuthorization {
                 operator: m.operator,
                 scopes: scopes.iter().map(|s| topic(s)).collect(),
+                valid_from_block: None,
                 expiry: None,
                 addresses: vec![m.addr.clone()],
             },
