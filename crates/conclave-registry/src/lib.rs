@@ -5,26 +5,76 @@
 //! `watch` channel and never replaces a good view with one it could not validate.
 
 mod document;
+pub mod evm;
 mod file;
 
 use std::sync::Arc;
 
-use conclave_core::MembershipView;
+use conclave_core::{Clock, MembershipView, Moment, SystemClock};
 use tokio::sync::watch;
 
 pub use document::{GroupEntry, NodeEntry, OperatorEntry, RegistryDocument, RegistryError};
 pub use file::FileRegistry;
 
 /// What a registry backend reports about itself besides the view: operators need to see that an
-/// edit was refused, and why, while the previous view stays in force.
+/// edit was refused, or the chain could not be read, and why, while the previous view stays in force.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegistryStatus {
     /// Number of views published since start (the first load is revision 1).
     pub revision: u64,
-    /// The last refused update, if the newest content on the source is refused.
+    /// The last refused update or failed read, while it lasts.
     pub last_error: Option<String>,
-    /// How many updates were refused since start.
+    /// How many updates were refused (file) or reads failed (chain) since start.
     pub rejected_updates: u64,
+    /// The source could not be read lately: the view in force may be missing recent changes
+    /// (a revocation among them). Cleared when reads succeed again.
+    pub stale: bool,
+    /// For chain backends: the newest confirmed block applied.
+    pub synced_block: Option<u64>,
+    /// Entries on the source the view had to leave out (on-chain data cannot be refused whole).
+    pub skipped: Vec<String>,
+}
+
+/// The newest block a chain source has seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChainHead {
+    pub number: u64,
+    pub hash: [u8; 32],
+}
+
+/// A chain's progress: the head stream, and hashes of past blocks (coordination seeds, reorg
+/// checks). Block-limited delegations are judged against the head through [`ChainClock`].
+pub trait ChainSource: Send + Sync + 'static {
+    fn heads(&self) -> watch::Receiver<ChainHead>;
+    fn block_hash(
+        &self,
+        number: u64,
+    ) -> impl std::future::Future<Output = Result<[u8; 32], evm::EvmError>> + Send;
+}
+
+/// A [`Clock`] whose moments carry the chain head, so delegations limited by block expire when
+/// the chain reaches their block.
+pub struct ChainClock {
+    heads: watch::Receiver<ChainHead>,
+}
+
+impl ChainClock {
+    pub fn new(heads: watch::Receiver<ChainHead>) -> Self {
+        ChainClock { heads }
+    }
+}
+
+impl Clock for ChainClock {
+    fn now_ms(&self) -> u64 {
+        SystemClock.now_ms()
+    }
+
+    fn moment(&self) -> Moment {
+        Moment {
+            unix_secs: self.now_ms() / 1000,
+            block: Some(self.heads.borrow().number),
+        }
+    }
 }
 
 /// A source of membership views. Consumers only ever read; the backend's task is the one writer.

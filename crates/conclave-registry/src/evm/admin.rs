@@ -1,0 +1,365 @@
+//! Writing to the registry: governance and operator transactions, with the contract's revert
+//! reasons turned into plain words. Used by `conclave registry …`, the devnet and the tests.
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, Bytes, FixedBytes, B256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+pub use alloy::signers::local::PrivateKeySigner;
+use conclave_core::{GroupId, OperatorId, PeerId};
+
+use super::bindings::ConclaveRegistry::{
+    self, ConclaveRegistryErrors as E, ConclaveRegistryInstance,
+};
+
+/// Why a registry transaction did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("signing key: {0}")]
+    Key(String),
+    #[error("RPC URL `{0}` is invalid")]
+    Url(String),
+    #[error("the registry refused: {0}")]
+    Reverted(String),
+    #[error("RPC {url}: {message}")]
+    Rpc { url: String, message: String },
+}
+
+/// A mined registry transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct TxOutcome {
+    pub tx_hash: B256,
+    pub block: u64,
+}
+
+/// A signer's handle on one deployed registry.
+pub struct RegistryAdmin {
+    contract: ConclaveRegistryInstance<DynProvider>,
+    url: String,
+    signer: Address,
+}
+
+/// Parses a hex secp256k1 key (`0x…` or bare), as in key files and `CONCLAVE_ETH_KEY`.
+pub fn parse_eth_key(text: &str) -> Result<PrivateKeySigner, AdminError> {
+    text.trim().parse::<PrivateKeySigner>().map_err(|_| {
+        AdminError::Key(
+            "expected 32 bytes of hex (an Ethereum private key, 0x-prefixed or not)".into(),
+        )
+    })
+}
+
+/// A signing provider for `url`.
+pub fn signing_provider(url: &str, signer: PrivateKeySigner) -> Result<DynProvider, AdminError> {
+    let parsed = url.parse().map_err(|_| AdminError::Url(url.to_owned()))?;
+    // Nonces are asked of the node for every transaction: a cached nonce manager would leave a
+    // gap after a transaction that failed gas estimation (a revert), and stall every later one.
+    Ok(ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(parsed)
+        .erased())
+}
+
+/// How long a transaction may take to be mined before the command gives up.
+const MINING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits for a sent transaction's receipt by polling `eth_getTransactionReceipt`. (alloy's block
+/// heartbeat can miss a block anvil mines the instant the transaction arrives, and then waits
+/// forever.)
+pub async fn wait_receipt<N: alloy::network::Network>(
+    pending: alloy::providers::PendingTransactionBuilder<N>,
+) -> Result<N::ReceiptResponse, String> {
+    let hash = *pending.tx_hash();
+    let provider = pending.provider().clone();
+    let deadline = tokio::time::Instant::now() + MINING_TIMEOUT;
+    loop {
+        let receipt = provider
+            .get_transaction_receipt(hash)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(r) = receipt {
+            return Ok(r);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "transaction {hash} was not mined within {MINING_TIMEOUT:?}"
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn peer_text(bytes: &Bytes) -> String {
+    PeerId::from_bytes(bytes)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| format!("0x{}", alloy::hex::encode(bytes)))
+}
+
+/// The contract's custom errors, in words an operator can act on.
+pub fn describe(e: &E) -> String {
+    match e {
+        E::NotOwner(x) => format!("{} is not the registry owner (governance)", x.caller),
+        E::NotOperator(x) => format!("{} is not a registered operator", x.caller),
+        E::ZeroAddress(_) => "the zero address is not allowed".into(),
+        E::AlreadyOperator(x) => format!("{} is already an operator", x.operator),
+        E::UnknownOperator(x) => format!("{} is not an operator", x.operator),
+        E::EmptyName(_) => "a scope needs a name".into(),
+        E::UndefinedScope(x) => format!("scope mask {:#x} uses undefined scope bits", x.scopes),
+        E::NoScopes(_) => "a node key needs at least one scope".into(),
+        E::EmptyPeerId(_) => "the peer id is empty".into(),
+        E::AlreadyAuthorized(x) => format!(
+            "node {} is already authorized (by {}); revoke it first",
+            peer_text(&x.peerId),
+            x.operator
+        ),
+        E::UnknownNode(x) => format!("node {} was never authorized", peer_text(&x.peerId)),
+        E::NotYourNode(x) => format!(
+            "node {} belongs to {}, not to the sender",
+            peer_text(&x.peerId),
+            x.operator
+        ),
+        E::AlreadyRevoked(x) => format!(
+            "node {} is already revoked from block {}",
+            peer_text(&x.peerId),
+            x.effectiveBlock
+        ),
+        E::InvalidWindow(x) => format!(
+            "validity window [{}, {}) is empty or already over (current block {})",
+            x.validFrom, x.validUntil, x.currentBlock
+        ),
+        E::InvalidRevocationBlock(x) => format!(
+            "revocation block {} is in the past (current block {})",
+            x.effectiveBlock, x.currentBlock
+        ),
+        E::TooManyAddresses(x) => format!("{} addresses given, at most {}", x.count, x.max),
+        E::EmptyGroup(x) => format!("group {} needs at least one seat", x.groupId),
+        E::TooManySeats(x) => format!("{} seats given, at most {}", x.count, x.max),
+        E::SeatNotOperator(x) => {
+            format!("seat {} of group {} is not an operator", x.seat, x.groupId)
+        }
+        E::UnknownGroup(x) => format!("group {} does not exist", x.groupId),
+        E::InvalidRlnMembership(x) => format!(
+            "RLN registration needs a non-zero rate commitment and limit (got {}, {})",
+            x.rateCommitment, x.limit
+        ),
+        E::UnknownRlnIndex(x) => format!("no RLN registration at index {}", x.index),
+        E::RlnAlreadyRemoved(x) => format!("RLN registration {} is already removed", x.index),
+        E::NotRlnOwner(x) => format!(
+            "{} may not remove RLN registration {} (only its operator or governance)",
+            x.caller, x.index
+        ),
+    }
+}
+
+impl RegistryAdmin {
+    /// Deploys a fresh registry owned by `signer`.
+    pub async fn deploy(
+        url: &str,
+        signer: PrivateKeySigner,
+    ) -> Result<(Self, TxOutcome), AdminError> {
+        let address = signer.address();
+        let p = signing_provider(url, signer)?;
+        let builder = ConclaveRegistry::deploy_builder(&p);
+        let pending = builder.send().await.map_err(|e| rpc_or_revert(url, e))?;
+        let receipt = wait_receipt(pending)
+            .await
+            .map_err(|message| AdminError::Rpc {
+                url: url.into(),
+                message,
+            })?;
+        let contract = receipt.contract_address.ok_or_else(|| AdminError::Rpc {
+            url: url.into(),
+            message: "deployment receipt has no contract address".into(),
+        })?;
+        let outcome = TxOutcome {
+            tx_hash: receipt.transaction_hash,
+            block: receipt.block_number.unwrap_or_default(),
+        };
+        Ok((
+            RegistryAdmin {
+                contract: ConclaveRegistry::new(contract, p),
+                url: url.into(),
+                signer: address,
+            },
+            outcome,
+        ))
+    }
+
+    /// A handle on the registry at `contract`, signing as `signer`.
+    pub fn connect(
+        url: &str,
+        contract: Address,
+        signer: PrivateKeySigner,
+    ) -> Result<Self, AdminError> {
+        let address = signer.address();
+        Ok(RegistryAdmin {
+            contract: ConclaveRegistry::new(contract, signing_provider(url, signer)?),
+            url: url.into(),
+            signer: address,
+        })
+    }
+
+    pub fn contract(&self) -> Address {
+        *self.contract.address()
+    }
+
+    /// The account transactions are signed with.
+    pub fn signer(&self) -> Address {
+        self.signer
+    }
+
+    /// The chain's current block number.
+    pub async fn block(&self) -> Result<u64, AdminError> {
+        self.contract
+            .provider()
+            .get_block_number()
+            .await
+            .map_err(|e| self.rpc(e))
+    }
+
+    fn rpc(&self, e: impl std::fmt::Display) -> AdminError {
+        AdminError::Rpc {
+            url: self.url.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    async fn mine<D: alloy::contract::CallDecoder>(
+        &self,
+        call: alloy::contract::CallBuilder<&DynProvider, D>,
+    ) -> Result<TxOutcome, AdminError> {
+        let pending = call.send().await.map_err(|e| rpc_or_revert(&self.url, e))?;
+        let receipt = wait_receipt(pending).await.map_err(|e| self.rpc(e))?;
+        if !receipt.status() {
+            return Err(AdminError::Reverted(format!(
+                "transaction {} reverted",
+                receipt.transaction_hash
+            )));
+        }
+        Ok(TxOutcome {
+            tx_hash: receipt.transaction_hash,
+            block: receipt.block_number.unwrap_or_default(),
+        })
+    }
+
+    pub async fn add_operator(&self, op: OperatorId) -> Result<TxOutcome, AdminError> {
+        self.mine(self.contract.addOperator(Address::from(op.0)))
+            .await
+    }
+
+    pub async fn remove_operator(&self, op: OperatorId) -> Result<TxOutcome, AdminError> {
+        self.mine(self.contract.removeOperator(Address::from(op.0)))
+            .await
+    }
+
+    pub async fn define_scope(&self, bit: u8, name: &str) -> Result<TxOutcome, AdminError> {
+        self.mine(self.contract.defineScope(bit, name.into())).await
+    }
+
+    /// The scope bitmask for topic names, from the scopes defined on-chain.
+    pub async fn scope_mask(&self, names: &[&str]) -> Result<u64, AdminError> {
+        let mut mask = 0u64;
+        'names: for name in names {
+            for bit in 0..64u8 {
+                let defined = self
+                    .contract
+                    .scopeName(bit)
+                    .call()
+                    .await
+                    .map_err(|e| self.rpc(e))?;
+                if defined == *name {
+                    mask |= 1 << bit;
+                    continue 'names;
+                }
+            }
+            return Err(AdminError::Reverted(format!(
+                "scope `{name}` is not defined on the registry (governance defines scopes)"
+            )));
+        }
+        Ok(mask)
+    }
+
+    /// Authorizes a node key for the signer (an operator); `valid_from` 0 = now.
+    pub async fn authorize(
+        &self,
+        peer: &PeerId,
+        scopes: u64,
+        valid_from: u64,
+        valid_until: u64,
+    ) -> Result<TxOutcome, AdminError> {
+        let call = self
+            .contract
+            .authorize(peer.to_bytes().into(), scopes, valid_from, valid_until);
+        self.mine(call).await
+    }
+
+    /// Revokes a node key from `effective_block` (0 = the block this transaction lands in).
+    pub async fn revoke(
+        &self,
+        peer: &PeerId,
+        effective_block: u64,
+    ) -> Result<TxOutcome, AdminError> {
+        self.mine(
+            self.contract
+                .revoke(peer.to_bytes().into(), effective_block),
+        )
+        .await
+    }
+
+    /// Authorizes `new` now and revokes `old` from `revoke_old_at`, in one transaction.
+    pub async fn rotate(
+        &self,
+        old: &PeerId,
+        new: &PeerId,
+        scopes: u64,
+        valid_until: u64,
+        revoke_old_at: u64,
+    ) -> Result<TxOutcome, AdminError> {
+        let call = self.contract.rotate(
+            old.to_bytes().into(),
+            new.to_bytes().into(),
+            scopes,
+            valid_until,
+            revoke_old_at,
+        );
+        self.mine(call).await
+    }
+
+    pub async fn set_node_addresses(
+        &self,
+        peer: &PeerId,
+        addresses: Vec<String>,
+    ) -> Result<TxOutcome, AdminError> {
+        self.mine(
+            self.contract
+                .setNodeAddresses(peer.to_bytes().into(), addresses),
+        )
+        .await
+    }
+
+    pub async fn set_group(
+        &self,
+        id: GroupId,
+        seats: &[OperatorId],
+    ) -> Result<TxOutcome, AdminError> {
+        let seats = seats.iter().map(|o| Address::from(o.0)).collect();
+        self.mine(self.contract.setGroup(FixedBytes(id.0), seats))
+            .await
+    }
+
+    pub async fn remove_group(&self, id: GroupId) -> Result<TxOutcome, AdminError> {
+        self.mine(self.contract.removeGroup(FixedBytes(id.0))).await
+    }
+}
+
+fn rpc_or_revert(url: &str, e: alloy::contract::Error) -> AdminError {
+    match e.as_decoded_interface_error::<E>() {
+        Some(reason) => AdminError::Reverted(describe(&reason)),
+        None => AdminError::Rpc {
+            url: url.into(),
+            message: e.to_string(),
+        },
+    }
+}

@@ -1,0 +1,19 @@
+//! The EVM backend: the `ConclaveRegistry` contract read through JSON-RPC (alloy).
+//!
+//! [`ChainState`] folds contract events into registry state (sans-IO); [`EvmRegistry`] follows
+//! the chain and publishes views; [`admin`] sends governance and operator transactions;
+//! [`anvil`] starts a local chain for tests and the devnet.
+pub mod admin;
+pub mod anvil;
+pub mod bindings;
+mod state;
+mod sync;
+
+pub use admin::{AdminError, RegistryAdmin, TxOutcome};
+/// Contract and operator addresses, as the EVM backend takes them.
+pub use alloy::primitives::Address;
+pub use state::{ChainState, RlnRegistration, Skipped};
+pub use sync::{EvmConfig, EvmError, EvmRegistry};
+
+/// `validUntil` of a delegation that lasts until revoked (the contract's `OPEN_ENDED`).
+pub const OPEN_ENDED: u64 = u64::MAX;

@@ -1,0 +1,261 @@
+//! The registry state rebuilt from contract events: a sans-IO fold over logs in chain order,
+//! mirroring the contract's own rules, and its projection into a [`MembershipView`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy::primitives::{Address, Bytes};
+use conclave_core::{
+    Expiry, Group, GroupId, MembershipView, Multiaddr, NodeAuthorization, OperatorId, PeerId,
+    TopicName, ViewBuilder, ViewSource,
+};
+
+use super::bindings::ConclaveRegistry::ConclaveRegistryEvents as Event;
+
+use super::OPEN_ENDED;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Delegation {
+    operator: Address,
+    generation: u32,
+    scopes: u64,
+    valid_from: u64,
+    valid_until: u64,
+    revoked_at: Option<u64>,
+    addresses: Vec<String>,
+}
+
+/// An RLN membership as registered on-chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RlnRegistration {
+    pub index: u64,
+    pub operator: OperatorId,
+    /// Big-endian bytes of the rate commitment (a BN254 field element).
+    pub rate_commitment: [u8; 32],
+    pub limit: u32,
+    pub removed: bool,
+}
+
+/// Everything the contract's events say, folded in chain order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainState {
+    /// Active operators and their current generation.
+    active: BTreeMap<Address, u32>,
+    /// Generation counter per operator ever added (as the contract keeps it).
+    generations: BTreeMap<Address, u32>,
+    scopes: BTreeMap<u8, String>,
+    delegations: BTreeMap<Bytes, Delegation>,
+    groups: BTreeMap<[u8; 20], Vec<Address>>,
+    rln: Vec<RlnRegistration>,
+}
+
+/// What a view could not include, and why (on-chain data cannot be refused, only skipped).
+pub type Skipped = Vec<String>;
+
+impl ChainState {
+    /// Applies one event. Events must come in chain order (block, then log index).
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::OperatorAdded(e) => {
+                let g = self.generations.entry(e.operator).or_default();
+                *g += 1;
+                self.active.insert(e.operator, *g);
+            }
+            Event::OperatorRemoved(e) => {
+                self.active.remove(&e.operator);
+            }
+            Event::ScopeDefined(e) => {
+                self.scopes.insert(e.bit, e.name.clone());
+            }
+            Event::NodeAuthorized(e) => {
+                let generation = self.generations.get(&e.operator).copied().unwrap_or(0);
+                self.delegations.insert(
+                    e.peerId.clone(),
+                    Delegation {
+                        operator: e.operator,
+                        generation,
+                        scopes: e.scopes,
+                        valid_from: e.validFrom,
+                        valid_until: e.validUntil,
+                        revoked_at: None,
+                        addresses: Vec::new(),
+                    },
+                );
+            }
+            Event::NodeRevoked(e) => {
+                if let Some(d) = self.delegations.get_mut(&e.peerId) {
+                    d.revoked_at = Some(e.effectiveBlock);
+                }
+            }
+            Event::NodeAddressesSet(e) => {
+                if let Some(d) = self.delegations.get_mut(&e.peerId) {
+                    d.addresses = e.addresses.clone();
+                }
+            }
+            Event::GroupSet(e) => {
+                self.groups.insert(e.groupId.0, e.seats.clone());
+            }
+            Event::GroupRemoved(e) => {
+                self.groups.remove(&e.groupId.0);
+            }
+            Event::RlnRegistered(e) => self.rln.push(RlnRegistration {
+                index: e.index.saturating_to(),
+                operator: OperatorId(e.operator.0 .0),
+                rate_commitment: e.rateCommitment.to_be_bytes(),
+                limit: e.limit,
+                removed: false,
+            }),
+            Event::RlnRemoved(e) => {
+                let i: u64 = e.index.saturating_to();
+                if let Some(m) = self.rln.iter_mut().find(|m| m.index == i) {
+                    m.removed = true;
+                }
+            }
+            Event::OwnershipTransferred(_) => {}
+        }
+    }
+
+    /// RLN registrations in index order (removed ones flagged).
+    pub fn rln(&self) -> &[RlnRegistration] {
+        &self.rln
+    }
+
+    /// The membership view this state implies, and the entries it had to leave out.
+    pub fn to_view(&self, source: ViewSource) -> (MembershipView, Skipped) {
+        let mut skipped = Vec::new();
+        let mut b = ViewBuilder::new(source);
+        for op in self.active.keys() {
+            // Distinct addresses: the builder cannot refuse them.
+            let _ = b.operator(OperatorId(op.0 .0));
+        }
+        for (peer_bytes, d) in &self.delegations {
+            if self.active.get(&d.operator) != Some(&d.generation) {
+                continue;
+            }
+            let Ok(peer) = PeerId::from_bytes(peer_bytes) else {
+                skipped.push(format!(
+                    "node key 0x{} of {}: not a libp2p PeerId",
+                    alloy::hex::encode(peer_bytes),
+                    d.operator
+                ));
+                continue;
+            };
+            let mut scopes = BTreeSet::new();
+            for bit in (0..64u8).filter(|b| d.scopes >> b & 1 == 1) {
+                match self.scopes.get(&bit).map(|n| n.parse::<TopicName>()) {
+                    Some(Ok(t)) => {
+                        scopes.insert(t);
+                    }
+                    Some(Err(e)) => skipped.push(format!("scope bit {bit} of {peer}: {e}")),
+                    None => skipped.push(format!("scope bit {bit} of {peer}: not defined")),
+                }
+            }
+            let mut addresses = Vec::new();
+            for a in &d.addresses {
+                match a.parse::<Multiaddr>() {
+                    Ok(m) => addresses.push(conclave_core::split_peer_id(m).0),
+                    Err(_) => {
+                        skipped.push(format!("address hint {a:?} of {peer}: not a multiaddr"))
+                    }
+                }
+            }
+            let until = d
+                .revoked_at
+                .into_iter()
+                .chain((d.valid_until != OPEN_ENDED).then_some(d.valid_until))
+                .min();
+            let auth = NodeAuthorization {
+                operator: OperatorId(d.operator.0 .0),
+                scopes,
+                valid_from_block: Some(d.valid_from),
+                expiry: until.map(Expiry::Block),
+                addresses,
+            };
+            if let Err(e) = b.node(peer, auth) {
+                skipped.push(format!("node {peer}: {e}"));
+            }
+        }
+        for (id, seats) in &self.groups {
+            let group = Group {
+                id: GroupId(*id),
+                seats: seats.iter().map(|a| OperatorId(a.0 .0)).collect(),
+            };
+            if let Err(e) = b.group(group) {
+                skipped.push(format!("group 0x{}: {e}", alloy::hex::encode(id)));
+            }
+        }
+        (b.build(), skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::bindings::ConclaveRegistry as C;
+    use super::*;
+    use alloy::primitives::FixedBytes;
+    use conclave_core::Moment;
+
+    fn at(block: u64) -> Moment {
+        Moment {
+            unix_secs: 0,
+            block: Some(block),
+        }
+    }
+
+    #[test]
+    fn folds_events_like_the_contract() {
+        let op = Address::repeat_byte(1);
+        let peer = PeerId::random();
+        let pb = Bytes::from(peer.to_bytes());
+        let mut s = ChainState::default();
+        s.apply(&Event::OperatorAdded(C::OperatorAdded { operator: op }));
+        s.apply(&Event::ScopeDefined(C::ScopeDefined {
+            bit: 0,
+            name: "signers".into(),
+        }));
+        s.apply(&Event::ScopeDefined(C::ScopeDefined {
+            bit: 3,
+            name: "Not A Topic".into(),
+        }));
+        s.apply(&Event::NodeAuthorized(C::NodeAuthorized {
+            operator: op,
+            peerId: pb.clone(),
+            scopes: 0b1001,
+            validFrom: 10,
+            validUntil: OPEN_ENDED,
+        }));
+        s.apply(&Event::NodeAddressesSet(C::NodeAddressesSet {
+            operator: op,
+            peerId: pb.clone(),
+            addresses: vec!["/ip4/127.0.0.1/tcp/1".into(), "junk".into()],
+        }));
+        s.apply(&Event::GroupSet(C::GroupSet {
+            groupId: FixedBytes([7; 20]),
+            seats: vec![op, op],
+        }));
+        let (v, skipped) = s.to_view(ViewSource::Empty);
+        let a = v.authorization(&peer, at(10)).unwrap();
+        assert_eq!(a.scopes.len(), 1, "the malformed scope name is skipped");
+        assert_eq!(a.addresses.len(), 1);
+        assert_eq!(a.expiry, None);
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(v.authorization(&peer, at(9)).is_err());
+        assert_eq!(v.groups()[0].seats.len(), 2);
+
+        // A revocation scheduled for block 50 is an expiry at 50.
+        s.apply(&Event::NodeRevoked(C::NodeRevoked {
+            operator: op,
+            peerId: pb.clone(),
+            effectiveBlock: 50,
+        }));
+        let (v, _) = s.to_view(ViewSource::Empty);
+        assert!(v.authorization(&peer, at(49)).is_ok());
+        assert!(v.authorization(&peer, at(50)).is_err());
+
+        // Removing the operator voids its keys; adding it back does not revive them.
+        s.apply(&Event::OperatorRemoved(C::OperatorRemoved { operator: op }));
+        s.apply(&Event::OperatorAdded(C::OperatorAdded { operator: op }));
+        let (v, skipped) = s.to_view(ViewSource::Empty);
+        assert!(v.authorization(&peer, at(20)).is_err());
+        assert!(skipped.is_empty(), "{skipped:?}");
+    }
+}
