@@ -31,7 +31,9 @@ pub struct MeshParamsError {
 
 impl MeshParams {
     /// Degrees for a set of `members` node keys (this node included). Up to 7 members the mesh is
-    /// complete; beyond that D grows slowly to 8, gossipsub's sweet spot for latency vs. load.
+    /// complete, and kept complete (D_lo = D: the heartbeat grafts any member missing from it, so
+    /// every message reaches every member in one hop); beyond that D grows slowly to 8,
+    /// gossipsub's sweet spot for latency vs. load.
     pub fn for_members(members: usize) -> Self {
         let others = members.saturating_sub(1).max(1);
         let d = others.min(if others <= 6 {
@@ -39,7 +41,11 @@ impl MeshParams {
         } else {
             6 + (others - 6).min(2)
         });
-        let d_lo = (d * 2).div_ceil(3).max(1);
+        let d_lo = if others <= 6 {
+            d
+        } else {
+            (d * 2).div_ceil(3).max(1)
+        };
         let d_out = (d / 3).min(2);
         MeshParams {
             d,
@@ -89,6 +95,7 @@ mod tests {
             );
         }
         assert_eq!(MeshParams::for_members(7).d, 6, "7 members: full mesh");
+        assert_eq!(MeshParams::for_members(6).d_lo, 5, "and it is kept full");
         assert_eq!(MeshParams::for_members(100).d, 8);
     }
 

@@ -125,6 +125,9 @@ pub enum PublishError {
     QueueFull { capacity: usize },
     #[error("the network service has stopped")]
     Stopped,
+    /// The node moved to a new key ([`NetworkService::hand_over`]); publish on its new service.
+    #[error("this network service handed over to a new node key")]
+    HandedOver,
 }
 
 /// A connected peer as the application sees it.
@@ -157,6 +160,20 @@ enum Command {
     Dial {
         address: Multiaddr,
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    Listen {
+        address: Multiaddr,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Topics {
+        reply: oneshot::Sender<Vec<TopicName>>,
+    },
+    MeshPeers {
+        topic: TopicName,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    HandOver {
+        reply: oneshot::Sender<Vec<(TopicName, Vec<u8>)>>,
     },
 }
 
@@ -256,6 +273,7 @@ impl NetworkService {
             },
             min_publish_peers: config.min_publish_peers,
             shutdown: shutdown.clone(),
+            handed_over: false,
         };
         for topic in &config.topics {
             worker.subscribe(topic);
@@ -318,6 +336,53 @@ impl NetworkService {
             .map_err(NetError::Dial)
     }
 
+    /// Adds a listen address (e.g. the configured port, once a previous service freed it).
+    pub async fn listen_on(&self, address: Multiaddr) -> Result<(), NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Listen {
+                address: address.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await
+            .map_err(|_| NetError::Stopped)?
+            .map_err(|e| NetError::Listen(address, e))
+    }
+
+    /// The topics this service is subscribed to (a successor subscribes to the same).
+    pub async fn topics(&self) -> Result<Vec<TopicName>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Topics { reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// The peers in this node's gossipsub mesh for `topic` (they get every message first-hand).
+    pub async fn mesh_peers(&self, topic: TopicName) -> Result<Vec<PeerId>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::MeshPeers { topic, reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Key rotation: returns the publishes still waiting for peers, in order, and refuses later
+    /// ones with [`PublishError::HandedOver`], so each application message goes out through
+    /// exactly one key. Messages already handed to gossipsub keep flowing until shutdown.
+    pub async fn hand_over(&self) -> Result<Vec<(TopicName, Vec<u8>)>, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::HandOver { reply })
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
     /// The live connection table (updated by the worker on every change).
     pub fn peers(&self) -> watch::Receiver<Arc<PeerSnapshot>> {
         self.peers.clone()
@@ -348,6 +413,8 @@ struct Worker {
     limits: ValidationLimits,
     min_publish_peers: usize,
     shutdown: Arc<tokio::sync::Notify>,
+    /// Set by [`NetworkService::hand_over`]: publishes now belong to the successor.
+    handed_over: bool,
 }
 
 impl Worker {
@@ -509,6 +576,46 @@ impl Worker {
                 });
                 let _ = reply.send(result);
             }
+            Command::Listen { address, reply } => {
+                let result = self
+                    .swarm
+                    .listen_on(address)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(result);
+            }
+            Command::Topics { reply } => {
+                let topics = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .topics()
+                    .filter_map(topic_name)
+                    .collect();
+                let _ = reply.send(topics);
+            }
+            Command::MeshPeers { topic, reply } => {
+                let hash = gossip_topic(&topic).hash();
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .mesh_peers(&hash)
+                    .copied()
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::HandOver { reply } => {
+                self.handed_over = true;
+                let queued = self
+                    .outbox
+                    .take_ready(|_| true)
+                    .into_iter()
+                    .map(|p| (p.topic, p.payload))
+                    .collect();
+                self.metrics.outbox_len.set(0);
+                let _ = reply.send(queued);
+            }
         }
     }
 
@@ -517,6 +624,9 @@ impl Worker {
         topic: TopicName,
         payload: Vec<u8>,
     ) -> Result<PublishOutcome, PublishError> {
+        if self.handed_over {
+            return Err(PublishError::HandedOver);
+        }
         let view = self.view();
         if let Err(reason) = view.may_publish(&self.local, &topic, self.clock.moment()) {
             return Err(PublishError::NotAuthorized { topic, reason });
