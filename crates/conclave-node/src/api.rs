@@ -11,25 +11,27 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use conclave_core::{Clock, MembershipView, TopicName};
-use conclave_net::{Delivery, NetworkService, PeerSnapshot, PublishError, PublishOutcome};
+use conclave_core::{Clock, MembershipView, Moment, PeerId, TopicName};
+use conclave_net::{Delivery, PeerSnapshot, PublishError, PublishOutcome};
 use conclave_registry::RegistryStatus;
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch};
 
 use crate::metrics::NodeMetrics;
+use crate::network::NodeNetwork;
 use crate::readiness::Readiness;
 
 /// What the handlers share. Every field is a handle or a snapshot receiver: the API never owns
 /// state, it reads what the registry task and the network worker publish.
 #[derive(Clone)]
 pub(crate) struct ApiState {
-    pub net: NetworkService,
+    pub net: NodeNetwork,
     pub view: watch::Receiver<Arc<MembershipView>>,
     pub registry_status: watch::Receiver<RegistryStatus>,
     pub deliveries: broadcast::Sender<Arc<Delivery>>,
-    pub registry: Arc<Registry>,
+    /// The metrics registry of the current network service (replaced on key rotation).
+    pub registry: watch::Receiver<Arc<Registry>>,
     pub metrics: Arc<NodeMetrics>,
     pub readiness: Readiness,
     pub clock: Arc<dyn Clock>,
@@ -88,9 +90,9 @@ async fn publish(
         Err(e @ PublishError::TooLarge { .. }) => {
             return Err(error(StatusCode::PAYLOAD_TOO_LARGE, e))
         }
-        Err(e @ (PublishError::QueueFull { .. } | PublishError::Stopped)) => {
-            return Err(error(StatusCode::SERVICE_UNAVAILABLE, e))
-        }
+        Err(
+            e @ (PublishError::QueueFull { .. } | PublishError::Stopped | PublishError::HandedOver),
+        ) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, e)),
     };
     Ok(response)
 }
@@ -174,15 +176,33 @@ pub(crate) fn peers_json(snap: &PeerSnapshot) -> Value {
 }
 
 async fn peers(State(s): State<ApiState>) -> Json<Value> {
-    let snap = s.net.peers().borrow().clone();
+    let snap = s.net.peers();
     Json(peers_json(&snap))
 }
 
 async fn membership(State(s): State<ApiState>) -> Json<Value> {
     let view = s.view.borrow().clone();
     let status = s.registry_status.borrow().clone();
-    let connected = s.net.peers().borrow().clone();
-    let at = s.clock.moment();
+    let connected = s.net.peers();
+    let mut v = describe_view(&view, s.clock.moment(), &|p| {
+        Some(connected.peers.contains_key(p))
+    });
+    v["revision"] = json!(status.revision);
+    v["last_error"] = json!(status.last_error);
+    v["rejected_updates"] = json!(status.rejected_updates);
+    v["stale"] = json!(status.stale);
+    v["synced_block"] = json!(status.synced_block);
+    v["skipped"] = json!(status.skipped);
+    Json(v)
+}
+
+/// A view as JSON for operators (`/v1/membership`, `conclave registry show`): operators with
+/// their node keys, whether each is authorized at `at` and, where known, connected.
+pub fn describe_view(
+    view: &MembershipView,
+    at: Moment,
+    connected: &dyn Fn(&PeerId) -> Option<bool>,
+) -> Value {
     let operators: Vec<Value> = view
         .operators()
         .map(|(op, nodes)| {
@@ -193,9 +213,10 @@ async fn membership(State(s): State<ApiState>) -> Json<Value> {
                     json!({
                         "peer_id": p.to_string(),
                         "scopes": a.scopes.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                        "valid_from_block": a.valid_from_block,
                         "expiry": a.expiry.map(|e| format!("{e:?}")),
                         "authorized_now": view.authorization(p, at).is_ok(),
-                        "connected": connected.peers.contains_key(p),
+                        "connected": connected(p),
                         "addresses": a.addresses.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
                     })
                 })
@@ -203,17 +224,14 @@ async fn membership(State(s): State<ApiState>) -> Json<Value> {
             json!({ "address": op.to_string(), "nodes": nodes })
         })
         .collect();
-    Json(json!({
+    json!({
         "source": view.source().to_string(),
-        "revision": status.revision,
-        "last_error": status.last_error,
-        "rejected_updates": status.rejected_updates,
         "operators": operators,
         "groups": view.groups().iter().map(|g| json!({
             "id": g.id.to_string(),
             "seats": g.seats.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
-    }))
+    })
 }
 
 async fn readyz(State(s): State<ApiState>) -> Response {
@@ -229,6 +247,7 @@ async fn readyz(State(s): State<ApiState>) -> Response {
             "ready": r.ready,
             "connected_members": r.connected_members,
             "quorum": r.quorum,
+            "registry_stale": r.registry_stale,
         })),
     )
         .into_response()
@@ -237,7 +256,8 @@ async fn readyz(State(s): State<ApiState>) -> Response {
 async fn metrics(State(s): State<ApiState>) -> Response {
     s.metrics.ready.set(i64::from(s.readiness.evaluate().ready));
     let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &s.registry) {
+    let registry = s.registry.borrow().clone();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         return error(StatusCode::INTERNAL_SERVER_ERROR, e).into_response();
     }
     (

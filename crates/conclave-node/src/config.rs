@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use conclave_core::{split_peer_id, Multiaddr, TopicName};
+use conclave_registry::evm::{Address, EvmConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -19,8 +20,21 @@ const NON_CONFIG_ENV: &[&str] = &["config", "log", "eth_key"];
 pub struct NodeConfig {
     /// The node key file (`conclave keys generate`).
     pub key_file: PathBuf,
+    /// Keys the node may rotate to (every `*.key` file here): when the registry delegates the
+    /// node's operator to one of them and it outlives the current key, the node moves to it live.
+    pub key_dir: Option<PathBuf>,
+    /// Where membership comes from: `file` (`registry_file`) or `evm` (the ConclaveRegistry
+    /// contract at `evm_contract`, read through `evm_rpc_url`).
+    pub registry: String,
     /// The registry file (file backend).
     pub registry_file: PathBuf,
+    /// JSON-RPC endpoint of the chain holding the registry (evm backend).
+    pub evm_rpc_url: Option<String>,
+    /// Address of the ConclaveRegistry contract (evm backend).
+    pub evm_contract: Option<String>,
+    /// Blocks on top of a registry change before it is applied (reorg safety).
+    pub evm_confirmations: u64,
+    pub evm_poll_ms: u64,
     /// Where the node keeps its state (peer store). Created 0700 if missing.
     pub state_dir: PathBuf,
     /// libp2p listen addresses (TCP and QUIC).
@@ -47,7 +61,13 @@ impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             key_file: "node.key".into(),
+            key_dir: None,
+            registry: "file".into(),
             registry_file: "registry.toml".into(),
+            evm_rpc_url: None,
+            evm_contract: None,
+            evm_confirmations: 2,
+            evm_poll_ms: 1000,
             state_dir: "state".into(),
             listen: vec![
                 "/ip4/0.0.0.0/tcp/9000".into(),
@@ -83,11 +103,21 @@ pub enum ConfigError {
     },
 }
 
+/// Which registry backend the node follows.
+#[derive(Debug, Clone)]
+pub enum RegistryChoice {
+    /// A TOML file, polled every `poll`.
+    File { path: PathBuf, poll: Duration },
+    /// The on-chain registry; block-limited delegations are judged against its chain head.
+    Evm(EvmConfig),
+}
+
 /// The configuration after validation, with paths resolved against the config file's folder.
 #[derive(Debug, Clone)]
 pub struct ValidConfig {
     pub key_file: PathBuf,
-    pub registry_file: PathBuf,
+    pub key_dir: Option<PathBuf>,
+    pub registry: RegistryChoice,
     pub state_dir: PathBuf,
     pub listen: Vec<Multiaddr>,
     pub seeds: Vec<Multiaddr>,
@@ -98,7 +128,6 @@ pub struct ValidConfig {
     pub max_message_bytes: usize,
     pub publish_queue_capacity: usize,
     pub publish_queue_ttl: Duration,
-    pub registry_poll: Duration,
     pub max_pending_incoming: u32,
     pub json_logs: bool,
 }
@@ -209,14 +238,45 @@ impl NodeConfig {
             ("registry_poll_ms", self.registry_poll_ms),
             ("timestamp_tolerance_secs", self.timestamp_tolerance_secs),
             ("publish_queue_ttl_secs", self.publish_queue_ttl_secs),
+            ("evm_poll_ms", self.evm_poll_ms),
         ] {
             if v == 0 {
                 return Err(invalid(key.into(), "0", "a positive number"));
             }
         }
+        let registry = match self.registry.as_str() {
+            "file" => RegistryChoice::File {
+                path: base.join(&self.registry_file),
+                poll: Duration::from_millis(self.registry_poll_ms),
+            },
+            "evm" => {
+                let rpc_url = self.evm_rpc_url.as_deref().unwrap_or("");
+                if !(rpc_url.starts_with("http://") || rpc_url.starts_with("https://")) {
+                    return Err(invalid(
+                        "evm_rpc_url".into(),
+                        rpc_url,
+                        "an http(s) JSON-RPC URL such as http://127.0.0.1:8545 (required with registry = \"evm\")",
+                    ));
+                }
+                let contract = self.evm_contract.as_deref().unwrap_or("");
+                let address = contract.parse::<Address>().map_err(|_| {
+                    invalid(
+                        "evm_contract".into(),
+                        contract,
+                        "the registry contract's 0x-prefixed 20-byte address (required with registry = \"evm\")",
+                    )
+                })?;
+                let mut evm = EvmConfig::new(rpc_url, address);
+                evm.confirmations = self.evm_confirmations;
+                evm.poll_interval = Duration::from_millis(self.evm_poll_ms);
+                RegistryChoice::Evm(evm)
+            }
+            other => return Err(invalid("registry".into(), other, "`file` or `evm`")),
+        };
         Ok(ValidConfig {
             key_file: base.join(&self.key_file),
-            registry_file: base.join(&self.registry_file),
+            key_dir: self.key_dir.as_ref().map(|d| base.join(d)),
+            registry,
             state_dir: base.join(&self.state_dir),
             listen,
             seeds,
@@ -227,7 +287,6 @@ impl NodeConfig {
             max_message_bytes: self.max_message_bytes,
             publish_queue_capacity: self.publish_queue_capacity,
             publish_queue_ttl: Duration::from_secs(self.publish_queue_ttl_secs),
-            registry_poll: Duration::from_millis(self.registry_poll_ms),
             max_pending_incoming: self.max_pending_incoming,
             json_logs,
         })
@@ -274,6 +333,12 @@ mod tests {
             ("log_format = \"xml\"\n", "log_format"),
             ("frobnicate = 1\n", "frobnicate"),
             ("max_message_bytes = \"big\"\n", "max_message_bytes"),
+            ("registry = \"ldap\"\n", "`file` or `evm`"),
+            ("registry = \"evm\"\n", "evm_rpc_url"),
+            (
+                "registry = \"evm\"\nevm_rpc_url = \"http://127.0.0.1:8545\"\nevm_contract = \"0x12\"\n",
+                "evm_contract",
+            ),
         ];
         for (text, expected) in cases {
             let err = load_text(text, &[]).unwrap_err().to_string();

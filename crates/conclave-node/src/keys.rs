@@ -116,8 +116,8 @@ pub fn generate(path: &Path, key_type: KeyType) -> Result<PeerId, KeyError> {
     Ok(peer_id)
 }
 
-/// Loads a node key, refusing loose permissions, unknown formats and inconsistent files.
-pub fn load(path: &Path) -> Result<(Keypair, KeyType), KeyError> {
+/// Reads a secret file (a node key, an Ethereum key), refusing one others can read.
+pub fn read_secret_file(path: &Path) -> Result<String, KeyError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => KeyError::Missing(path.to_owned()),
         _ => KeyError::Io {
@@ -132,12 +132,19 @@ pub fn load(path: &Path) -> Result<(Keypair, KeyType), KeyError> {
             mode,
         });
     }
+    std::fs::read_to_string(path).map_err(|e| KeyError::Format {
+        path: path.to_owned(),
+        message: format!("not a text file ({e})"),
+    })
+}
+
+/// Loads a node key, refusing loose permissions, unknown formats and inconsistent files.
+pub fn load(path: &Path) -> Result<(Keypair, KeyType), KeyError> {
+    let text = read_secret_file(path)?;
     let format = |message: String| KeyError::Format {
         path: path.to_owned(),
         message,
     };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format(format!("not a text file ({e})")))?;
     let file: KeyFile = toml::from_str(&text).map_err(|e| {
         format(format!(
             "not a Conclave key file (expected `type`, `secret` and `peer_id` entries): {}",

@@ -1,15 +1,17 @@
 //! The Conclave node runtime.
 //!
-//! Place in the data flow: it wires **registry (file) → `MembershipView` → network service →
-//! HTTP API**, and owns what a running node keeps: its key, its state store, its metrics.
-//! [`RunningNode::start`] brings a node up from a validated [`ValidConfig`];
-//! [`RunningNode::shutdown`] takes it down gracefully.
+//! Place in the data flow: it wires **registry (file or chain) → `MembershipView` → network
+//! service → HTTP API**, and owns what a running node keeps: its key (and the keys it may rotate
+//! to), its state store, its metrics. [`RunningNode::start`] brings a node up from a validated
+//! [`ValidConfig`]; [`RunningNode::shutdown`] takes it down gracefully.
 
 mod api;
 pub mod config;
 pub mod keys;
 mod metrics;
+mod network;
 mod readiness;
+mod rotation;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -17,17 +19,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conclave_core::{Clock, PeerId, SystemClock};
-use conclave_net::{NetConfig, NetError, NetworkEvent, NetworkService, TransportKind};
-use conclave_registry::{FileRegistry, RegistryError, RegistrySource};
-use prometheus_client::registry::Registry;
+use conclave_net::{NetError, NetworkService};
+use conclave_registry::evm::{EvmError, EvmRegistry};
+use conclave_registry::{ChainClock, ChainSource, FileRegistry, RegistryError, RegistrySource};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-pub use config::{ConfigError, NodeConfig, ValidConfig};
+pub use api::describe_view;
+pub use config::{ConfigError, NodeConfig, RegistryChoice, ValidConfig};
+pub use network::NodeNetwork;
 pub use readiness::{default_quorum, ReadinessReport};
 
 use crate::api::ApiState;
 use crate::metrics::NodeMetrics;
+use crate::network::{Dispatch, NetFactory, Rotation, Services};
 use crate::readiness::Readiness;
 use crate::store::{StateStore, StoreError};
 
@@ -41,6 +46,8 @@ pub enum NodeError {
     Key(#[from] keys::KeyError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error("EVM registry: {0}")]
+    Chain(#[from] EvmError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -54,14 +61,13 @@ pub enum NodeError {
 
 /// A node that is up: its network, API and background tasks.
 pub struct RunningNode {
-    pub peer_id: PeerId,
     /// Where the HTTP API actually listens (port 0 in the config is resolved here).
     pub http_addr: SocketAddr,
-    net: NetworkService,
-    net_worker: JoinHandle<()>,
+    services: Arc<Services>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    _registry: FileRegistry,
+    /// Kept alive for its background task; consumers hold its watch receivers.
+    _registry: Box<dyn RegistrySource>,
 }
 
 impl RunningNode {
@@ -69,27 +75,34 @@ impl RunningNode {
     pub async fn start(cfg: ValidConfig) -> Result<Self, NodeError> {
         let (keypair, key_type) = keys::load(&cfg.key_file)?;
         let peer_id = keypair.public().to_peer_id();
-        let registry = FileRegistry::spawn(&cfg.registry_file, cfg.registry_poll)?;
+        let (registry, clock): (Box<dyn RegistrySource>, Arc<dyn Clock>) = match &cfg.registry {
+            RegistryChoice::File { path, poll } => (
+                Box::new(FileRegistry::spawn(path, *poll)?),
+                Arc::new(SystemClock),
+            ),
+            RegistryChoice::Evm(evm) => {
+                let chain = EvmRegistry::spawn(evm.clone()).await?;
+                // Delegations are bounded by blocks: judge them against the chain head.
+                let clock = Arc::new(ChainClock::new(chain.heads()));
+                (Box::new(chain), clock)
+            }
+        };
         let store = Arc::new(StateStore::open(&cfg.state_dir)?);
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-
-        let mut prom = Registry::default();
-        let node_metrics = Arc::new(NodeMetrics::register(
-            prom.sub_registry_with_prefix("conclave"),
-        ));
-        let mut net_cfg = NetConfig::new(keypair, TransportKind::Network);
-        net_cfg.listen = cfg.listen.clone();
-        net_cfg.seeds = cfg.seeds.clone();
-        net_cfg.known_addresses = store.peer_addresses()?;
-        net_cfg.topics = cfg.topics.clone();
-        net_cfg.timestamp_tolerance = cfg.timestamp_tolerance;
-        net_cfg.max_message_bytes = cfg.max_message_bytes;
-        net_cfg.outbox_capacity = cfg.publish_queue_capacity;
-        net_cfg.outbox_ttl = cfg.publish_queue_ttl;
-        net_cfg.max_pending_incoming = cfg.max_pending_incoming;
-        net_cfg.clock = clock.clone();
-        let started = NetworkService::start(net_cfg, registry.view(), &mut prom)?;
-        let net = started.service;
+        let node_metrics = Arc::new(NodeMetrics::default());
+        let factory = Arc::new(NetFactory {
+            cfg: cfg.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            view: registry.view(),
+            metrics: node_metrics.clone(),
+        });
+        let (started, prom) = factory.start(keypair, cfg.listen.clone(), cfg.topics.clone())?;
+        let services = Arc::new(Services {
+            current: watch::Sender::new(started.service),
+            metrics_registry: watch::Sender::new(Arc::new(prom)),
+            workers: std::sync::Mutex::new(vec![(peer_id, started.worker)]),
+        });
+        let net = services.handle();
 
         let listener = tokio::net::TcpListener::bind(cfg.http_listen)
             .await
@@ -109,37 +122,43 @@ impl RunningNode {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (deliveries, _) = broadcast::channel(DELIVERY_FANOUT);
+        let dispatch = Dispatch::new(deliveries.clone(), store, node_metrics.clone());
         let readiness = Readiness {
-            local: peer_id,
             view: registry.view(),
-            peers: net.peers(),
+            registry_status: registry.status(),
+            net: net.clone(),
             configured_quorum: cfg.ready_quorum,
             clock: clock.clone(),
         };
         let state = ApiState {
-            net: net.clone(),
+            net,
             view: registry.view(),
             registry_status: registry.status(),
-            deliveries: deliveries.clone(),
-            registry: Arc::new(prom),
+            deliveries,
+            registry: services.metrics_registry.subscribe(),
             metrics: node_metrics.clone(),
             readiness,
             clock,
             shutdown: shutdown_rx.clone(),
         };
         let mut tasks = vec![
-            tokio::spawn(dispatch_events(
-                started.events,
-                deliveries,
-                store,
-                node_metrics.clone(),
-            )),
+            dispatch.spawn(peer_id, started.events),
             tokio::spawn(track_registry(
                 registry.view(),
                 registry.status(),
                 node_metrics,
             )),
         ];
+        if let Some(key_dir) = &cfg.key_dir {
+            let rotation = Rotation {
+                key_dir: key_dir.clone(),
+                factory,
+                services: services.clone(),
+                dispatch,
+                shutdown: shutdown_rx.clone(),
+            };
+            tasks.push(tokio::spawn(rotation.run()));
+        }
         let app = api::router(state);
         let mut stop = shutdown_rx;
         tasks.push(tokio::spawn(async move {
@@ -158,28 +177,31 @@ impl RunningNode {
             }
         }));
         Ok(RunningNode {
-            peer_id,
             http_addr,
-            net,
-            net_worker: started.worker,
+            services,
             shutdown,
             tasks,
             _registry: registry,
         })
     }
 
-    /// The network service handle (for embedding applications).
-    pub fn network(&self) -> &NetworkService {
-        &self.net
+    /// The node's current network service (it changes when the node rotates to a new key).
+    pub fn network(&self) -> NetworkService {
+        self.services.current.borrow().clone()
+    }
+
+    /// The key the node runs under now.
+    pub fn peer_id(&self) -> PeerId {
+        self.network().local_peer_id()
     }
 
     /// Closes subscriptions and connections, stops the API and waits (bounded) for the tasks.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         let _ = self.shutdown.send(true);
-        self.net.shutdown();
+        let services = self.services.clone();
         let all = async {
-            let _ = self.net_worker.await;
+            services.shutdown().await;
             for t in self.tasks {
                 t.abort();
                 let _ = t.await;
@@ -190,36 +212,6 @@ impl RunningNode {
             .is_err()
         {
             tracing::warn!("shutdown took longer than 10 s; exiting anyway");
-        }
-    }
-}
-
-/// Routes network events to their consumers: deliveries to API subscribers, learned addresses
-/// to the peer store.
-async fn dispatch_events(
-    mut events: tokio::sync::mpsc::Receiver<NetworkEvent>,
-    deliveries: broadcast::Sender<Arc<conclave_net::Delivery>>,
-    store: Arc<StateStore>,
-    metrics: Arc<NodeMetrics>,
-) {
-    while let Some(ev) = events.recv().await {
-        match ev {
-            NetworkEvent::Message(d) => {
-                // No subscriber is not an error: the message was still validated and relayed.
-                let _ = deliveries.send(Arc::new(d));
-            }
-            NetworkEvent::AddressesLearned { peer, addresses } => {
-                let store = store.clone();
-                let metrics = metrics.clone();
-                let written =
-                    tokio::task::spawn_blocking(move || store.record_addresses(peer, &addresses))
-                        .await;
-                if let Ok(Err(e)) = written {
-                    metrics.peer_store_errors.inc();
-                    tracing::warn!(error = %e, "peer store write failed");
-                }
-            }
-            _ => {}
         }
     }
 }
@@ -235,6 +227,10 @@ async fn track_registry(
             let s = status.borrow_and_update();
             metrics.registry_revision.set(s.revision as i64);
             metrics.registry_rejected.set(s.rejected_updates as i64);
+            metrics.registry_stale.set(i64::from(s.stale));
+            if let Some(b) = s.synced_block {
+                metrics.registry_synced_block.set(b as i64);
+            }
             metrics
                 .registry_members
                 .set(view.borrow_and_update().nodes().count() as i64);

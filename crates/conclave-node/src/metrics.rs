@@ -1,31 +1,31 @@
-//! Node-level metrics: registry health, readiness and API subscribers (the network service
-//! registers its own beside them).
+//! Node-level metrics: registry health, readiness, API subscribers and key rotations (the network
+//! service registers its own beside them; those restart from zero after a key rotation).
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+#[derive(Default)]
 pub(crate) struct NodeMetrics {
     pub registry_revision: Gauge,
     pub registry_rejected: Gauge,
     pub registry_members: Gauge,
+    pub registry_stale: Gauge,
+    pub registry_synced_block: Gauge,
     pub ready: Gauge,
     pub subscribers: Gauge,
     pub subscriber_lagged: Counter,
     pub peer_store_errors: Counter,
+    pub key_rotations: Counter,
+    pub key_rotation_failures: Counter,
+    pub handover_republish_failures: Counter,
 }
 
 impl NodeMetrics {
-    pub fn register(registry: &mut Registry) -> Self {
-        let m = NodeMetrics {
-            registry_revision: Gauge::default(),
-            registry_rejected: Gauge::default(),
-            registry_members: Gauge::default(),
-            ready: Gauge::default(),
-            subscribers: Gauge::default(),
-            subscriber_lagged: Counter::default(),
-            peer_store_errors: Counter::default(),
-        };
+    /// Registers these (shared) handles in `registry`. A key rotation builds a fresh registry
+    /// for the new network service; the node's own metrics carry over into it.
+    pub fn register(&self, registry: &mut Registry) {
+        let m = self;
         registry.register(
             "registry_revision",
             "Registry views accepted since start",
@@ -40,6 +40,16 @@ impl NodeMetrics {
             "registry_members",
             "Node keys authorized by the current view",
             m.registry_members.clone(),
+        );
+        registry.register(
+            "registry_stale",
+            "1 while the registry source cannot be read (the last view stays in force)",
+            m.registry_stale.clone(),
+        );
+        registry.register(
+            "registry_synced_block",
+            "Newest confirmed block applied by the chain registry",
+            m.registry_synced_block.clone(),
         );
         registry.register(
             "ready",
@@ -61,6 +71,20 @@ impl NodeMetrics {
             "Failed peer-store writes",
             m.peer_store_errors.clone(),
         );
-        m
+        registry.register(
+            "key_rotations",
+            "Moves to a new node key delegated on the registry",
+            m.key_rotations.clone(),
+        );
+        registry.register(
+            "key_rotation_failures",
+            "Key rotations that failed (the node stayed on its key and retries)",
+            m.key_rotation_failures.clone(),
+        );
+        registry.register(
+            "handover_republish_failures",
+            "Queued publishes the new key's service refused during a rotation",
+            m.handover_republish_failures.clone(),
+        );
     }
 }

@@ -1,10 +1,13 @@
 //! `/readyz`: a node is ready when enough members are connected for its messages to reach a
-//! quorum of the signer set.
+//! quorum of the signer set, and its registry is current (a stale view may still admit a key
+//! revoked since).
 
 use std::sync::Arc;
 
 use conclave_core::{Clock, MembershipView, PeerId};
-use conclave_net::PeerSnapshot;
+use conclave_registry::RegistryStatus;
+
+use crate::network::NodeNetwork;
 use tokio::sync::watch;
 
 /// Connected members against the quorum, at one instant.
@@ -13,6 +16,7 @@ pub struct ReadinessReport {
     pub ready: bool,
     pub connected_members: usize,
     pub quorum: usize,
+    pub registry_stale: bool,
 }
 
 /// The quorum when none is configured: two thirds of the other members, rounded up.
@@ -23,9 +27,9 @@ pub fn default_quorum(other_members: usize) -> usize {
 /// Reads the view and the peer table to judge readiness.
 #[derive(Clone)]
 pub(crate) struct Readiness {
-    pub local: PeerId,
     pub view: watch::Receiver<Arc<MembershipView>>,
-    pub peers: watch::Receiver<Arc<PeerSnapshot>>,
+    pub registry_status: watch::Receiver<RegistryStatus>,
+    pub net: NodeNetwork,
     pub configured_quorum: Option<usize>,
     pub clock: Arc<dyn Clock>,
 }
@@ -33,12 +37,13 @@ pub(crate) struct Readiness {
 impl Readiness {
     pub fn evaluate(&self) -> ReadinessReport {
         let view = self.view.borrow().clone();
-        let peers = self.peers.borrow().clone();
+        let peers = self.net.peers();
+        let local = peers.local;
         let at = self.clock.moment();
         let others: Vec<&PeerId> = view
             .members_at(at)
             .map(|(p, _)| p)
-            .filter(|p| **p != self.local)
+            .filter(|p| **p != local)
             .collect();
         let connected_members = others
             .iter()
@@ -47,10 +52,12 @@ impl Readiness {
         let quorum = self
             .configured_quorum
             .unwrap_or_else(|| default_quorum(others.len()));
+        let registry_stale = self.registry_status.borrow().stale;
         ReadinessReport {
-            ready: connected_members >= quorum,
+            ready: connected_members >= quorum && !registry_stale,
             connected_members,
             quorum,
+            registry_stale,
         }
     }
 }

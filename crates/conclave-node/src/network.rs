@@ -1,0 +1,397 @@
+//! The node's network across key rotations: a factory that starts network services with the
+//! node's settings for any key, the handle the API uses (always the current service), and the
+//! event dispatch shared by every service the node has run.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conclave_core::{Clock, MembershipView, Multiaddr, PeerId, TopicName};
+use conclave_net::{
+    Delivery, NetConfig, NetError, NetworkEvent, NetworkService, PeerSnapshot, PublishError,
+    PublishOutcome, StartedNetwork, TransportKind,
+};
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use prometheus_client::registry::Registry;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::metrics::NodeMetrics;
+use crate::rotation::{load_candidates, rotation_target};
+use crate::store::StateStore;
+use crate::{NodeError, ValidConfig};
+
+/// Message ids remembered to deliver each message once to API subscribers, even while two
+/// services (old and new key) receive the same gossip during a rotation.
+const RECENT_IDS: usize = 16_384;
+/// How long the old service keeps running after the hand-over, so what it already handed to
+/// gossipsub reaches its peers before its connections close.
+const HANDOVER_GRACE: Duration = Duration::from_secs(1);
+/// How long a new service may take to reach a member before it carries traffic anyway.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often held keys are checked against the view between view changes (blocks advance).
+const ROTATION_CHECK: Duration = Duration::from_secs(1);
+
+/// The API's handle on the network: always the current service, across key rotations.
+#[derive(Clone)]
+pub struct NodeNetwork {
+    current: watch::Receiver<NetworkService>,
+}
+
+impl NodeNetwork {
+    pub fn current(&self) -> NetworkService {
+        self.current.borrow().clone()
+    }
+
+    /// Publishes through the current service; a publish that meets a service just handed over
+    /// goes to its successor (at most a few times: rotations are rare).
+    pub async fn publish(
+        &self,
+        topic: TopicName,
+        payload: Vec<u8>,
+    ) -> Result<PublishOutcome, PublishError> {
+        for _ in 0..3 {
+            match self.current().publish(topic.clone(), payload.clone()).await {
+                Err(PublishError::HandedOver) => continue,
+                other => return other,
+            }
+        }
+        Err(PublishError::Stopped)
+    }
+
+    pub async fn subscribe(&self, topic: TopicName) -> Result<(), NetError> {
+        self.current().subscribe(topic).await
+    }
+
+    pub fn peers(&self) -> Arc<PeerSnapshot> {
+        self.current().peers().borrow().clone()
+    }
+}
+
+/// A bounded set of recently delivered message ids (FIFO eviction).
+#[derive(Default)]
+struct RecentIds {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+impl RecentIds {
+    /// True the first time an id is seen (within the window).
+    fn first(&mut self, id: &str) -> bool {
+        if self.set.contains(id) {
+            return false;
+        }
+        if self.order.len() == RECENT_IDS {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.order.push_back(id.to_owned());
+        self.set.insert(id.to_owned());
+        true
+    }
+}
+
+/// Routes network events to their consumers: deliveries to API subscribers (once each), learned
+/// addresses to the peer store. One dispatcher task runs per network service.
+#[derive(Clone)]
+pub(crate) struct Dispatch {
+    pub deliveries: broadcast::Sender<Arc<Delivery>>,
+    pub store: Arc<StateStore>,
+    pub metrics: Arc<NodeMetrics>,
+    recent: Arc<Mutex<RecentIds>>,
+    /// Every key this node has run under: during a rotation the two services gossip with each
+    /// other, and the node's own messages must not come back to its subscribers.
+    own_keys: Arc<Mutex<Vec<PeerId>>>,
+}
+
+impl Dispatch {
+    pub fn new(
+        deliveries: broadcast::Sender<Arc<Delivery>>,
+        store: Arc<StateStore>,
+        metrics: Arc<NodeMetrics>,
+    ) -> Self {
+        Dispatch {
+            deliveries,
+            store,
+            metrics,
+            recent: Arc::default(),
+            own_keys: Arc::default(),
+        }
+    }
+
+    /// Dispatches the events of the service running under `key`.
+    pub fn spawn(&self, key: PeerId, events: mpsc::Receiver<NetworkEvent>) -> JoinHandle<()> {
+        self.own_keys.lock().expect("own-keys lock").push(key);
+        tokio::spawn(self.clone().run(events))
+    }
+
+    async fn run(self, mut events: mpsc::Receiver<NetworkEvent>) {
+        while let Some(ev) = events.recv().await {
+            match ev {
+                NetworkEvent::Message(d) => {
+                    if self
+                        .own_keys
+                        .lock()
+                        .expect("own-keys lock")
+                        .contains(&d.source)
+                    {
+                        continue;
+                    }
+                    let first = self
+                        .recent
+                        .lock()
+                        .expect("recent-ids lock")
+                        .first(&d.message_id);
+                    // No subscriber is not an error: the message was still validated and relayed.
+                    if first {
+                        let _ = self.deliveries.send(Arc::new(d));
+                    }
+                }
+                NetworkEvent::AddressesLearned { peer, addresses } => {
+                    let store = self.store.clone();
+                    let written = tokio::task::spawn_blocking(move || {
+                        store.record_addresses(peer, &addresses)
+                    })
+                    .await;
+                    if let Ok(Err(e)) = written {
+                        self.metrics.peer_store_errors.inc();
+                        tracing::warn!(error = %e, "peer store write failed");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Starts network services with the node's settings, for whichever key the node runs under.
+pub(crate) struct NetFactory {
+    pub cfg: ValidConfig,
+    pub store: Arc<StateStore>,
+    pub clock: Arc<dyn Clock>,
+    pub view: watch::Receiver<Arc<MembershipView>>,
+    pub metrics: Arc<NodeMetrics>,
+}
+
+impl NetFactory {
+    /// A service for `keypair` listening on `listen`, and the metrics registry it reports into
+    /// (with the node's own metrics in it too).
+    pub fn start(
+        &self,
+        keypair: Keypair,
+        listen: Vec<Multiaddr>,
+        topics: Vec<TopicName>,
+    ) -> Result<(StartedNetwork, Registry), NodeError> {
+        let cfg = &self.cfg;
+        let mut prom = Registry::default();
+        self.metrics
+            .register(prom.sub_registry_with_prefix("conclave"));
+        let mut net_cfg = NetConfig::new(keypair, TransportKind::Network);
+        net_cfg.listen = listen;
+        net_cfg.seeds = cfg.seeds.clone();
+        net_cfg.known_addresses = self.store.peer_addresses()?;
+        net_cfg.topics = topics;
+        net_cfg.timestamp_tolerance = cfg.timestamp_tolerance;
+        net_cfg.max_message_bytes = cfg.max_message_bytes;
+        net_cfg.outbox_capacity = cfg.publish_queue_capacity;
+        net_cfg.outbox_ttl = cfg.publish_queue_ttl;
+        net_cfg.max_pending_incoming = cfg.max_pending_incoming;
+        net_cfg.clock = self.clock.clone();
+        let started = NetworkService::start(net_cfg, self.view.clone(), &mut prom)?;
+        Ok((started, prom))
+    }
+}
+
+/// The same addresses with OS-chosen ports: a new service listens there while the old one
+/// still holds the configured ports.
+fn ephemeral(addrs: &[Multiaddr]) -> Vec<Multiaddr> {
+    addrs
+        .iter()
+        .map(|a| {
+            a.iter()
+                .map(|p| match p {
+                    Protocol::Tcp(_) => Protocol::Tcp(0),
+                    Protocol::Udp(_) => Protocol::Udp(0),
+                    other => other,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The node's running network services: the current one and any being retired.
+pub(crate) struct Services {
+    pub current: watch::Sender<NetworkService>,
+    pub metrics_registry: watch::Sender<Arc<Registry>>,
+    /// Worker tasks by the key they run under.
+    pub workers: Mutex<Vec<(PeerId, JoinHandle<()>)>>,
+}
+
+impl Services {
+    pub fn handle(&self) -> NodeNetwork {
+        NodeNetwork {
+            current: self.current.subscribe(),
+        }
+    }
+
+    fn take_worker(&self, peer: PeerId) -> Option<JoinHandle<()>> {
+        let mut workers = self.workers.lock().expect("workers lock");
+        let i = workers.iter().position(|(p, _)| *p == peer)?;
+        Some(workers.remove(i).1)
+    }
+
+    /// Stops the current service and waits (bounded) for every worker.
+    pub async fn shutdown(&self) {
+        self.current.borrow().shutdown();
+        let workers: Vec<_> = self
+            .workers
+            .lock()
+            .expect("workers lock")
+            .drain(..)
+            .collect();
+        for (_, w) in workers {
+            let _ = w.await;
+        }
+    }
+}
+
+/// Follows the registry and moves the node to a newly delegated key it holds.
+pub(crate) struct Rotation {
+    pub key_dir: std::path::PathBuf,
+    pub factory: Arc<NetFactory>,
+    pub services: Arc<Services>,
+    pub dispatch: Dispatch,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Rotation {
+    pub async fn run(mut self) {
+        let mut view = self.factory.view.clone();
+        let mut warned = Vec::new();
+        let mut held = load_candidates(&self.key_dir, &mut warned);
+        let mut tick = tokio::time::interval(ROTATION_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = view.changed() => {
+                    if changed.is_err() { return; }
+                    // A new delegation may name a key just dropped into the directory.
+                    held = load_candidates(&self.key_dir, &mut warned);
+                }
+                _ = tick.tick() => {}
+                _ = self.shutdown.changed() => return,
+            }
+            let current = self.services.current.borrow().local_peer_id();
+            let target = rotation_target(
+                &view.borrow(),
+                self.factory.clock.moment(),
+                &current,
+                held.keys().copied(),
+            );
+            let Some(target) = target else { continue };
+            tracing::info!(from = %current, to = %target, "registry delegates to a held key; rotating");
+            match self.swap(held[&target].clone()).await {
+                Ok(()) => {
+                    self.dispatch.metrics.key_rotations.inc();
+                    tracing::info!(from = %current, to = %target, "rotation complete");
+                }
+                Err(e) => {
+                    self.dispatch.metrics.key_rotation_failures.inc();
+                    tracing::error!(error = %e, to = %target, "rotation failed; staying on the current key");
+                }
+            }
+        }
+    }
+
+    async fn swap(&self, keypair: Keypair) -> Result<(), NodeError> {
+        let new_peer = keypair.public().to_peer_id();
+        let old = self.services.current.borrow().clone();
+        let configured = self.factory.cfg.listen.clone();
+        let (started, registry) =
+            self.factory
+                .start(keypair, ephemeral(&configured), old.topics().await?)?;
+        let new = started.service.clone();
+        self.services
+            .workers
+            .lock()
+            .expect("workers lock")
+            .push((new_peer, started.worker));
+        self.dispatch.spawn(new_peer, started.events);
+
+        // Let the new key join the mesh before it carries the node's traffic.
+        let old_peer = old.local_peer_id();
+        let mut peers = new.peers();
+        let joined = tokio::time::timeout(
+            JOIN_TIMEOUT,
+            peers.wait_for(|s| s.peers.keys().any(|p| *p != old_peer)),
+        )
+        .await
+        .map(|_| ());
+        if joined.is_err() {
+            tracing::warn!(after = ?JOIN_TIMEOUT, "new key reached no member yet; switching anyway (its publishes wait for peers)");
+        }
+
+        // Switch: new publishes go to the new service, queued ones move over in order.
+        self.services
+            .metrics_registry
+            .send_replace(Arc::new(registry));
+        self.services.current.send_replace(new.clone());
+        let late_topics = old.topics().await.unwrap_or_default();
+        for (topic, payload) in old.hand_over().await.unwrap_or_default() {
+            if let Err(e) = new.publish(topic.clone(), payload).await {
+                self.dispatch.metrics.handover_republish_failures.inc();
+                tracing::error!(%topic, error = %e, "queued publish lost in the hand-over");
+            }
+        }
+        for topic in late_topics {
+            new.subscribe(topic).await?;
+        }
+
+        tokio::time::sleep(HANDOVER_GRACE).await;
+        old.shutdown();
+        if let Some(worker) = self.services.take_worker(old_peer) {
+            let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+        }
+        // Take over the configured ports the old service freed.
+        for addr in configured {
+            let mut attempt = 0;
+            while let Err(e) = new.listen_on(addr.clone()).await {
+                attempt += 1;
+                if attempt == 5 {
+                    tracing::warn!(%addr, error = %e, "cannot take over the configured listen address");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_ids_deliver_once_within_the_window() {
+        let mut r = RecentIds::default();
+        assert!(r.first("a"));
+        assert!(!r.first("a"));
+        for i in 0..RECENT_IDS {
+            r.first(&i.to_string());
+        }
+        assert!(r.first("a"), "evicted after the window");
+        assert_eq!(r.order.len(), RECENT_IDS);
+    }
+
+    #[test]
+    fn ephemeral_keeps_the_ip_and_frees_the_port() {
+        let a: Multiaddr = "/ip4/127.0.0.1/tcp/9000".parse().unwrap();
+        let q: Multiaddr = "/ip4/0.0.0.0/udp/9000/quic-v1".parse().unwrap();
+        let e = ephemeral(&[a, q]);
+        assert_eq!(e[0].to_string(), "/ip4/127.0.0.1/tcp/0");
+        assert_eq!(e[1].to_string(), "/ip4/0.0.0.0/udp/0/quic-v1");
+    }
+}

@@ -1,0 +1,326 @@
+//! Nodes configured with `registry = "evm"` against a real chain (anvil): they join by on-chain
+//! delegation, and an RPC outage turns `/readyz` and the metrics stale until the chain is back.
+
+use std::path::Path;
+use std::time::Duration;
+
+use conclave_core::OperatorId;
+use conclave_node::config::NodeConfig;
+use conclave_node::keys::{self, KeyType};
+use conclave_node::RunningNode;
+use conclave_registry::evm::anvil::{Anvil, RpcProxy, DEV_KEYS};
+use conclave_registry::evm::{admin, RegistryAdmin, OPEN_ENDED};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn start(dir: &Path, name: &str, rpc_url: &str, contract: &str) -> RunningNode {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "key_file = \"{name}.key\"\nstate_dir = \"{name}-state\"\n\
+             registry = \"evm\"\nevm_rpc_url = \"{rpc_url}\"\nevm_contract = \"{contract}\"\n\
+             evm_confirmations = 2\nevm_poll_ms = 100\nready_quorum = 1\n\
+             listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\n"
+        ),
+    )
+    .unwrap();
+    let (c, base) = NodeConfig::load(Some(&cfg), &[]).unwrap();
+    RunningNode::start(c.validate(&base).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn get(node: &RunningNode, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("http://{}{path}", node.http_addr))
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Polls `path` until `pred(status, body)` holds.
+async fn until(node: &RunningNode, path: &str, what: &str, pred: impl Fn(u16, &str) -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(node, path).await;
+        if pred(status, &body) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; last {path}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn tcp_addr(node: &RunningNode) -> String {
+    let mut addr = String::new();
+    until(node, "/v1/peers", "a listen address", |_, body| {
+        let v: Value = serde_json::from_str(body).unwrap();
+        v["listen"].as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let (_, body) = get(node, "/v1/peers").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    addr.push_str(v["listen"][0].as_str().unwrap());
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_registry_nodes_join_and_report_rpc_outages() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let anvil = Anvil::spawn(&[]).unwrap();
+    let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEYS[0]).unwrap())
+        .await
+        .unwrap();
+    gov.define_scope(0, "signers").await.unwrap();
+    let contract = gov.contract().to_string();
+    let mut ops = Vec::new();
+    let mut peers = Vec::new();
+    for (i, name) in ["a", "b"].iter().enumerate() {
+        let op = RegistryAdmin::connect(
+            &anvil.url,
+            gov.contract(),
+            admin::parse_eth_key(DEV_KEYS[i + 1]).unwrap(),
+        )
+        .unwrap();
+        gov.add_operator(OperatorId(op.signer().0 .0))
+            .await
+            .unwrap();
+        let peer = keys::generate(&d.join(format!("{name}.key")), KeyType::Ed25519).unwrap();
+        op.authorize(&peer, 1, 0, OPEN_ENDED).await.unwrap();
+        ops.push(op);
+        peers.push(peer);
+    }
+    anvil.mine(2).await.unwrap();
+
+    // a reads the chain through a proxy that can be cut; b reads it directly.
+    let proxy = RpcProxy::start(anvil.port).await.unwrap();
+    let a = start(d, "a", &proxy.url, &contract).await;
+    let b = start(d, "b", &anvil.url, &contract).await;
+    // Address hints go on-chain; once confirmed, the redial loops connect the two.
+    for (i, node) in [&a, &b].iter().enumerate() {
+        let addr = tcp_addr(node).await;
+        ops[i]
+            .set_node_addresses(&peers[i], vec![addr])
+            .await
+            .unwrap();
+    }
+    anvil.mine(2).await.unwrap();
+    for n in [&a, &b] {
+        until(n, "/readyz", "readiness", |s, _| s == 200).await;
+    }
+    let (_, body) = get(&a, "/v1/membership").await;
+    let m: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        m["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("chain 31337 block"),
+        "{m}"
+    );
+    assert_eq!(m["operators"].as_array().unwrap().len(), 2);
+    assert_eq!(m["stale"], false);
+
+    // The RPC endpoint goes away: the view stays, readiness and metrics say stale.
+    proxy.cut();
+    until(&a, "/readyz", "stale readiness", |s, body| {
+        s == 503 && body.contains("\"registry_stale\":true")
+    })
+    .await;
+    let (_, metrics) = get(&a, "/metrics").await;
+    assert!(metrics.contains("conclave_registry_stale 1"), "{metrics}");
+    let (_, body) = get(&a, "/v1/membership").await;
+    let m: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(m["stale"], true);
+    assert!(
+        m["last_error"].as_str().unwrap().contains(&proxy.url),
+        "{m}"
+    );
+    assert_eq!(
+        m["operators"].as_array().unwrap().len(),
+        2,
+        "the last view stays"
+    );
+    let (status, _) = get(&b, "/readyz").await;
+    assert_eq!(
+        status, 200,
+        "b reads the chain directly and is not affected"
+    );
+
+    // The endpoint returns: a is current and ready again.
+    proxy.restore();
+    until(&a, "/readyz", "recovery", |s, _| s == 200).await;
+    let (_, metrics) = get(&a, "/metrics").await;
+    assert!(metrics.contains("conclave_registry_stale 0"), "{metrics}");
+
+    for n in [a, b] {
+        n.shutdown().await;
+    }
+}
+
+/// Mines a block every `every` until dropped: a chain that moves on its own.
+struct Miner(tokio::task::JoinHandle<()>);
+
+impl Miner {
+    fn start(url: String, every: Duration) -> Miner {
+        Miner(tokio::spawn(async move {
+            let anvil_rpc = reqwest::Client::new();
+            loop {
+                let _ = anvil_rpc
+                    .post(&url)
+                    .json(&serde_json::json!({"jsonrpc":"2.0","id":1,"method":"anvil_mine","params":["0x1"]}))
+                    .send()
+                    .await;
+                tokio::time::sleep(every).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Miner {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_moves_the_node_to_its_new_key_without_losing_a_message() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let anvil = Anvil::spawn(&[]).unwrap();
+    let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEYS[0]).unwrap())
+        .await
+        .unwrap();
+    gov.define_scope(0, "signers").await.unwrap();
+    let contract = gov.contract().to_string();
+    let op = |i: usize| {
+        RegistryAdmin::connect(
+            &anvil.url,
+            gov.contract(),
+            admin::parse_eth_key(DEV_KEYS[i]).unwrap(),
+        )
+        .unwrap()
+    };
+    let (op_a, op_b) = (op(1), op(2));
+    gov.add_operator(OperatorId(op_a.signer().0 .0))
+        .await
+        .unwrap();
+    gov.add_operator(OperatorId(op_b.signer().0 .0))
+        .await
+        .unwrap();
+    let old = keys::generate(&d.join("a.key"), KeyType::Ed25519).unwrap();
+    std::fs::create_dir(d.join("a-keys")).unwrap();
+    let new = keys::generate(&d.join("a-keys/next.key"), KeyType::Ed25519).unwrap();
+    let b_peer = keys::generate(&d.join("b.key"), KeyType::Ed25519).unwrap();
+    op_a.authorize(&old, 1, 0, OPEN_ENDED).await.unwrap();
+    op_b.authorize(&b_peer, 1, 0, OPEN_ENDED).await.unwrap();
+    anvil.mine(2).await.unwrap();
+
+    let a = {
+        let cfg = d.join("a.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "key_file = \"a.key\"\nkey_dir = \"a-keys\"\nstate_dir = \"a-state\"\n\
+                 registry = \"evm\"\nevm_rpc_url = \"{}\"\nevm_contract = \"{contract}\"\n\
+                 evm_confirmations = 2\nevm_poll_ms = 100\nready_quorum = 1\n\
+                 listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\n",
+                anvil.url
+            ),
+        )
+        .unwrap();
+        let (c, base) = NodeConfig::load(Some(&cfg), &[]).unwrap();
+        RunningNode::start(c.validate(&base).unwrap())
+            .await
+            .unwrap()
+    };
+    let b = start(d, "b", &anvil.url, &contract).await;
+    op_b.set_node_addresses(&b_peer, vec![tcp_addr(&b).await])
+        .await
+        .unwrap();
+    anvil.mine(2).await.unwrap();
+    for n in [&a, &b] {
+        until(n, "/readyz", "readiness", |s, _| s == 200).await;
+    }
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/v1/subscribe/signers", b.http_addr))
+            .await
+            .unwrap();
+
+    // A numbered stream from a's application, running through the whole swap.
+    let total = 300u32;
+    let api = a.http_addr;
+    let publisher = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        for i in 0..total {
+            let r = client
+                .post(format!("http://{api}/v1/publish/signers"))
+                .body(i.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "publish {i}: {:?}", r.text().await);
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    });
+
+    // The operator rotates: the new key valid now, the old one revoked 40 blocks on.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let head = op_a.block().await.unwrap();
+    op_a.rotate(&old, &new, 1, OPEN_ENDED, head + 40)
+        .await
+        .unwrap();
+    let _miner = Miner::start(anvil.url.clone(), Duration::from_millis(100));
+
+    let mut seen = std::collections::BTreeMap::<u32, u32>::new();
+    let mut senders = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < total as usize {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {total} arrived", seen.len()))
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert!(v.get("lagged").is_none(), "subscriber lagged: {v}");
+        use base64::Engine;
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(v["payload_base64"].as_str().unwrap())
+            .unwrap();
+        let n: u32 = String::from_utf8(payload).unwrap().parse().unwrap();
+        *seen.entry(n).or_default() += 1;
+        senders.insert(v["node"].as_str().unwrap().to_owned());
+    }
+    publisher.await.unwrap();
+    // Nothing more may arrive: a duplicate would show up here.
+    if let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+        panic!(
+            "unexpected extra delivery: {}",
+            msg.to_text().unwrap_or("<binary>")
+        );
+    }
+    let _ = ws.close(None).await;
+    assert!(seen.values().all(|&c| c == 1), "duplicates: {seen:?}");
+    assert_eq!(seen.len(), total as usize);
+    assert!(
+        senders.contains(&old.to_string()) && senders.contains(&new.to_string()),
+        "the stream moved from the old key to the new one: {senders:?}"
+    );
+    assert_eq!(a.peer_id(), new);
+    let (_, metrics) = get(&a, "/metrics").await;
+    assert!(
+        metrics.contains("conclave_key_rotations_total 1"),
+        "{metrics}"
+    );
+    let (_, peers) = get(&b, "/v1/peers").await;
+    assert!(peers.contains(&new.to_string()), "{peers}");
+
+    for n in [a, b] {
+        n.shutdown().await;
+    }
+}
