@@ -1,5 +1,6 @@
 //! `conclave`: run a node, run a local devnet, manage node keys and check registry files.
 
+mod chain;
 mod devnet;
 
 use std::path::PathBuf;
@@ -33,7 +34,7 @@ enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
-    /// Registry file tools.
+    /// The registry: check a registry file, or deploy, change and show the on-chain registry.
     Registry {
         #[command(subcommand)]
         command: RegistryCommand,
@@ -73,6 +74,8 @@ enum NodeCommand {
 enum RegistryCommand {
     /// Validate a registry file and summarize it.
     Check { file: PathBuf },
+    #[command(flatten)]
+    Chain(Box<chain::ChainCommand>),
 }
 
 fn init_logging(json: bool) {
@@ -138,6 +141,9 @@ fn main() -> anyhow::Result<()> {
                 view.groups().len()
             );
         }
+        Command::Registry {
+            command: RegistryCommand::Chain(cmd),
+        } => runtime.block_on(chain::run(*cmd))?,
         Command::Devnet(args) => {
             init_logging(false);
             let ok = runtime.block_on(devnet::run(args))?;

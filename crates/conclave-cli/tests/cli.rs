@@ -183,3 +183,152 @@ fn devnet_delivers_everything_and_keeps_strangers_out() {
     assert!(text.contains("delivered 0 of"), "{text}");
     assert!(text.contains("connected peers 0; received 0"), "{text}");
 }
+
+/// Runs `conclave` with `CONCLAVE_ETH_KEY` set (or removed) and returns stdout, or panics with
+/// stderr when `ok` and it failed.
+fn chain_cmd(args: &[&str], eth_key: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_conclave"));
+    c.args(args).env_remove("CONCLAVE_LOG");
+    match eth_key {
+        Some(k) => c.env("CONCLAVE_ETH_KEY", k),
+        None => c.env_remove("CONCLAVE_ETH_KEY"),
+    };
+    c.output().unwrap()
+}
+
+#[test]
+fn registry_commands_change_the_chain_and_explain_refusals() {
+    use conclave_registry::evm::anvil::{Anvil, DEV_KEYS};
+    let anvil = Anvil::spawn(&[]).unwrap();
+    let url = anvil.url.as_str();
+    let stdout = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+
+    let out = chain_cmd(
+        &[
+            "registry",
+            "deploy",
+            "--rpc-url",
+            url,
+            "--scopes",
+            "signers,coord",
+        ],
+        Some(DEV_KEYS[0]),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("deployed: tx 0x"), "{text}");
+    assert!(text.contains("scope 1 = coord"), "{text}");
+    let contract = text
+        .lines()
+        .find_map(|l| l.strip_prefix("contract = "))
+        .unwrap()
+        .to_owned();
+    let at = ["--rpc-url", url, "--contract", contract.as_str()];
+
+    // Governance admits operator 1 (dev account 1).
+    let operator = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let args: Vec<&str> = ["registry", "add-operator"]
+        .iter()
+        .chain(&at)
+        .copied()
+        .chain([operator])
+        .collect();
+    let out = chain_cmd(&args, Some(DEV_KEYS[0]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(operator), "{}", stdout(&out));
+
+    // The operator signs with a key file, which must be private.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("operator.hex");
+    std::fs::write(&key_file, DEV_KEYS[1]).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let node = dir.path().join("node.key");
+    let peer = stdout(&conclave(&[
+        "keys",
+        "generate",
+        "--out",
+        node.to_str().unwrap(),
+    ]))
+    .trim()
+    .to_owned();
+    let authorize: Vec<&str> = ["registry", "authorize"]
+        .iter()
+        .chain(&at)
+        .copied()
+        .chain([
+            "--eth-key-file",
+            key_file.to_str().unwrap(),
+            "--peer-id",
+            &peer,
+            "--scopes",
+            "signers",
+        ])
+        .chain(["--address", "/ip4/127.0.0.1/tcp/9000"])
+        .collect();
+    let out = chain_cmd(&authorize, None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("0644"), "{}", stderr(&out));
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = chain_cmd(&authorize, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("{peer} authorized: tx 0x")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"authorized_now\": true") && text.contains("/ip4/127.0.0.1/tcp/9000"),
+        "{text}"
+    );
+
+    // Refusals from the contract come back in words.
+    let out = chain_cmd(&authorize, None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is already authorized"),
+        "{}",
+        stderr(&out)
+    );
+    let out = chain_cmd(&args, Some(DEV_KEYS[2]));
+    assert!(
+        stderr(&out).contains("is not the registry owner"),
+        "{}",
+        stderr(&out)
+    );
+    let out = chain_cmd(&args, Some("not a key"));
+    assert!(
+        stderr(&out).contains("Ethereum private key"),
+        "{}",
+        stderr(&out)
+    );
+    let out = chain_cmd(&args, None);
+    assert!(
+        stderr(&out).contains("CONCLAVE_ETH_KEY"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Revocation, then the whole registry as nodes see it.
+    let revoke: Vec<&str> = ["registry", "revoke"]
+        .iter()
+        .chain(&at)
+        .copied()
+        .chain(["--peer-id", &peer])
+        .collect();
+    let out = chain_cmd(&revoke, Some(DEV_KEYS[1]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"authorized_now\": false"),
+        "{}",
+        stdout(&out)
+    );
+    let show: Vec<&str> = ["registry", "show"].iter().chain(&at).copied().collect();
+    let out = chain_cmd(&show, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["operators"][0]["nodes"][0]["peer_id"], peer.as_str());
+    assert!(
+        v["source"].as_str().unwrap().starts_with("chain 31337"),
+        "{v}"
+    );
+}

@@ -1,0 +1,312 @@
+//! `conclave registry deploy | add-operator | … | show`: governance and operator transactions
+//! against the on-chain registry. Each prints the transaction hash and the resulting state;
+//! the contract's refusals are shown in plain words.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use conclave_core::{GroupId, Moment, OperatorId, PeerId};
+use conclave_node::keys;
+use conclave_registry::evm::{
+    admin, Address, EvmConfig, EvmRegistry, RegistryAdmin, TxOutcome, OPEN_ENDED,
+};
+use conclave_registry::RegistrySource;
+use serde_json::{json, Value};
+
+/// Where the chain is and who signs.
+#[derive(Args, Clone)]
+pub struct ChainArgs {
+    /// JSON-RPC endpoint of the chain.
+    #[arg(long, env = "CONCLAVE_RPC_URL")]
+    rpc_url: String,
+    /// A file holding the signer's Ethereum private key (hex, mode 0600); otherwise the
+    /// `CONCLAVE_ETH_KEY` environment variable.
+    #[arg(long)]
+    eth_key_file: Option<PathBuf>,
+}
+
+/// The deployed registry to act on.
+#[derive(Args, Clone)]
+pub struct ContractArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// The ConclaveRegistry contract's address.
+    #[arg(long, env = "CONCLAVE_REGISTRY_CONTRACT")]
+    contract: Address,
+}
+
+#[derive(Subcommand)]
+pub enum ChainCommand {
+    /// Deploy a new registry (the signer becomes its owner) and define its scopes.
+    Deploy {
+        #[command(flatten)]
+        chain: ChainArgs,
+        /// Topic names to define as scopes, bit 0 first.
+        #[arg(long, value_delimiter = ',', default_value = "signers")]
+        scopes: Vec<String>,
+    },
+    /// Governance: admit an operator (its cold address).
+    AddOperator {
+        #[command(flatten)]
+        at: ContractArgs,
+        operator: OperatorId,
+    },
+    /// Governance: remove an operator; its node keys stop being valid at once.
+    RemoveOperator {
+        #[command(flatten)]
+        at: ContractArgs,
+        operator: OperatorId,
+    },
+    /// Operator: authorize a node key for some scopes and a block window.
+    Authorize {
+        #[command(flatten)]
+        at: ContractArgs,
+        /// The node's PeerId (`conclave keys show`).
+        #[arg(long)]
+        peer_id: PeerId,
+        #[arg(long, value_delimiter = ',', default_value = "signers")]
+        scopes: Vec<String>,
+        /// First valid block (default: the block the transaction lands in).
+        #[arg(long, default_value_t = 0)]
+        valid_from: u64,
+        /// First block at which the key is no longer valid (default: until revoked).
+        #[arg(long)]
+        valid_until: Option<u64>,
+        /// Address hints for peers to dial (multiaddrs).
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+    },
+    /// Operator: revoke a node key, now or from a later block.
+    Revoke {
+        #[command(flatten)]
+        at: ContractArgs,
+        #[arg(long)]
+        peer_id: PeerId,
+        /// Block from which the key is refused (default: the block the transaction lands in).
+        #[arg(long, default_value_t = 0)]
+        at_block: u64,
+    },
+    /// Operator: authorize a new node key and schedule the old one's revocation, in one call.
+    Rotate {
+        #[command(flatten)]
+        at: ContractArgs,
+        #[arg(long)]
+        old: PeerId,
+        #[arg(long)]
+        new: PeerId,
+        #[arg(long, value_delimiter = ',', default_value = "signers")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        valid_until: Option<u64>,
+        /// Block from which the old key is refused (default: 10 blocks from now, so the node
+        /// can move to its new key first).
+        #[arg(long)]
+        revoke_old_at: Option<u64>,
+    },
+    /// Governance: define or replace a group's ordered seats.
+    AddGroup {
+        #[command(flatten)]
+        at: ContractArgs,
+        /// 20-byte group id (0x-hex), e.g. a wallet's public key hash.
+        #[arg(long)]
+        id: GroupId,
+        /// Operator addresses, in seat order (repeats allowed).
+        #[arg(long, value_delimiter = ',', required = true)]
+        seats: Vec<OperatorId>,
+    },
+    /// Print the registry as nodes see it (JSON), synced to the newest block.
+    Show {
+        #[arg(long, env = "CONCLAVE_RPC_URL")]
+        rpc_url: String,
+        #[arg(long, env = "CONCLAVE_REGISTRY_CONTRACT")]
+        contract: Address,
+    },
+}
+
+fn signer(args: &ChainArgs) -> anyhow::Result<admin::PrivateKeySigner> {
+    let text = match &args.eth_key_file {
+        Some(path) => keys::read_secret_file(path)?,
+        None => std::env::var("CONCLAVE_ETH_KEY").map_err(|_| {
+            anyhow::anyhow!("no signing key: pass --eth-key-file FILE or set CONCLAVE_ETH_KEY")
+        })?,
+    };
+    let source = match &args.eth_key_file {
+        Some(p) => p.display().to_string(),
+        None => "CONCLAVE_ETH_KEY".into(),
+    };
+    admin::parse_eth_key(&text).with_context(|| source)
+}
+
+fn connect(at: &ContractArgs) -> anyhow::Result<RegistryAdmin> {
+    Ok(RegistryAdmin::connect(
+        &at.chain.rpc_url,
+        at.contract,
+        signer(&at.chain)?,
+    )?)
+}
+
+/// The registry as nodes see it, with no confirmations (the transaction just mined included).
+async fn snapshot(rpc_url: &str, contract: Address) -> anyhow::Result<Value> {
+    let mut cfg = EvmConfig::new(rpc_url, contract);
+    cfg.confirmations = 0;
+    let registry = EvmRegistry::spawn(cfg).await?;
+    let view = registry.view().borrow().clone();
+    let status = registry.status().borrow().clone();
+    let head = conclave_registry::ChainSource::heads(&registry)
+        .borrow()
+        .number;
+    let at = Moment {
+        unix_secs: conclave_core::Clock::moment(&conclave_core::SystemClock).unix_secs,
+        block: Some(head),
+    };
+    let mut v = conclave_node::describe_view(&view, at, &|_| None);
+    v["contract"] = json!(contract.to_string());
+    v["head"] = json!(head);
+    v["skipped"] = json!(status.skipped);
+    Ok(v)
+}
+
+fn print_outcome(what: &str, tx: TxOutcome) {
+    println!("{what}: tx {} in block {}", tx.tx_hash, tx.block);
+}
+
+/// Prints the part of `state` about `operator` (its node keys), or all of it.
+fn print_state(state: &Value, operator: Option<OperatorId>) {
+    let shown = match operator {
+        Some(op) => state["operators"]
+            .as_array()
+            .and_then(|ops| ops.iter().find(|o| o["address"] == op.to_string()))
+            .cloned()
+            .unwrap_or_else(|| json!({ "address": op.to_string(), "operator": false })),
+        None => state.clone(),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&shown).expect("JSON renders")
+    );
+}
+
+pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
+    match cmd {
+        ChainCommand::Deploy { chain, scopes } => {
+            let (reg, tx) = RegistryAdmin::deploy(&chain.rpc_url, signer(&chain)?).await?;
+            print_outcome("deployed", tx);
+            println!("contract = {}", reg.contract());
+            if scopes.len() > 64 {
+                bail!("at most 64 scopes");
+            }
+            for (bit, name) in scopes.iter().enumerate() {
+                name.parse::<conclave_core::TopicName>()
+                    .map_err(|e| anyhow::anyhow!("scope `{name}`: {e}"))?;
+                print_outcome(
+                    &format!("scope {bit} = {name}"),
+                    reg.define_scope(bit as u8, name).await?,
+                );
+            }
+            print_state(&snapshot(&chain.rpc_url, reg.contract()).await?, None);
+        }
+        ChainCommand::AddOperator { at, operator } => {
+            let tx = connect(&at)?.add_operator(operator).await?;
+            print_outcome("operator added", tx);
+            print_state(
+                &snapshot(&at.chain.rpc_url, at.contract).await?,
+                Some(operator),
+            );
+        }
+        ChainCommand::RemoveOperator { at, operator } => {
+            let tx = connect(&at)?.remove_operator(operator).await?;
+            print_outcome("operator removed", tx);
+            print_state(
+                &snapshot(&at.chain.rpc_url, at.contract).await?,
+                Some(operator),
+            );
+        }
+        ChainCommand::Authorize {
+            at,
+            peer_id,
+            scopes,
+            valid_from,
+            valid_until,
+            addresses,
+        } => {
+            let reg = connect(&at)?;
+            let names: Vec<&str> = scopes.iter().map(String::as_str).collect();
+            let mask = reg.scope_mask(&names).await?;
+            let tx = reg
+                .authorize(
+                    &peer_id,
+                    mask,
+                    valid_from,
+                    valid_until.unwrap_or(OPEN_ENDED),
+                )
+                .await?;
+            print_outcome(&format!("{peer_id} authorized"), tx);
+            if !addresses.is_empty() {
+                print_outcome(
+                    "addresses set",
+                    reg.set_node_addresses(&peer_id, addresses).await?,
+                );
+            }
+            let op = OperatorId(reg.signer().0 .0);
+            print_state(&snapshot(&at.chain.rpc_url, at.contract).await?, Some(op));
+        }
+        ChainCommand::Revoke {
+            at,
+            peer_id,
+            at_block,
+        } => {
+            let reg = connect(&at)?;
+            let tx = reg.revoke(&peer_id, at_block).await?;
+            print_outcome(&format!("{peer_id} revoked"), tx);
+            let op = OperatorId(reg.signer().0 .0);
+            print_state(&snapshot(&at.chain.rpc_url, at.contract).await?, Some(op));
+        }
+        ChainCommand::Rotate {
+            at,
+            old,
+            new,
+            scopes,
+            valid_until,
+            revoke_old_at,
+        } => {
+            let reg = connect(&at)?;
+            let names: Vec<&str> = scopes.iter().map(String::as_str).collect();
+            let mask = reg.scope_mask(&names).await?;
+            let revoke_at = match revoke_old_at {
+                Some(b) => b,
+                None => reg.block().await? + 10,
+            };
+            let tx = reg
+                .rotate(
+                    &old,
+                    &new,
+                    mask,
+                    valid_until.unwrap_or(OPEN_ENDED),
+                    revoke_at,
+                )
+                .await?;
+            print_outcome(
+                &format!("rotated {old} -> {new} (old revoked from block {revoke_at})"),
+                tx,
+            );
+            let op = OperatorId(reg.signer().0 .0);
+            print_state(&snapshot(&at.chain.rpc_url, at.contract).await?, Some(op));
+        }
+        ChainCommand::AddGroup { at, id, seats } => {
+            let tx = connect(&at)?.set_group(id, &seats).await?;
+            print_outcome(&format!("group {id} set"), tx);
+            let state = snapshot(&at.chain.rpc_url, at.contract).await?;
+            let group = state["groups"]
+                .as_array()
+                .and_then(|g| g.iter().find(|g| g["id"] == id.to_string()))
+                .cloned()
+                .unwrap_or(Value::Null);
+            print_state(&group, None);
+        }
+        ChainCommand::Show { rpc_url, contract } => {
+            print_state(&snapshot(&rpc_url, contract).await?, None);
+        }
+    }
+    Ok(())
+}
