@@ -184,8 +184,37 @@ fn devnet_delivers_everything_and_keeps_strangers_out() {
     assert!(text.contains("connected peers 0; received 0"), "{text}");
 }
 
-/// Runs `conclave` with `CONCLAVE_ETH_KEY` set (or removed) and returns stdout, or panics with
-/// stderr when `ok` and it failed.
+#[test]
+fn devnet_on_a_chain_rotates_and_revokes_without_losing_messages() {
+    let out = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args([
+            "devnet",
+            "--chain",
+            "anvil",
+            "--nodes",
+            "5",
+            "--duration",
+            "16s",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "devnet failed:\n{text}\n{}",
+        stderr(&out)
+    );
+    assert!(text.contains("result            PASS"), "{text}");
+    assert!(text.contains("(100.00 %), 0 duplicates"), "{text}");
+    assert!(text.contains("rotation          node-0 moved to"), "{text}");
+    assert!(
+        text.contains("after the block that made the revocation final"),
+        "{text}"
+    );
+    assert!(text.contains("removed node      0 of"), "{text}");
+}
+
+/// Runs `conclave` with `CONCLAVE_ETH_KEY` set to `eth_key`, or unset.
 fn chain_cmd(args: &[&str], eth_key: Option<&str>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_conclave"));
     c.args(args).env_remove("CONCLAVE_LOG");

@@ -28,7 +28,7 @@ const RECENT_IDS: usize = 16_384;
 /// How long the old service keeps running after the hand-over, so what it already handed to
 /// gossipsub reaches its peers before its connections close.
 const HANDOVER_GRACE: Duration = Duration::from_secs(1);
-/// How long a new service may take to reach a member before it carries traffic anyway.
+/// How long a new service may take to reach the old one's peers before it carries traffic anyway.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often held keys are checked against the view between view changes (blocks advance).
 const ROTATION_CHECK: Duration = Duration::from_secs(1);
@@ -320,17 +320,31 @@ impl Rotation {
             .push((new_peer, started.worker));
         self.dispatch.spawn(new_peer, started.events);
 
-        // Let the new key join the mesh before it carries the node's traffic.
+        // Let the new key reach every member the old one reaches before it carries the node's
+        // traffic: a member accepting the new key's connection has the delegation in its view,
+        // so it will not reject the new key's messages as a stranger's.
         let old_peer = old.local_peer_id();
+        let reach: Vec<PeerId> = old
+            .peers()
+            .borrow()
+            .peers
+            .keys()
+            .filter(|p| **p != new_peer)
+            .copied()
+            .collect();
         let mut peers = new.peers();
         let joined = tokio::time::timeout(
             JOIN_TIMEOUT,
-            peers.wait_for(|s| s.peers.keys().any(|p| *p != old_peer)),
+            peers.wait_for(|s| {
+                reach
+                    .iter()
+                    .all(|p| s.peers.get(p).is_some_and(|i| !i.topics.is_empty()))
+            }),
         )
         .await
         .map(|_| ());
         if joined.is_err() {
-            tracing::warn!(after = ?JOIN_TIMEOUT, "new key reached no member yet; switching anyway (its publishes wait for peers)");
+            tracing::warn!(after = ?JOIN_TIMEOUT, "new key does not reach every member yet; switching anyway (its publishes wait for peers)");
         }
 
         // Switch: new publishes go to the new service, queued ones move over in order.

@@ -104,18 +104,37 @@ impl Anvil {
         })
     }
 
-    /// Mines `blocks` empty blocks at once (`anvil_mine`).
-    pub async fn mine(&self, blocks: u64) -> Result<(), super::EvmError> {
+    /// Calls one of anvil's JSON-RPC methods (`anvil_*`, `evm_*`, or any other).
+    pub async fn rpc<P, R>(&self, method: &'static str, params: P) -> Result<R, super::EvmError>
+    where
+        P: serde::Serialize + Clone + Send + Sync + Unpin + std::fmt::Debug,
+        R: serde::de::DeserializeOwned + Send + Sync + Unpin + std::fmt::Debug + 'static,
+    {
         use alloy::providers::{Provider, ProviderBuilder};
         let url = self.url.parse().expect("anvil's own URL parses");
         ProviderBuilder::new()
             .connect_http(url)
-            .raw_request::<_, ()>("anvil_mine".into(), (format!("0x{blocks:x}"),))
+            .raw_request::<P, R>(method.into(), params)
             .await
             .map_err(|e| super::EvmError::Rpc {
                 url: self.url.clone(),
                 message: e.to_string(),
             })
+    }
+
+    /// Mines `blocks` empty blocks at once (`anvil_mine`).
+    pub async fn mine(&self, blocks: u64) -> Result<(), super::EvmError> {
+        self.rpc("anvil_mine", (format!("0x{blocks:x}"),)).await
+    }
+
+    /// Gives `address` a balance (wei), e.g. to fund a fresh operator account.
+    pub async fn set_balance(
+        &self,
+        address: alloy::primitives::Address,
+        wei: u128,
+    ) -> Result<(), super::EvmError> {
+        self.rpc("anvil_setBalance", (address, format!("0x{wei:x}")))
+            .await
     }
 
     /// Stops the chain now (an RPC outage, as the node sees it).

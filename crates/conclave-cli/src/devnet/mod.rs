@@ -1,6 +1,10 @@
 //! `conclave devnet`: a whole signer network on this machine, as separate node processes on
 //! loopback, exercised the way production would be: member traffic through the HTTP API, an
 //! intruder that is not in the registry, and a member removed from the registry mid-run.
+//! With `--chain anvil` the registry is the on-chain contract ([`chain`]): the removal is a
+//! revocation, and a member rotates its node key live.
+
+mod chain;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -26,8 +30,23 @@ const STARTUP: Duration = Duration::from_secs(60);
 /// Time in-flight messages get to arrive before the books are closed.
 const DRAIN: Duration = Duration::from_secs(3);
 
+/// Where the devnet's membership lives.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChainKind {
+    /// A registry file, hot-reloaded.
+    File,
+    /// The ConclaveRegistry contract on a local anvil chain.
+    Anvil,
+}
+
 #[derive(clap::Args)]
 pub struct DevnetArgs {
+    /// Registry backend.
+    #[arg(long, value_enum, default_value = "file")]
+    chain: ChainKind,
+    /// Block interval of the anvil chain (`--chain anvil`).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    block_time: Duration,
     /// Number of member nodes (at least 3).
     #[arg(long, default_value_t = 7)]
     nodes: usize,
@@ -127,6 +146,11 @@ fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The configuration lines selecting a registry file.
+fn file_registry(file: &str) -> String {
+    format!("registry_file = \"{file}\"\nregistry_poll_ms = 100\n")
+}
+
 fn spawn_node(
     exe: &Path,
     dir: &Path,
@@ -138,9 +162,9 @@ fn spawn_node(
     std::fs::write(
         &config,
         format!(
-            "key_file = \"{name}.key\"\nregistry_file = \"{registry}\"\nstate_dir = \"{name}\"\n\
+            "key_file = \"{name}.key\"\n{registry}state_dir = \"{name}\"\n\
              listen = [\"/ip4/127.0.0.1/tcp/0\", \"/ip4/127.0.0.1/udp/0/quic-v1\"]\n\
-             http_listen = \"127.0.0.1:0\"\ntopics = [\"{TOPIC}\"]\nregistry_poll_ms = 100\n"
+             http_listen = \"127.0.0.1:0\"\ntopics = [\"{TOPIC}\"]\n"
         ),
     )?;
     let log = dir.join(format!("{name}.log"));
@@ -370,15 +394,22 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
     // The member to be removed reads its own stale copy: it plays a node that ignores its removal.
     write_atomic(&dir.join("victim-registry.toml"), &registry_doc(&bare))?;
 
+    let mut chain = match args.chain {
+        ChainKind::File => None,
+        ChainKind::Anvil => {
+            Some(chain::ChainNet::start(&dir, &peers, victim, args.block_time).await?)
+        }
+    };
+
     let started = Instant::now();
     let mut nodes = Vec::new();
     for i in 0..n {
-        let reg = if i == victim {
-            "victim-registry.toml"
-        } else {
-            "registry.toml"
+        let reg = match &chain {
+            Some(c) => c.node_config(i),
+            None if i == victim => file_registry("victim-registry.toml"),
+            None => file_registry("registry.toml"),
         };
-        nodes.push(spawn_node(&exe, &dir, &format!("node-{i}"), reg, &[])?);
+        nodes.push(spawn_node(&exe, &dir, &format!("node-{i}"), &reg, &[])?);
     }
     let result = drive(
         &args,
@@ -388,6 +419,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
         &peers,
         &intruder_peer,
         started,
+        chain.as_mut(),
     )
     .await;
     for node in nodes.iter_mut() {
@@ -427,6 +459,7 @@ async fn drive(
     peers: &[String],
     intruder_peer: &str,
     started: Instant,
+    mut chain: Option<&mut chain::ChainNet>,
 ) -> anyhow::Result<bool> {
     let n = args.nodes;
     let victim = n - 1;
@@ -440,8 +473,13 @@ async fn drive(
     for (i, node) in nodes.iter().enumerate() {
         entries.push((i, peers[i].as_str(), listen_addrs(&http, node).await?));
     }
-    write_atomic(&dir.join("registry.toml"), &registry_doc(&entries))?;
-    write_atomic(&dir.join("victim-registry.toml"), &registry_doc(&entries))?;
+    match chain.as_deref() {
+        Some(c) => c.set_addresses(&entries).await?,
+        None => {
+            write_atomic(&dir.join("registry.toml"), &registry_doc(&entries))?;
+            write_atomic(&dir.join("victim-registry.toml"), &registry_doc(&entries))?;
+        }
+    }
 
     // Ready = every node sees a quorum of members connected.
     let deadline = Instant::now() + STARTUP;
@@ -485,7 +523,7 @@ async fn drive(
         exe,
         dir,
         "intruder",
-        "intruder-registry.toml",
+        &file_registry("intruder-registry.toml"),
         &[format!("seeds=[{}]", seeds.join(","))],
     )?;
     await_api(&mut intruder).await?;
@@ -572,31 +610,67 @@ async fn drive(
         }));
     }
 
+    if let Some(c) = chain.as_deref_mut() {
+        c.start_mining();
+    }
     let traffic_start = Instant::now();
     let half = args.duration / 2;
     let mut quiet_at_ms = u64::MAX;
     let mut eviction: Option<Duration> = None;
     let mut removal_started: Option<Instant> = None;
     let mut phase = 0;
+    let mut rotation: Option<Rotation> = None;
     let mut next_status = traffic_start + Duration::from_secs(1);
     while traffic_start.elapsed() < args.duration {
         let t = traffic_start.elapsed();
+        if let (Some(c), None) = (chain.as_deref(), &rotation) {
+            if t >= args.duration / 4 {
+                // A grace of 10 blocks: node-0 moves to its new key before the old one stops.
+                let to = c.rotate_node0(&peers[0], 10).await?;
+                rotation = Some(Rotation {
+                    to,
+                    at: Instant::now(),
+                    done: None,
+                });
+            }
+        }
+        if let Some(r) = rotation.as_mut().filter(|r| r.done.is_none()) {
+            if let Ok((_, v)) = get_json(&http, &nodes[0].url("/v1/peers")).await {
+                if v["local"] == r.to.to_string() {
+                    r.done = Some(r.at.elapsed());
+                    println!(
+                        "node-0 now runs under {} ({} ms after the rotation was mined)",
+                        r.to,
+                        r.at.elapsed().as_millis()
+                    );
+                }
+            }
+        }
         if phase == 0 && t >= half {
             // Quiesce the victim so nothing of its own is in flight, then remove it.
             mode_tx.send_replace(VictimMode::Quiet);
             quiet_at_ms = now_ms();
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let remaining: Vec<_> = entries
-                .iter()
-                .filter(|(i, _, _)| *i != victim)
-                .cloned()
-                .collect();
-            write_atomic(&dir.join("registry.toml"), &registry_doc(&remaining))?;
-            removal_started = Some(Instant::now());
-            println!(
-                "removed node-{victim} ({}) from the registry",
-                peers[victim]
-            );
+            match chain.as_deref() {
+                Some(c) => {
+                    let (block, seen) = c.revoke_victim(&peers[victim]).await?;
+                    println!("block {block} makes the revocation final");
+                    removal_started = Some(seen);
+                }
+                None => {
+                    let remaining: Vec<_> = entries
+                        .iter()
+                        .filter(|(i, _, _)| *i != victim)
+                        .cloned()
+                        .collect();
+                    write_atomic(&dir.join("registry.toml"), &registry_doc(&remaining))?;
+                    removal_started = Some(Instant::now());
+                    println!(
+                        "removed node-{victim} ({}) from the registry",
+                        peers[victim]
+                    );
+                }
+            }
             phase = 1;
         }
         if phase == 1 {
@@ -609,8 +683,9 @@ async fn drive(
             if still == 0 {
                 let took = removal_started.unwrap().elapsed();
                 println!(
-                    "node-{victim} evicted by every member {} ms after the registry edit",
-                    took.as_millis()
+                    "node-{victim} evicted by every member {} ms after {}",
+                    took.as_millis(),
+                    removal_cause(chain.is_some())
                 );
                 eviction = Some(took);
                 mode_tx.send_replace(VictimMode::Rogue);
@@ -657,6 +732,7 @@ async fn drive(
     let mut rogue_sent = 0u64;
     let mut rogue_delivered = 0u64;
     let mut latencies = Vec::new();
+    let mut missing = Vec::new();
     for s in sent.iter() {
         for r in 0..n {
             if r == s.sender {
@@ -676,6 +752,13 @@ async fn drive(
                     if let Some(l) = got {
                         delivered += 1;
                         latencies.push(*l);
+                    } else if missing.len() < 10 {
+                        missing.push(format!(
+                            "node-{}#{} (sent {} ms before the end) at node-{r}",
+                            s.sender,
+                            s.seq,
+                            now_ms().saturating_sub(s.at_ms)
+                        ));
                     }
                 }
             }
@@ -695,10 +778,23 @@ async fn drive(
         && intruder_peers == 0
         && denied > 0.0;
     let removal_ok = eviction.is_some() && rogue_delivered == 0 && victim_peers == 0;
-    let ok = full && intruder_clean && removal_ok;
+    let rotation_ok = match (&chain, &rotation) {
+        (None, _) => true,
+        (Some(_), Some(r)) => r.done.is_some(),
+        (Some(_), None) => false,
+    };
+    let ok = full && tally.duplicates == 0 && intruder_clean && removal_ok && rotation_ok;
 
     println!();
-    println!("Conclave devnet summary — {n} members, {:?} of traffic, {} msg/s per member, {} B payloads", args.duration, args.rate, args.size);
+    let backend = match chain.as_deref() {
+        Some(c) => format!(
+            "on-chain registry (anvil, {} ms blocks, {} confirmations)",
+            c.block_time.as_millis(),
+            chain::CONFIRMATIONS
+        ),
+        None => "registry file".to_owned(),
+    };
+    println!("Conclave devnet summary — {n} members, {backend}, {:?} of traffic, {} msg/s per member, {} B payloads", args.duration, args.rate, args.size);
     println!(
         "  mesh ready        {:.1} s after start",
         mesh_ready.as_secs_f64()
@@ -725,11 +821,32 @@ async fn drive(
         tally.intruder_received,
         intruder_attempts.lock().unwrap()
     );
+    if chain.is_some() {
+        match &rotation {
+            Some(Rotation { to, done: Some(d), .. }) => println!(
+                "  rotation          node-0 moved to {to} {} ms after the rotation was mined; its messages are in the delivery count",
+                d.as_millis()
+            ),
+            _ => println!("  rotation          node-0 did NOT move to its new key"),
+        }
+    }
+    let what = if chain.is_some() {
+        "revocation"
+    } else {
+        "removal"
+    };
     match eviction {
-        Some(e) => println!("  removal           node-{victim} evicted by all members {} ms after the registry edit", e.as_millis()),
-        None => println!("  removal           node-{victim} was NOT evicted"),
+        Some(e) => println!(
+            "  {what:<17} node-{victim} evicted by all members {} ms after {}",
+            e.as_millis(),
+            removal_cause(chain.is_some())
+        ),
+        None => println!("  {what:<17} node-{victim} was NOT evicted"),
     }
     println!("  removed node      {rogue_delivered} of {rogue_sent} later messages delivered; connected peers {victim_peers}");
+    for m in &missing {
+        println!("  missing           {m}");
+    }
     println!("  result            {}", if ok { "PASS" } else { "FAIL" });
     if !ok {
         println!(
@@ -738,6 +855,21 @@ async fn drive(
         );
     }
     Ok(ok)
+}
+
+/// A key rotation in progress or done.
+struct Rotation {
+    to: conclave_core::PeerId,
+    at: Instant,
+    done: Option<Duration>,
+}
+
+fn removal_cause(chain: bool) -> &'static str {
+    if chain {
+        "the block that made the revocation final"
+    } else {
+        "the registry edit"
+    }
 }
 
 async fn print_status(

@@ -1,0 +1,170 @@
+//! `conclave devnet --chain anvil`: the same network with its membership on a real EVM chain.
+//! anvil runs locally, the registry is deployed, every member's operator (a fresh funded
+//! account) authorizes its node key, and a miner task produces a block every `block_time`.
+//! The removal becomes an on-chain revocation (the removed node reads the chain through a proxy
+//! that is cut first, so it keeps believing it belongs), and node-0's operator rotates its key.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use conclave_core::{OperatorId, PeerId};
+use conclave_node::keys::{self, KeyType};
+use conclave_registry::evm::admin::{self, PrivateKeySigner};
+use conclave_registry::evm::anvil::{Anvil, RpcProxy, DEV_KEY_0};
+use conclave_registry::evm::{RegistryAdmin, OPEN_ENDED};
+
+use super::TOPIC;
+
+/// Confirmations the nodes wait for before applying a registry change.
+pub const CONFIRMATIONS: u64 = 2;
+
+pub struct ChainNet {
+    pub anvil: Anvil,
+    gov: RegistryAdmin,
+    operators: Vec<RegistryAdmin>,
+    /// The removed member reads the chain through this; cut before its revocation.
+    victim_proxy: RpcProxy,
+    victim: usize,
+    miner: Option<tokio::task::JoinHandle<()>>,
+    pub block_time: Duration,
+    /// node-0's next key (in its key directory) once generated.
+    pub rotation_key: Option<PeerId>,
+}
+
+impl ChainNet {
+    /// Starts anvil, deploys the registry, admits one operator per member and authorizes the
+    /// members' node keys.
+    pub async fn start(
+        dir: &Path,
+        peers: &[String],
+        victim: usize,
+        block_time: Duration,
+    ) -> anyhow::Result<ChainNet> {
+        let anvil = Anvil::spawn(&[]).context("starting anvil (run scripts/install-deps.sh)")?;
+        let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEY_0)?).await?;
+        gov.define_scope(0, TOPIC).await?;
+        let mut operators = Vec::new();
+        for peer in peers {
+            let key = PrivateKeySigner::random();
+            anvil.set_balance(key.address(), 10u128.pow(20)).await?;
+            let op = RegistryAdmin::connect(&anvil.url, gov.contract(), key)?;
+            gov.add_operator(OperatorId(op.signer().0 .0)).await?;
+            op.authorize(&peer.parse()?, 1, 0, OPEN_ENDED).await?;
+            operators.push(op);
+        }
+        // node-0 holds its next key from the start; its operator delegates to it mid-run.
+        let key_dir = dir.join("node-0-keys");
+        std::fs::create_dir_all(&key_dir)?;
+        let rotation_key = Some(keys::generate(&key_dir.join("next.key"), KeyType::Ed25519)?);
+        let victim_proxy = RpcProxy::start(anvil.port).await?;
+        let net = ChainNet {
+            anvil,
+            gov,
+            operators,
+            victim_proxy,
+            victim,
+            miner: None,
+            block_time,
+            rotation_key,
+        };
+        net.anvil.mine(CONFIRMATIONS).await?;
+        println!(
+            "anvil {} — ConclaveRegistry {} with {} operators",
+            net.anvil.url,
+            net.gov.contract(),
+            peers.len()
+        );
+        Ok(net)
+    }
+
+    /// The registry part of member `i`'s node configuration.
+    pub fn node_config(&self, i: usize) -> String {
+        let url = if i == self.victim {
+            &self.victim_proxy.url
+        } else {
+            &self.anvil.url
+        };
+        let mut s = format!(
+            "registry = \"evm\"\nevm_rpc_url = \"{url}\"\nevm_contract = \"{}\"\n\
+             evm_confirmations = {CONFIRMATIONS}\nevm_poll_ms = 100\n",
+            self.gov.contract()
+        );
+        if i == 0 {
+            s.push_str("key_dir = \"node-0-keys\"\n");
+        }
+        s
+    }
+
+    /// Every operator publishes its node's addresses on-chain; they apply once confirmed.
+    pub async fn set_addresses(
+        &self,
+        entries: &[(usize, &str, Vec<String>)],
+    ) -> anyhow::Result<()> {
+        for (i, peer, addrs) in entries {
+            self.operators[*i]
+                .set_node_addresses(&peer.parse()?, addrs.clone())
+                .await?;
+        }
+        self.anvil.mine(CONFIRMATIONS).await?;
+        Ok(())
+    }
+
+    /// Starts producing a block every `block_time` (transactions are still mined at once).
+    pub fn start_mining(&mut self) {
+        let (url, every) = (self.anvil.url.clone(), self.block_time);
+        self.miner = Some(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "anvil_mine", "params": ["0x1"]});
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let _ = http.post(&url).json(&body).send().await;
+            }
+        }));
+    }
+
+    /// node-0's operator rotates to the held key; the old key is revoked `grace` blocks later.
+    pub async fn rotate_node0(&self, old: &str, grace: u64) -> anyhow::Result<PeerId> {
+        let new = self.rotation_key.expect("generated at start");
+        let head = self.operators[0].block().await?;
+        let tx = self.operators[0]
+            .rotate(&old.parse()?, &new, 1, OPEN_ENDED, head + grace)
+            .await?;
+        println!(
+            "rotated node-0 {old} -> {new} on-chain (tx {}, block {}; old key revoked from block {})",
+            tx.tx_hash,
+            tx.block,
+            head + grace
+        );
+        Ok(new)
+    }
+
+    /// Cuts the victim's RPC path (it keeps its last view), revokes its key and waits until the
+    /// block that makes the revocation final is mined. Returns when that block was seen.
+    pub async fn revoke_victim(&self, peer: &str) -> anyhow::Result<(u64, Instant)> {
+        self.victim_proxy.cut();
+        let tx = self.operators[self.victim]
+            .revoke(&peer.parse()?, 0)
+            .await?;
+        let final_block = tx.block + CONFIRMATIONS;
+        println!(
+            "revoked node-{} on-chain (tx {}, block {}; final at block {final_block})",
+            self.victim, tx.tx_hash, tx.block
+        );
+        loop {
+            if self.operators[self.victim].block().await? >= final_block {
+                return Ok((final_block, Instant::now()));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for ChainNet {
+    fn drop(&mut self) {
+        if let Some(m) = self.miner.take() {
+            m.abort();
+        }
+    }
+}
