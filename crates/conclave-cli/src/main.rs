@@ -1,6 +1,7 @@
 //! `conclave`: run a node, run a local devnet, manage node keys and check registry files.
 
 mod chain;
+mod coord;
 mod devnet;
 
 use std::path::PathBuf;
@@ -38,6 +39,11 @@ enum Command {
     Registry {
         #[command(subcommand)]
         command: RegistryCommand,
+    },
+    /// Coordination windows (tBTC RFC 12): seeds, leaders, checklists and the wire format.
+    Coord {
+        #[command(subcommand)]
+        command: coord::CoordCommand,
     },
     /// Start a local network of nodes on loopback, drive traffic, an intruder and a removal, and
     /// report delivery and latency. Exits non-zero if anything leaked or went missing.
@@ -144,6 +150,9 @@ fn main() -> anyhow::Result<()> {
         Command::Registry {
             command: RegistryCommand::Chain(cmd),
         } => runtime.block_on(chain::run(*cmd))?,
+        Command::Coord { command } => {
+            println!("{}", serde_json::to_string_pretty(&coord::run(command)?)?);
+        }
         Command::Devnet(args) => {
             init_logging(false);
             let ok = runtime.block_on(devnet::run(args))?;
