@@ -10,10 +10,12 @@
 pub mod gorand;
 pub mod leader;
 pub mod proposal;
+pub mod round;
 pub mod window;
 pub mod wire;
 
 pub use leader::{checklist, leader, leader_order, seed, ChecklistPolicy};
 pub use proposal::default_proposal;
+pub use round::{DropReason, Fault, FaultKind, Round, Verdict, WindowOutcome, WindowSetup};
 pub use window::{Phase, Window, WindowParams, WindowParamsError};
 pub use wire::{ActionType, CoordinationMessage, Proposal, WireError};
