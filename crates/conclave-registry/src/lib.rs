@@ -4,6 +4,7 @@
 //! A backend is the single writer of the view; it publishes immutable snapshots through a
 //! `watch` channel and never replaces a good view with one it could not validate.
 
+pub mod clock_chain;
 mod document;
 pub mod evm;
 mod file;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use conclave_core::{Clock, MembershipView, Moment, SystemClock};
 use tokio::sync::watch;
 
+pub use clock_chain::ClockChain;
 pub use document::{GroupEntry, NodeEntry, OperatorEntry, RegistryDocument, RegistryError};
 pub use file::FileRegistry;
 
@@ -83,4 +85,14 @@ pub trait RegistrySource: Send + Sync + 'static {
     fn view(&self) -> watch::Receiver<Arc<MembershipView>>;
     /// The backend's health: revision and refused updates.
     fn status(&self) -> watch::Receiver<RegistryStatus>;
+}
+
+/// A shared backend is still a backend (the EVM registry is also the node's chain source).
+impl<T: RegistrySource> RegistrySource for Arc<T> {
+    fn view(&self) -> watch::Receiver<Arc<MembershipView>> {
+        (**self).view()
+    }
+    fn status(&self) -> watch::Receiver<RegistryStatus> {
+        (**self).status()
+    }
 }
