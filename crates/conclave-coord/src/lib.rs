@@ -15,7 +15,9 @@ pub mod window;
 pub mod wire;
 
 pub use leader::{checklist, leader, leader_order, seed, ChecklistPolicy};
-pub use proposal::default_proposal;
+pub use proposal::{
+    default_proposal, AcceptAll, DefaultGenerator, ProposalGenerator, ProposalValidator,
+};
 pub use round::{DropReason, Fault, FaultKind, Round, Verdict, WindowOutcome, WindowSetup};
 pub use window::{Phase, Window, WindowParams, WindowParamsError};
 pub use wire::{ActionType, CoordinationMessage, Proposal, WireError};

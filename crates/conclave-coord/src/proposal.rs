@@ -33,6 +33,50 @@ pub fn default_proposal(
     }
 }
 
+/// Produces the leader's proposal for a window (devnets: [`DefaultGenerator`]; deployments plug
+/// in one that looks at deposits, redemptions and wallets). `None` sends nothing.
+pub trait ProposalGenerator: Send + Sync + 'static {
+    fn generate(
+        &self,
+        group: &GroupId,
+        coordination_block: u64,
+        checklist: &[ActionType],
+    ) -> Option<Proposal>;
+}
+
+/// Checks an accepted proposal before it is handed on (e.g. that a sweep's deposits exist).
+pub trait ProposalValidator: Send + Sync + 'static {
+    fn validate(
+        &self,
+        group: &GroupId,
+        coordination_block: u64,
+        proposal: &Proposal,
+    ) -> Result<(), String>;
+}
+
+/// Heartbeat when on the checklist, else Noop.
+pub struct DefaultGenerator;
+
+impl ProposalGenerator for DefaultGenerator {
+    fn generate(
+        &self,
+        group: &GroupId,
+        coordination_block: u64,
+        checklist: &[ActionType],
+    ) -> Option<Proposal> {
+        Some(default_proposal(group, coordination_block, checklist))
+    }
+}
+
+/// Accepts every proposal that passed the follower checks (devnets).
+pub struct AcceptAll;
+
+impl ProposalValidator for AcceptAll {
+    fn validate(&self, _: &GroupId, _: u64, _: &Proposal) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ use crate::readiness::Readiness;
 #[derive(Clone)]
 pub(crate) struct ApiState {
     pub net: NodeNetwork,
+    pub store: Arc<crate::store::StateStore>,
     pub view: watch::Receiver<Arc<MembershipView>>,
     pub registry_status: watch::Receiver<RegistryStatus>,
     pub deliveries: broadcast::Sender<Arc<Delivery>>,
@@ -45,6 +46,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/membership", get(membership))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/coordination/windows", get(coord_windows))
+        .route("/v1/coordination/faults", get(coord_faults))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -232,6 +235,30 @@ pub fn describe_view(
             "seats": g.seats.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// How many settled windows the coordination endpoints return.
+const COORD_WINDOWS_SHOWN: usize = 200;
+
+async fn settled_windows(s: &ApiState) -> Result<Vec<conclave_coord::WindowOutcome>, ApiError> {
+    let store = s.store.clone();
+    tokio::task::spawn_blocking(move || store.windows(COORD_WINDOWS_SHOWN))
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+async fn coord_windows(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "windows": settled_windows(&s).await? })))
+}
+
+async fn coord_faults(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let faults: Vec<_> = settled_windows(&s)
+        .await?
+        .into_iter()
+        .flat_map(|w| w.faults)
+        .collect();
+    Ok(Json(json!({ "faults": faults })))
 }
 
 async fn readyz(State(s): State<ApiState>) -> Response {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use conclave_coord::{ChecklistPolicy, WindowParams};
 use conclave_core::{split_peer_id, Multiaddr, TopicName};
 use conclave_registry::evm::{Address, EvmConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -55,6 +56,17 @@ pub struct NodeConfig {
     pub max_pending_incoming: u32,
     /// `text` or `json`.
     pub log_format: String,
+    /// Run coordination windows for the groups this node's operator sits in (topic `coord`).
+    pub coordination: bool,
+    pub coord_frequency: u64,
+    pub coord_active: u64,
+    pub coord_passive: u64,
+    pub coord_safe_shift: u64,
+    pub coord_sweep_every: u64,
+    pub coord_heartbeat_probability: f64,
+    /// With a registry file: the clock chain's genesis (unix ms), the same on every node.
+    pub clock_chain_genesis_ms: Option<u64>,
+    pub clock_chain_block_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -84,6 +96,15 @@ impl Default for NodeConfig {
             registry_poll_ms: 250,
             max_pending_incoming: 64,
             log_format: "text".into(),
+            coordination: false,
+            coord_frequency: 900,
+            coord_active: 80,
+            coord_passive: 20,
+            coord_safe_shift: 32,
+            coord_sweep_every: 4,
+            coord_heartbeat_probability: 0.0625,
+            clock_chain_genesis_ms: None,
+            clock_chain_block_ms: 1000,
         }
     }
 }
@@ -112,6 +133,13 @@ pub enum RegistryChoice {
     Evm(EvmConfig),
 }
 
+/// Coordination settings after validation.
+#[derive(Debug, Clone, Copy)]
+pub struct CoordConfig {
+    pub params: WindowParams,
+    pub policy: ChecklistPolicy,
+}
+
 /// The configuration after validation, with paths resolved against the config file's folder.
 #[derive(Debug, Clone)]
 pub struct ValidConfig {
@@ -130,6 +158,9 @@ pub struct ValidConfig {
     pub publish_queue_ttl: Duration,
     pub max_pending_incoming: u32,
     pub json_logs: bool,
+    pub coordination: Option<CoordConfig>,
+    /// (genesis unix ms, block interval ms) of the clock chain, when configured.
+    pub clock_chain: Option<(u64, u64)>,
 }
 
 impl NodeConfig {
@@ -273,6 +304,62 @@ impl NodeConfig {
             }
             other => return Err(invalid("registry".into(), other, "`file` or `evm`")),
         };
+        if self.clock_chain_block_ms == 0 {
+            return Err(invalid(
+                "clock_chain_block_ms".into(),
+                "0",
+                "a positive number",
+            ));
+        }
+        let clock_chain = self
+            .clock_chain_genesis_ms
+            .map(|g| (g, self.clock_chain_block_ms));
+        let coordination = if self.coordination {
+            let params = WindowParams {
+                frequency: self.coord_frequency,
+                active: self.coord_active,
+                passive: self.coord_passive,
+                safe_shift: self.coord_safe_shift,
+            };
+            params.validate().map_err(|e| ConfigError::Invalid {
+                key: "coord_frequency/coord_active/coord_passive/coord_safe_shift".into(),
+                value: format!("{params:?}"),
+                expected: match e {
+                    conclave_coord::WindowParamsError::ZeroFrequency => "a positive frequency",
+                    conclave_coord::WindowParamsError::ZeroActive => "a positive active phase",
+                    conclave_coord::WindowParamsError::Overlap { .. } => {
+                        "active + passive <= frequency"
+                    }
+                    conclave_coord::WindowParamsError::ShiftTooLarge { .. } => {
+                        "safe_shift < frequency"
+                    }
+                },
+            })?;
+            let p = self.coord_heartbeat_probability;
+            if !(0.0..=1.0).contains(&p) {
+                return Err(invalid(
+                    "coord_heartbeat_probability".into(),
+                    &p.to_string(),
+                    "a probability between 0 and 1",
+                ));
+            }
+            if matches!(registry, RegistryChoice::File { .. }) && clock_chain.is_none() {
+                return Err(invalid(
+                    "clock_chain_genesis_ms".into(),
+                    "(unset)",
+                    "a unix time in ms shared by every node: coordination with a registry file runs on the clock chain",
+                ));
+            }
+            Some(CoordConfig {
+                params,
+                policy: ChecklistPolicy {
+                    sweep_every: self.coord_sweep_every,
+                    heartbeat_probability: p,
+                },
+            })
+        } else {
+            None
+        };
         Ok(ValidConfig {
             key_file: base.join(&self.key_file),
             key_dir: self.key_dir.as_ref().map(|d| base.join(d)),
@@ -289,6 +376,8 @@ impl NodeConfig {
             publish_queue_ttl: Duration::from_secs(self.publish_queue_ttl_secs),
             max_pending_incoming: self.max_pending_incoming,
             json_logs,
+            coordination,
+            clock_chain,
         })
     }
 }
@@ -334,6 +423,15 @@ mod tests {
             ("frobnicate = 1\n", "frobnicate"),
             ("max_message_bytes = \"big\"\n", "max_message_bytes"),
             ("registry = \"ldap\"\n", "`file` or `evm`"),
+            ("coordination = true\n", "clock_chain_genesis_ms"),
+            (
+                "coordination = true\nclock_chain_genesis_ms = 1\ncoord_active = 950\n",
+                "active + passive",
+            ),
+            (
+                "coordination = true\nclock_chain_genesis_ms = 1\ncoord_heartbeat_probability = 2.0\n",
+                "coord_heartbeat_probability",
+            ),
             ("registry = \"evm\"\n", "evm_rpc_url"),
             (
                 "registry = \"evm\"\nevm_rpc_url = \"http://127.0.0.1:8545\"\nevm_contract = \"0x12\"\n",

@@ -7,6 +7,7 @@
 
 mod api;
 pub mod config;
+mod coordination;
 pub mod keys;
 mod metrics;
 mod network;
@@ -18,19 +19,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use conclave_coord::{AcceptAll, DefaultGenerator};
 use conclave_core::{Clock, PeerId, SystemClock};
 use conclave_net::{NetError, NetworkService};
+use conclave_registry::clock_chain::ClockChain;
 use conclave_registry::evm::{EvmError, EvmRegistry};
-use conclave_registry::{ChainClock, ChainSource, FileRegistry, RegistryError, RegistrySource};
+use conclave_registry::{ChainClock, FileRegistry, RegistryError, RegistrySource};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 pub use api::describe_view;
-pub use config::{ConfigError, NodeConfig, RegistryChoice, ValidConfig};
+pub use config::{ConfigError, CoordConfig, NodeConfig, RegistryChoice, ValidConfig};
+pub use coordination::COORD_TOPIC;
 pub use network::NodeNetwork;
 pub use readiness::{default_quorum, ReadinessReport};
 
 use crate::api::ApiState;
+use crate::coordination::{Coordinator, NodeChain};
 use crate::metrics::NodeMetrics;
 use crate::network::{Dispatch, NetFactory, Rotation, Services};
 use crate::readiness::Readiness;
@@ -68,6 +73,7 @@ pub struct RunningNode {
     tasks: Vec<JoinHandle<()>>,
     /// Kept alive for its background task; consumers hold its watch receivers.
     _registry: Box<dyn RegistrySource>,
+    _chain: Option<NodeChain>,
 }
 
 impl RunningNode {
@@ -75,17 +81,21 @@ impl RunningNode {
     pub async fn start(cfg: ValidConfig) -> Result<Self, NodeError> {
         let (keypair, key_type) = keys::load(&cfg.key_file)?;
         let peer_id = keypair.public().to_peer_id();
-        let (registry, clock): (Box<dyn RegistrySource>, Arc<dyn Clock>) = match &cfg.registry {
+        let (registry, chain): (Box<dyn RegistrySource>, Option<NodeChain>) = match &cfg.registry {
             RegistryChoice::File { path, poll } => (
                 Box::new(FileRegistry::spawn(path, *poll)?),
-                Arc::new(SystemClock),
+                cfg.clock_chain
+                    .map(|(g, i)| NodeChain::Clock(Arc::new(ClockChain::spawn(g, i)))),
             ),
             RegistryChoice::Evm(evm) => {
-                let chain = EvmRegistry::spawn(evm.clone()).await?;
-                // Delegations are bounded by blocks: judge them against the chain head.
-                let clock = Arc::new(ChainClock::new(chain.heads()));
-                (Box::new(chain), clock)
+                let chain = Arc::new(EvmRegistry::spawn(evm.clone()).await?);
+                (Box::new(chain.clone()), Some(NodeChain::Evm(chain)))
             }
+        };
+        // Delegations may be bounded by blocks: judge them against the chain head when there is one.
+        let clock: Arc<dyn Clock> = match &chain {
+            Some(c) => Arc::new(ChainClock::new(c.heads())),
+            None => Arc::new(SystemClock),
         };
         let store = Arc::new(StateStore::open(&cfg.state_dir)?);
         let node_metrics = Arc::new(NodeMetrics::default());
@@ -122,7 +132,7 @@ impl RunningNode {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (deliveries, _) = broadcast::channel(DELIVERY_FANOUT);
-        let dispatch = Dispatch::new(deliveries.clone(), store, node_metrics.clone());
+        let dispatch = Dispatch::new(deliveries.clone(), store.clone(), node_metrics.clone());
         let readiness = Readiness {
             view: registry.view(),
             registry_status: registry.status(),
@@ -130,8 +140,24 @@ impl RunningNode {
             configured_quorum: cfg.ready_quorum,
             clock: clock.clone(),
         };
+        let coordinator = match (cfg.coordination, &chain) {
+            (Some(coord), Some(chain)) => Some(Coordinator {
+                cfg: coord,
+                chain: chain.clone(),
+                view: registry.view(),
+                net: net.clone(),
+                deliveries: deliveries.subscribe(),
+                store: store.clone(),
+                metrics: node_metrics.clone(),
+                generator: Arc::new(DefaultGenerator),
+                validator: Arc::new(AcceptAll),
+                shutdown: shutdown_rx.clone(),
+            }),
+            _ => None,
+        };
         let state = ApiState {
             net,
+            store: store.clone(),
             view: registry.view(),
             registry_status: registry.status(),
             deliveries,
@@ -149,6 +175,9 @@ impl RunningNode {
                 node_metrics,
             )),
         ];
+        if let Some(c) = coordinator {
+            tasks.push(tokio::spawn(c.run()));
+        }
         if let Some(key_dir) = &cfg.key_dir {
             let rotation = Rotation {
                 key_dir: key_dir.clone(),
@@ -182,6 +211,7 @@ impl RunningNode {
             shutdown,
             tasks,
             _registry: registry,
+            _chain: chain,
         })
     }
 

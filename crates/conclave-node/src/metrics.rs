@@ -1,9 +1,21 @@
 //! Node-level metrics: registry health, readiness, API subscribers and key rotations (the network
 //! service registers its own beside them; those restart from zero after a key rotation).
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct KindLabel {
+    pub kind: &'static str,
+}
 
 #[derive(Default)]
 pub(crate) struct NodeMetrics {
@@ -19,6 +31,9 @@ pub(crate) struct NodeMetrics {
     pub key_rotations: Counter,
     pub key_rotation_failures: Counter,
     pub handover_republish_failures: Counter,
+    pub coord_windows: Family<ReasonLabel, Counter>,
+    pub coord_faults: Family<KindLabel, Counter>,
+    pub coord_dropped: Family<ReasonLabel, Counter>,
 }
 
 impl NodeMetrics {
@@ -85,6 +100,21 @@ impl NodeMetrics {
             "handover_republish_failures",
             "Queued publishes the new key's service refused during a rotation",
             m.handover_republish_failures.clone(),
+        );
+        registry.register(
+            "coordination_windows",
+            "Settled coordination windows by this node's result (led, accepted, none)",
+            m.coord_windows.clone(),
+        );
+        registry.register(
+            "coordination_faults",
+            "Faults recorded against leaders, by kind",
+            m.coord_faults.clone(),
+        );
+        registry.register(
+            "coordination_messages_dropped",
+            "Coordination messages ignored without blame, by reason",
+            m.coord_dropped.clone(),
         );
     }
 }

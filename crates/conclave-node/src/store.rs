@@ -3,11 +3,14 @@
 
 use std::path::Path;
 
+use conclave_coord::WindowOutcome;
 use conclave_core::{Multiaddr, PeerId};
 use redb::{Database, ReadableTable, TableDefinition};
 
 /// PeerId bytes → addresses, each length-prefixed (u16 BE) multiaddr bytes.
 const PEERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("peers");
+/// Settled coordination windows: key = coordination block (8 bytes BE) ‖ group PKH; value = JSON.
+const COORD: TableDefinition<&[u8], &[u8]> = TableDefinition::new("coordination");
 /// Addresses kept per peer.
 const MAX_ADDRESSES: usize = 8;
 
@@ -48,6 +51,7 @@ impl StateStore {
         // Create the table so reads of a fresh store succeed.
         let tx = store.db.begin_write().map_err(|e| store.err(e))?;
         tx.open_table(PEERS).map_err(|e| store.err(e))?;
+        tx.open_table(COORD).map_err(|e| store.err(e))?;
         tx.commit().map_err(|e| store.err(e))?;
         Ok(store)
     }
@@ -101,6 +105,43 @@ impl StateStore {
                 .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
+    }
+}
+
+impl StateStore {
+    /// Persists a settled window (results and faults survive restarts).
+    pub fn record_window(&self, w: &WindowOutcome) -> Result<(), StoreError> {
+        let mut key = w.coordination_block.to_be_bytes().to_vec();
+        key.extend_from_slice(&w.group.0);
+        let value = serde_json::to_vec(w).map_err(|e| self.err(e))?;
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = tx.open_table(COORD).map_err(|e| self.err(e))?;
+            table
+                .insert(key.as_slice(), value.as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The newest `limit` settled windows, newest first.
+    pub fn windows(&self, limit: usize) -> Result<Vec<WindowOutcome>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(COORD).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))?.rev() {
+            if out.len() == limit {
+                break;
+            }
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            match serde_json::from_slice(v.value()) {
+                Ok(w) => out.push(w),
+                Err(e) => {
+                    tracing::warn!(store = %self.path, error = %e, "skipping an undecodable coordination row")
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -1,0 +1,250 @@
+//! The coordination executor: runs [`Round`]s for every group this node's operator sits in, over
+//! the signed `coord` topic, on the node's chain (the EVM registry's chain or the clock chain).
+//! It is the one writer of coordination results; settled windows go to the state store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use conclave_coord::{
+    CoordinationMessage, ProposalGenerator, ProposalValidator, Round, Verdict, Window, WindowSetup,
+};
+use conclave_core::{MembershipView, OperatorId, TopicName};
+use conclave_net::Delivery;
+use conclave_registry::clock_chain::ClockChain;
+use conclave_registry::evm::{EvmError, EvmRegistry};
+use conclave_registry::{ChainHead, ChainSource};
+use tokio::sync::{broadcast, watch};
+
+use crate::config::CoordConfig;
+use crate::metrics::NodeMetrics;
+use crate::network::NodeNetwork;
+use crate::store::StateStore;
+
+/// The topic coordination messages travel on (the registry must grant it as a scope).
+pub const COORD_TOPIC: &str = "coord";
+
+/// The chain a node follows: the EVM registry's, or the clock chain.
+#[derive(Clone)]
+pub(crate) enum NodeChain {
+    Evm(Arc<EvmRegistry>),
+    Clock(Arc<ClockChain>),
+}
+
+impl NodeChain {
+    pub fn heads(&self) -> watch::Receiver<ChainHead> {
+        match self {
+            NodeChain::Evm(c) => c.heads(),
+            NodeChain::Clock(c) => c.heads(),
+        }
+    }
+
+    async fn block_hash(&self, n: u64) -> Result<[u8; 32], EvmError> {
+        match self {
+            NodeChain::Evm(c) => c.block_hash(n).await,
+            NodeChain::Clock(c) => c.block_hash(n).await,
+        }
+    }
+}
+
+pub(crate) struct Coordinator {
+    pub cfg: CoordConfig,
+    pub chain: NodeChain,
+    pub view: watch::Receiver<Arc<MembershipView>>,
+    pub net: NodeNetwork,
+    pub deliveries: broadcast::Receiver<Arc<Delivery>>,
+    pub store: Arc<StateStore>,
+    pub metrics: Arc<NodeMetrics>,
+    pub generator: Arc<dyn ProposalGenerator>,
+    pub validator: Arc<dyn ProposalValidator>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Rounds in progress, by coordination block and group.
+type Rounds = BTreeMap<(u64, [u8; 20]), Round>;
+
+impl Coordinator {
+    pub async fn run(mut self) {
+        let topic: TopicName = COORD_TOPIC.parse().expect("a valid topic name");
+        if let Err(e) = self.net.subscribe(topic.clone()).await {
+            tracing::error!(error = %e, "coordination cannot subscribe; not running");
+            return;
+        }
+        let mut heads = self.chain.heads();
+        let mut last = heads.borrow_and_update().number;
+        let mut rounds = Rounds::new();
+        loop {
+            tokio::select! {
+                changed = heads.changed() => {
+                    if changed.is_err() { return; }
+                    let head = heads.borrow_and_update().number;
+                    // A long stall opens at most the windows of the last `frequency` blocks.
+                    let from = (last + 1).max(head.saturating_sub(self.cfg.params.frequency));
+                    for b in from..=head {
+                        if let Some(w) = self.cfg.params.window_at(b) {
+                            self.open(w, &topic, &mut rounds).await;
+                        }
+                    }
+                    last = head;
+                    self.advance(head, &topic, &mut rounds).await;
+                }
+                d = self.deliveries.recv() => match d {
+                    Ok(d) if d.topic == topic => self.on_delivery(&d, last, &mut rounds),
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "coordination fell behind the delivery stream");
+                        self.metrics.coord_dropped.get_or_create(&crate::metrics::ReasonLabel { reason: "lagged" }).inc_by(n);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = self.shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// This node's operator, from the view (whatever key it runs under now).
+    fn me(&self, view: &MembershipView) -> Option<OperatorId> {
+        let peer = self.net.current().local_peer_id();
+        view.nodes()
+            .find(|(p, _)| **p == peer)
+            .map(|(_, a)| a.operator)
+    }
+
+    async fn open(&mut self, w: Window, topic: &TopicName, rounds: &mut Rounds) {
+        let view = self.view.borrow().clone();
+        let Some(me) = self.me(&view) else { return };
+        for group in view.groups().iter().filter(|g| g.seats.contains(&me)) {
+            let safe = self.cfg.params.safe_block(w);
+            let safe_block_hash = match self.chain.block_hash(safe).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(group = %group.id, block = w.coordination_block, error = %e, "no safe block hash; skipping the window");
+                    continue;
+                }
+            };
+            let mut round = Round::new(WindowSetup {
+                params: self.cfg.params,
+                policy: self.cfg.policy,
+                window: w,
+                group: group.id,
+                seats: group.seats.clone(),
+                safe_block_hash,
+                me,
+            });
+            tracing::info!(group = %group.id, window = w.index, block = w.coordination_block, leader = ?round.leader(), leads = round.leads(), checklist = ?round.checklist(), "coordination window opened");
+            if round.leads() {
+                let proposal =
+                    self.generator
+                        .generate(&group.id, w.coordination_block, round.checklist());
+                if let Some(msg) = proposal.and_then(|p| round.propose(p)) {
+                    self.send(topic, &msg).await;
+                }
+            }
+            rounds.insert((w.coordination_block, group.id.0), round);
+        }
+    }
+
+    async fn send(&self, topic: &TopicName, msg: &CoordinationMessage) {
+        if let Err(e) = self.net.publish(topic.clone(), msg.encode()).await {
+            tracing::warn!(error = %e, "coordination proposal not sent");
+        }
+    }
+
+    /// Resends leaders' proposals on the new block and settles finished windows.
+    async fn advance(&mut self, head: u64, topic: &TopicName, rounds: &mut Rounds) {
+        let mut settled = Vec::new();
+        for (key, round) in rounds.iter_mut() {
+            if key.0 < head {
+                if let Some(msg) = round.resend_at(head).cloned() {
+                    self.send(topic, &msg).await;
+                }
+            }
+            if let Some(outcome) = round.on_block(head) {
+                settled.push(*key);
+                for f in &outcome.faults {
+                    tracing::warn!(kind = ?f.kind, culprit = %f.culprit, group = %f.group, block = f.coordination_block, "coordination fault recorded");
+                    self.metrics
+                        .coord_faults
+                        .get_or_create(&crate::metrics::KindLabel {
+                            kind: fault_label(f.kind),
+                        })
+                        .inc();
+                }
+                let result = if round.leads() {
+                    "led"
+                } else if outcome.proposal.is_some() {
+                    "accepted"
+                } else {
+                    "none"
+                };
+                self.metrics
+                    .coord_windows
+                    .get_or_create(&crate::metrics::ReasonLabel { reason: result })
+                    .inc();
+                let store = self.store.clone();
+                let written =
+                    tokio::task::spawn_blocking(move || store.record_window(&outcome)).await;
+                if !matches!(written, Ok(Ok(()))) {
+                    tracing::error!(?written, "coordination result not persisted");
+                }
+            }
+        }
+        for k in settled {
+            rounds.remove(&k);
+        }
+    }
+
+    fn on_delivery(&mut self, d: &Delivery, head: u64, rounds: &mut Rounds) {
+        let drop = |reason: &'static str| {
+            self.metrics
+                .coord_dropped
+                .get_or_create(&crate::metrics::ReasonLabel { reason })
+                .inc();
+        };
+        let msg = match CoordinationMessage::decode(&d.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(error = %e, from = %d.source, "not a coordination message");
+                return drop("undecodable");
+            }
+        };
+        let key = (msg.coordination_block, msg.wallet_public_key_hash.0);
+        let Some(round) = rounds.get_mut(&key) else {
+            return drop("no_open_window");
+        };
+        match round.on_message(d.operator, &msg, head) {
+            Verdict::Accept(p) => {
+                match self
+                    .validator
+                    .validate(&conclave_core::GroupId(key.1), key.0, &p)
+                {
+                    Ok(()) => {
+                        tracing::info!(group = %conclave_core::GroupId(key.1), block = key.0, action = ?p.action(), "coordination proposal accepted")
+                    }
+                    Err(reason) => tracing::warn!(%reason, "accepted proposal failed validation"),
+                }
+            }
+            Verdict::Fault(_) => {}
+            Verdict::Drop(r) => drop(drop_label(r)),
+        }
+    }
+}
+
+fn fault_label(k: conclave_coord::FaultKind) -> &'static str {
+    match k {
+        conclave_coord::FaultKind::LeaderImpersonation => "leader_impersonation",
+        conclave_coord::FaultKind::LeaderMistake => "leader_mistake",
+        conclave_coord::FaultKind::LeaderIdleness => "leader_idleness",
+    }
+}
+
+fn drop_label(r: conclave_coord::DropReason) -> &'static str {
+    use conclave_coord::DropReason as D;
+    match r {
+        D::OwnSeat => "own_seat",
+        D::SeatNotSenders => "seat_not_senders",
+        D::WrongCoordinationBlock => "wrong_block",
+        D::WrongGroup => "wrong_group",
+        D::AlreadyAccepted => "already_accepted",
+        D::OutsideActivePhase => "outside_active_phase",
+    }
+}

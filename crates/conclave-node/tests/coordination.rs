@@ -1,0 +1,285 @@
+//! Coordination windows over the network: five nodes on loopback, two groups with repeated
+//! seats, windows on a fast clock chain. Every honest follower accepts its leader's proposal; an
+//! impostor is recorded by every other follower; results survive a restart.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use conclave_coord::{leader, seed, WindowParams};
+use conclave_core::{GroupId, OperatorId};
+use conclave_node::config::NodeConfig;
+use conclave_node::keys::{self, KeyType};
+use conclave_node::RunningNode;
+use conclave_registry::clock_chain::clock_block_hash;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+const BLOCK_MS: u64 = 100;
+const PARAMS: WindowParams = WindowParams {
+    frequency: 20,
+    active: 10,
+    passive: 5,
+    safe_shift: 3,
+};
+
+fn op(i: usize) -> OperatorId {
+    OperatorId([0x10 + i as u8; 20])
+}
+
+const G1: GroupId = GroupId([0xa1; 20]);
+const G2: GroupId = GroupId([0xb2; 20]);
+
+fn g1_seats() -> Vec<OperatorId> {
+    vec![op(0), op(1), op(2), op(0), op(3)]
+}
+
+fn g2_seats() -> Vec<OperatorId> {
+    vec![op(1), op(2), op(3), op(4), op(4)]
+}
+
+fn registry(peers: &[String], addrs: &[Vec<String>]) -> String {
+    let mut s = String::new();
+    for (i, p) in peers.iter().enumerate() {
+        let a: Vec<String> = addrs
+            .get(i)
+            .map(|v| v.iter().map(|x| format!("\"{x}\"")).collect())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "[[operators]]\naddress = \"{}\"\n[[operators.nodes]]\npeer_id = \"{p}\"\nscopes = [\"signers\", \"coord\"]\naddresses = [{}]\n",
+            op(i),
+            a.join(", ")
+        ));
+    }
+    for (g, seats) in [(G1, g1_seats()), (G2, g2_seats())] {
+        let seats: Vec<String> = seats.iter().map(|o| format!("\"{o}\"")).collect();
+        s.push_str(&format!(
+            "[[groups]]\nid = \"{g}\"\nseats = [{}]\n",
+            seats.join(", ")
+        ));
+    }
+    s
+}
+
+async fn start(dir: &Path, name: &str, genesis: u64) -> RunningNode {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "key_file = \"{name}.key\"\nregistry_file = \"registry.toml\"\nstate_dir = \"{name}-state\"\n\
+             listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\nregistry_poll_ms = 50\n\
+             ready_quorum = 4\ncoordination = true\nclock_chain_genesis_ms = {genesis}\n\
+             clock_chain_block_ms = {BLOCK_MS}\ncoord_frequency = {}\ncoord_active = {}\n\
+             coord_passive = {}\ncoord_safe_shift = {}\n",
+            PARAMS.frequency, PARAMS.active, PARAMS.passive, PARAMS.safe_shift
+        ),
+    )
+    .unwrap();
+    let (c, base) = NodeConfig::load(Some(&cfg), &[]).unwrap();
+    RunningNode::start(c.validate(&base).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn get(node: &RunningNode, path: &str) -> Value {
+    reqwest::get(format!("http://{}{path}", node.http_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Polls `path` on `node` until `pred` holds.
+async fn until(node: &RunningNode, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let v = get(node, path).await;
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The settled windows of `group` in a `/v1/coordination/windows` answer.
+fn windows_of(v: &Value, group: GroupId) -> Vec<Value> {
+    v["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["group"] == group.to_string())
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_coordinate_impostors_are_recorded_and_results_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = ["a", "b", "c", "d", "e"];
+    let peers: Vec<String> = names
+        .iter()
+        .map(|n| {
+            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    std::fs::write(d.join("registry.toml"), registry(&peers, &[])).unwrap();
+    let genesis = now_ms();
+    let mut nodes = Vec::new();
+    for n in names {
+        nodes.push(start(d, n, genesis).await);
+    }
+    let mut addrs = Vec::new();
+    for n in &nodes {
+        let v = until(n, "/v1/peers", "listen addresses", |v| {
+            v["listen"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+        addrs.push(vec![v["listen"][0].as_str().unwrap().to_owned()]);
+    }
+    std::fs::write(d.join("registry.toml"), registry(&peers, &addrs)).unwrap();
+    for n in &nodes {
+        until(n, "/readyz", "readiness", |v| v["ready"] == true).await;
+    }
+
+    // Two settled windows per group at every seat holder, each accepted (or led), no faults.
+    let member_of = |i: usize, g: GroupId| {
+        let seats = if g == G1 { g1_seats() } else { g2_seats() };
+        seats.contains(&op(i))
+    };
+    for (i, n) in nodes.iter().enumerate() {
+        for g in [G1, G2].into_iter().filter(|g| member_of(i, *g)) {
+            let v = until(n, "/v1/coordination/windows", "two settled windows", |v| {
+                windows_of(v, g).len() >= 2
+            })
+            .await;
+            for w in windows_of(&v, g) {
+                let block = w["coordination_block"].as_u64().unwrap();
+                let safe = clock_block_hash(genesis, block - PARAMS.safe_shift);
+                let seats = if g == G1 { g1_seats() } else { g2_seats() };
+                let expected = leader(&seed(&g, &safe), &seats).unwrap();
+                assert_eq!(w["leader"], expected.to_string(), "node {i}: {w}");
+                assert!(!w["proposal"].is_null(), "node {i} has no proposal for {w}");
+                assert_eq!(w["faults"].as_array().unwrap().len(), 0, "node {i}: {w}");
+            }
+        }
+    }
+
+    // The leader of a coming G1 window goes silent (its node stops) and another G1 member
+    // proposes in its place: every other follower records the impostor and the idle leader.
+    let head = (now_ms() - genesis) / BLOCK_MS;
+    let next = (head / PARAMS.frequency + 2) * PARAMS.frequency;
+    let safe = clock_block_hash(genesis, next - PARAMS.safe_shift);
+    let l = leader(&seed(&G1, &safe), &g1_seats()).unwrap();
+    let silent = (0..5).find(|i| op(*i) == l).unwrap();
+    let impostor = (0..4).find(|i| *i != silent).unwrap();
+    let seat = g1_seats().iter().position(|o| *o == op(impostor)).unwrap() + 1;
+    let leader_node = nodes.remove(silent);
+    let before = get(&leader_node, "/v1/coordination/windows").await;
+    leader_node.shutdown().await;
+    // After the shutdown, indexes shift: map operator index to position in `nodes`.
+    let pos = |i: usize| if i > silent { i - 1 } else { i };
+    let msg = conclave_coord::CoordinationMessage {
+        sender_id: seat as u8,
+        coordination_block: next,
+        wallet_public_key_hash: conclave_coord::wire::Bytes20(G1.0),
+        proposal: conclave_coord::Proposal::Noop,
+    };
+    // Send two blocks into the window's active phase.
+    let at = genesis + (next + 2) * BLOCK_MS;
+    tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await;
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://{}/v1/publish/coord",
+            nodes[pos(impostor)].http_addr
+        ))
+        .body(msg.encode())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    for i in (0..4).filter(|i| *i != impostor && *i != silent) {
+        let n = &nodes[pos(i)];
+        let v = until(
+            n,
+            "/v1/coordination/faults",
+            "the faults of the window",
+            |v| {
+                v["faults"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|f| f["coordination_block"] == next && f["group"] == G1.to_string())
+                    .count()
+                    == 2
+            },
+        )
+        .await;
+        let faults: Vec<(String, String)> = v["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["coordination_block"] == next && f["group"] == G1.to_string())
+            .map(|f| {
+                (
+                    f["kind"].as_str().unwrap().to_owned(),
+                    f["culprit"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            faults,
+            [
+                ("LeaderImpersonation".to_owned(), op(impostor).to_string()),
+                ("LeaderIdleness".to_owned(), l.to_string()),
+            ],
+            "node {i}"
+        );
+    }
+
+    // A restart keeps the recorded results.
+    let back = start(d, names[silent], genesis).await;
+    let after = get(&back, "/v1/coordination/windows").await;
+    let blocks = |v: &Value| -> Vec<u64> {
+        v["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["coordination_block"].as_u64().unwrap())
+            .collect()
+    };
+    assert!(!blocks(&before).is_empty());
+    assert!(
+        blocks(&before).iter().all(|b| blocks(&after).contains(b)),
+        "{before}\n{after}"
+    );
+    let judge = (0..4).find(|i| *i != impostor && *i != silent).unwrap();
+    let m = reqwest::get(format!("http://{}/metrics", nodes[pos(judge)].http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("conclave_coordination_faults_total{kind=\"leader_impersonation\"}"),
+        "{m}"
+    );
+
+    back.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
