@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use conclave_coord::{AcceptAll, DefaultGenerator};
+use conclave_coord::{AcceptAll, DefaultGenerator, ProposalGenerator, ProposalValidator};
 use conclave_core::{Clock, PeerId, SystemClock};
 use conclave_net::{NetError, NetworkService};
 use conclave_registry::clock_chain::ClockChain;
@@ -76,9 +76,32 @@ pub struct RunningNode {
     _chain: Option<NodeChain>,
 }
 
+/// What an embedding signer plugs into the node: how its leader builds proposals and how its
+/// followers check accepted ones before acting on them.
+#[derive(Clone)]
+pub struct NodeHooks {
+    pub generator: Arc<dyn ProposalGenerator>,
+    pub validator: Arc<dyn ProposalValidator>,
+}
+
+impl Default for NodeHooks {
+    /// Devnet behaviour: heartbeat-or-noop proposals, every checked proposal accepted.
+    fn default() -> Self {
+        NodeHooks {
+            generator: Arc::new(DefaultGenerator),
+            validator: Arc::new(AcceptAll),
+        }
+    }
+}
+
 impl RunningNode {
     /// Loads the key, the registry and the state store, starts the network service and the API.
     pub async fn start(cfg: ValidConfig) -> Result<Self, NodeError> {
+        Self::start_with(cfg, NodeHooks::default()).await
+    }
+
+    /// [`RunningNode::start`] with the signer's own coordination hooks.
+    pub async fn start_with(cfg: ValidConfig, hooks: NodeHooks) -> Result<Self, NodeError> {
         let (keypair, key_type) = keys::load(&cfg.key_file)?;
         let peer_id = keypair.public().to_peer_id();
         let (registry, chain): (Box<dyn RegistrySource>, Option<NodeChain>) = match &cfg.registry {
@@ -149,8 +172,8 @@ impl RunningNode {
                 deliveries: deliveries.subscribe(),
                 store: store.clone(),
                 metrics: node_metrics.clone(),
-                generator: Arc::new(DefaultGenerator),
-                validator: Arc::new(AcceptAll),
+                generator: hooks.generator.clone(),
+                validator: hooks.validator.clone(),
                 shutdown: shutdown_rx.clone(),
             }),
             _ => None,

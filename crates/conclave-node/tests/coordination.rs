@@ -61,6 +61,15 @@ fn registry(peers: &[String], addrs: &[Vec<String>]) -> String {
 }
 
 async fn start(dir: &Path, name: &str, genesis: u64) -> RunningNode {
+    start_with(dir, name, genesis, conclave_node::NodeHooks::default()).await
+}
+
+async fn start_with(
+    dir: &Path,
+    name: &str,
+    genesis: u64,
+    hooks: conclave_node::NodeHooks,
+) -> RunningNode {
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
@@ -75,7 +84,7 @@ async fn start(dir: &Path, name: &str, genesis: u64) -> RunningNode {
     )
     .unwrap();
     let (c, base) = NodeConfig::load(Some(&cfg), &[]).unwrap();
-    RunningNode::start(c.validate(&base).unwrap())
+    RunningNode::start_with(c.validate(&base).unwrap(), hooks)
         .await
         .unwrap()
 }
@@ -279,6 +288,108 @@ async fn groups_coordinate_impostors_are_recorded_and_results_survive_restarts()
     );
 
     back.shutdown().await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// A leader that always proposes moving funds, whatever the checklist says.
+struct AlwaysMovingFunds;
+
+impl conclave_coord::ProposalGenerator for AlwaysMovingFunds {
+    fn generate(
+        &self,
+        _: &GroupId,
+        _: u64,
+        _: &[conclave_coord::ActionType],
+    ) -> Option<conclave_coord::Proposal> {
+        Some(conclave_coord::Proposal::MovingFunds {
+            target_wallets: vec![conclave_coord::wire::Bytes20([9; 20])],
+            moving_funds_tx_fee: 1000,
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_proposing_off_the_checklist_is_recorded_as_a_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = ["a", "b", "c", "d", "e"];
+    let peers: Vec<String> = names
+        .iter()
+        .map(|n| {
+            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    std::fs::write(d.join("registry.toml"), registry(&peers, &[])).unwrap();
+    let genesis = now_ms();
+    // Node a (operator 0, two G1 seats) runs a generator that ignores the checklist.
+    let mut nodes = vec![
+        start_with(
+            d,
+            "a",
+            genesis,
+            conclave_node::NodeHooks {
+                generator: std::sync::Arc::new(AlwaysMovingFunds),
+                ..Default::default()
+            },
+        )
+        .await,
+    ];
+    for n in &names[1..] {
+        nodes.push(start(d, n, genesis).await);
+    }
+    let mut addrs = Vec::new();
+    for n in &nodes {
+        let v = until(n, "/v1/peers", "listen addresses", |v| {
+            v["listen"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+        addrs.push(vec![v["listen"][0].as_str().unwrap().to_owned()]);
+    }
+    std::fs::write(d.join("registry.toml"), registry(&peers, &addrs)).unwrap();
+    for n in &nodes {
+        until(n, "/readyz", "readiness", |v| v["ready"] == true).await;
+    }
+    // The next G1 window a leads whose index is not a multiple of 4 (no MovingFunds on it).
+    let head = (now_ms() - genesis) / BLOCK_MS;
+    let first = head / PARAMS.frequency + 1;
+    let window = (first..first + 200)
+        .find(|i| {
+            let b = i * PARAMS.frequency;
+            let safe = clock_block_hash(genesis, b - PARAMS.safe_shift);
+            i % 4 != 0 && leader(&seed(&G1, &safe), &g1_seats()) == Some(op(0))
+        })
+        .expect("a leads some window soon");
+    let block = window * PARAMS.frequency;
+    for (i, n) in nodes.iter().enumerate().filter(|(i, _)| (1..4).contains(i)) {
+        let v = until(n, "/v1/coordination/faults", "the mistake", |v| {
+            v["faults"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["coordination_block"] == block)
+        })
+        .await;
+        let f = v["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["coordination_block"] == block)
+            .unwrap()
+            .clone();
+        assert_eq!(f["kind"], "LeaderMistake", "node {i}: {f}");
+        assert_eq!(f["culprit"], op(0).to_string());
+        // Nothing was accepted in that window: the leader is recorded idle as well.
+        let w = get(n, "/v1/coordination/windows").await;
+        let settled = windows_of(&w, G1)
+            .into_iter()
+            .find(|w| w["coordination_block"] == block)
+            .unwrap();
+        assert!(settled["proposal"].is_null(), "{settled}");
+    }
     for n in nodes {
         n.shutdown().await;
     }
