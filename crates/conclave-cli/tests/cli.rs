@@ -182,6 +182,10 @@ fn devnet_delivers_everything_and_keeps_strangers_out() {
     assert!(text.contains("(100.00 %)"), "{text}");
     assert!(text.contains("delivered 0 of"), "{text}");
     assert!(text.contains("connected peers 0; received 0"), "{text}");
+    assert!(
+        text.contains("windows in 2 groups") && text.contains("; faults 0"),
+        "{text}"
+    );
 }
 
 #[test]

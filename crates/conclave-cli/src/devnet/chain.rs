@@ -44,14 +44,22 @@ impl ChainNet {
         let anvil = Anvil::spawn(&[]).context("starting anvil (run scripts/install-deps.sh)")?;
         let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEY_0)?).await?;
         gov.define_scope(0, TOPIC).await?;
+        gov.define_scope(1, super::coord::COORD_SCOPE).await?;
         let mut operators = Vec::new();
         for peer in peers {
             let key = PrivateKeySigner::random();
             anvil.set_balance(key.address(), 10u128.pow(20)).await?;
             let op = RegistryAdmin::connect(&anvil.url, gov.contract(), key)?;
             gov.add_operator(OperatorId(op.signer().0 .0)).await?;
-            op.authorize(&peer.parse()?, 1, 0, OPEN_ENDED).await?;
+            op.authorize(&peer.parse()?, 0b11, 0, OPEN_ENDED).await?;
             operators.push(op);
+        }
+        for (id, seats) in super::coord::groups(victim) {
+            let seats: Vec<OperatorId> = seats
+                .iter()
+                .map(|i| OperatorId(operators[*i].signer().0 .0))
+                .collect();
+            gov.set_group(id, &seats).await?;
         }
         // node-0 holds its next key from the start; its operator delegates to it mid-run.
         let key_dir = dir.join("node-0-keys");
@@ -76,6 +84,16 @@ impl ChainNet {
             peers.len()
         );
         Ok(net)
+    }
+
+    /// The chain's current block.
+    pub async fn head(&self) -> anyhow::Result<u64> {
+        Ok(self.gov.block().await?)
+    }
+
+    /// Member `i`'s operator address (EIP-55), as coordination reports name leaders.
+    pub fn operator_address(&self, i: usize) -> String {
+        OperatorId(self.operators[i].signer().0 .0).to_string()
     }
 
     /// The registry part of member `i`'s node configuration.
@@ -129,7 +147,7 @@ impl ChainNet {
         let new = self.rotation_key.expect("generated at start");
         let head = self.operators[0].block().await?;
         let tx = self.operators[0]
-            .rotate(&old.parse()?, &new, 1, OPEN_ENDED, head + grace)
+            .rotate(&old.parse()?, &new, 0b11, OPEN_ENDED, head + grace)
             .await?;
         println!(
             "rotated node-0 {old} -> {new} on-chain (tx {}, block {}; old key revoked from block {})",

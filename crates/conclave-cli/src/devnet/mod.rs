@@ -5,6 +5,7 @@
 //! revocation, and a member rotates its node key live.
 
 mod chain;
+mod coord;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -117,7 +118,8 @@ impl NodeProc {
     }
 }
 
-fn registry_doc(entries: &[(usize, &str, Vec<String>)]) -> String {
+fn registry_doc(entries: &[(usize, &str, Vec<String>)], victim: usize) -> String {
+    let present = |i: &usize| entries.iter().any(|(j, _, _)| j == i);
     let doc = RegistryDocument {
         operators: entries
             .iter()
@@ -126,14 +128,21 @@ fn registry_doc(entries: &[(usize, &str, Vec<String>)]) -> String {
                 name: Some(format!("devnet operator {i}")),
                 nodes: vec![NodeEntry {
                     peer_id: peer.to_string(),
-                    scopes: vec![TOPIC.into()],
+                    scopes: vec![TOPIC.into(), coord::COORD_SCOPE.into()],
                     valid_until: None,
                     valid_until_block: None,
                     addresses: addrs.clone(),
                 }],
             })
             .collect(),
-        groups: vec![],
+        groups: coord::groups(victim)
+            .into_iter()
+            .filter(|(_, seats)| seats.iter().all(present))
+            .map(|(id, seats)| conclave_registry::GroupEntry {
+                id: id.to_string(),
+                seats: seats.iter().map(|i| operator(*i).to_string()).collect(),
+            })
+            .collect(),
     };
     toml::to_string(&doc).expect("registry serializes")
 }
@@ -390,9 +399,12 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
     let intruder_peer = keys::generate(&dir.join("intruder.key"), KeyType::Ed25519)?.to_string();
     let bare: Vec<(usize, &str, Vec<String>)> =
         (0..n).map(|i| (i, peers[i].as_str(), vec![])).collect();
-    write_atomic(&dir.join("registry.toml"), &registry_doc(&bare))?;
+    write_atomic(&dir.join("registry.toml"), &registry_doc(&bare, victim))?;
     // The member to be removed reads its own stale copy: it plays a node that ignores its removal.
-    write_atomic(&dir.join("victim-registry.toml"), &registry_doc(&bare))?;
+    write_atomic(
+        &dir.join("victim-registry.toml"),
+        &registry_doc(&bare, victim),
+    )?;
 
     let mut chain = match args.chain {
         ChainKind::File => None,
@@ -402,13 +414,15 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
     };
 
     let started = Instant::now();
+    let genesis_ms = now_ms();
     let mut nodes = Vec::new();
     for i in 0..n {
-        let reg = match &chain {
+        let mut reg = match &chain {
             Some(c) => c.node_config(i),
             None if i == victim => file_registry("victim-registry.toml"),
             None => file_registry("registry.toml"),
         };
+        reg.push_str(&coord::node_config(chain.is_some(), genesis_ms));
         nodes.push(spawn_node(&exe, &dir, &format!("node-{i}"), &reg, &[])?);
     }
     let result = drive(
@@ -420,6 +434,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
         &intruder_peer,
         started,
         chain.as_mut(),
+        genesis_ms,
     )
     .await;
     for node in nodes.iter_mut() {
@@ -460,6 +475,7 @@ async fn drive(
     intruder_peer: &str,
     started: Instant,
     mut chain: Option<&mut chain::ChainNet>,
+    genesis_ms: u64,
 ) -> anyhow::Result<bool> {
     let n = args.nodes;
     let victim = n - 1;
@@ -476,8 +492,11 @@ async fn drive(
     match chain.as_deref() {
         Some(c) => c.set_addresses(&entries).await?,
         None => {
-            write_atomic(&dir.join("registry.toml"), &registry_doc(&entries))?;
-            write_atomic(&dir.join("victim-registry.toml"), &registry_doc(&entries))?;
+            write_atomic(&dir.join("registry.toml"), &registry_doc(&entries, victim))?;
+            write_atomic(
+                &dir.join("victim-registry.toml"),
+                &registry_doc(&entries, victim),
+            )?;
         }
     }
 
@@ -513,7 +532,7 @@ async fn drive(
     with_intruder.push((n, intruder_peer, vec![]));
     write_atomic(
         &dir.join("intruder-registry.toml"),
-        &registry_doc(&with_intruder),
+        &registry_doc(&with_intruder, victim),
     )?;
     let seeds: Vec<String> = entries
         .iter()
@@ -613,6 +632,7 @@ async fn drive(
     if let Some(c) = chain.as_deref_mut() {
         c.start_mining();
     }
+    let first_block = head_block(chain.as_deref(), genesis_ms).await?;
     let traffic_start = Instant::now();
     let half = args.duration / 2;
     let mut quiet_at_ms = u64::MAX;
@@ -663,7 +683,10 @@ async fn drive(
                         .filter(|(i, _, _)| *i != victim)
                         .cloned()
                         .collect();
-                    write_atomic(&dir.join("registry.toml"), &registry_doc(&remaining))?;
+                    write_atomic(
+                        &dir.join("registry.toml"),
+                        &registry_doc(&remaining, victim),
+                    )?;
                     removal_started = Some(Instant::now());
                     println!(
                         "removed node-{victim} ({}) from the registry",
@@ -708,6 +731,29 @@ async fn drive(
     tokio::time::sleep(DRAIN).await;
 
     // Books.
+    let settle = if chain.is_some() {
+        10 + 6 + 2
+    } else {
+        20 + 10 + 5
+    };
+    let last_block = head_block(chain.as_deref(), genesis_ms)
+        .await?
+        .saturating_sub(settle);
+    let coord_operators: Vec<String> = (0..n)
+        .map(|i| match chain.as_deref() {
+            Some(c) => c.operator_address(i),
+            None => operator(i).to_string(),
+        })
+        .collect();
+    let coordination = coord::report(
+        &http,
+        nodes,
+        victim,
+        &coord_operators,
+        first_block,
+        last_block,
+    )
+    .await;
     let mut denied = 0.0;
     for node in nodes[..victim].iter() {
         if let Ok(r) = http.get(node.url("/metrics")).send().await {
@@ -783,7 +829,12 @@ async fn drive(
         (Some(_), Some(r)) => r.done.is_some(),
         (Some(_), None) => false,
     };
-    let ok = full && tally.duplicates == 0 && intruder_clean && removal_ok && rotation_ok;
+    let ok = full
+        && tally.duplicates == 0
+        && intruder_clean
+        && removal_ok
+        && rotation_ok
+        && coordination.ok();
 
     println!();
     let backend = match chain.as_deref() {
@@ -844,6 +895,25 @@ async fn drive(
         None => println!("  {what:<17} node-{victim} was NOT evicted"),
     }
     println!("  removed node      {rogue_delivered} of {rogue_sent} later messages delivered; connected peers {victim_peers}");
+    let leaders: Vec<String> = coordination
+        .leaders
+        .iter()
+        .map(|(i, k)| format!("node-{i}×{k}"))
+        .collect();
+    let actions: Vec<String> = coordination
+        .actions
+        .iter()
+        .map(|(a, k)| format!("{a}×{k}"))
+        .collect();
+    println!(
+        "  coordination      {} windows in 2 groups; leaders {}; proposals {}; settled with the proposal {} / {}; faults {}",
+        coordination.windows,
+        leaders.join(" "),
+        actions.join(" "),
+        coordination.acceptances,
+        coordination.expected_acceptances,
+        coordination.faults
+    );
     for m in &missing {
         println!("  missing           {m}");
     }
@@ -855,6 +925,14 @@ async fn drive(
         );
     }
     Ok(ok)
+}
+
+/// The chain's current block: anvil's, or the clock chain's (100 ms blocks from `genesis_ms`).
+async fn head_block(chain: Option<&chain::ChainNet>, genesis_ms: u64) -> anyhow::Result<u64> {
+    Ok(match chain {
+        Some(c) => c.head().await?,
+        None => now_ms().saturating_sub(genesis_ms) / 100,
+    })
 }
 
 /// A key rotation in progress or done.
