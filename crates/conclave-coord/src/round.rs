@@ -80,6 +80,10 @@ pub struct WindowOutcome {
     /// The accepted proposal (or, for the leader, the one it sent).
     pub proposal: Option<Proposal>,
     pub faults: Vec<Fault>,
+    /// When this member accepted the proposal (unix ms; stamped by the executor, which owns the
+    /// clock). Absent for leaders and for windows without an accepted proposal.
+    #[serde(default)]
+    pub accepted_at_ms: Option<u64>,
 }
 
 /// One window in progress.
@@ -253,6 +257,7 @@ impl Round {
                 self.accepted.clone()
             },
             faults: self.faults.clone(),
+            accepted_at_ms: None,
         })
     }
 }

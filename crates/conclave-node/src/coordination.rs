@@ -8,7 +8,7 @@ use std::sync::Arc;
 use conclave_coord::{
     CoordinationMessage, ProposalGenerator, ProposalValidator, Round, Verdict, Window, WindowSetup,
 };
-use conclave_core::{MembershipView, OperatorId, TopicName};
+use conclave_core::{Clock, MembershipView, OperatorId, TopicName};
 use conclave_net::Delivery;
 use conclave_registry::clock_chain::ClockChain;
 use conclave_registry::evm::{EvmError, EvmRegistry};
@@ -59,8 +59,14 @@ pub(crate) struct Coordinator {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// A round in progress and when this member accepted its proposal.
+struct Live {
+    round: Round,
+    accepted_at_ms: Option<u64>,
+}
+
 /// Rounds in progress, by coordination block and group.
-type Rounds = BTreeMap<(u64, [u8; 20]), Round>;
+type Rounds = BTreeMap<(u64, [u8; 20]), Live>;
 
 impl Coordinator {
     pub async fn run(mut self) {
@@ -139,7 +145,13 @@ impl Coordinator {
                     self.send(topic, &msg).await;
                 }
             }
-            rounds.insert((w.coordination_block, group.id.0), round);
+            rounds.insert(
+                (w.coordination_block, group.id.0),
+                Live {
+                    round,
+                    accepted_at_ms: None,
+                },
+            );
         }
     }
 
@@ -152,13 +164,15 @@ impl Coordinator {
     /// Resends leaders' proposals on the new block and settles finished windows.
     async fn advance(&mut self, head: u64, topic: &TopicName, rounds: &mut Rounds) {
         let mut settled = Vec::new();
-        for (key, round) in rounds.iter_mut() {
+        for (key, live) in rounds.iter_mut() {
+            let round = &mut live.round;
             if key.0 < head {
                 if let Some(msg) = round.resend_at(head).cloned() {
                     self.send(topic, &msg).await;
                 }
             }
-            if let Some(outcome) = round.on_block(head) {
+            if let Some(mut outcome) = round.on_block(head) {
+                outcome.accepted_at_ms = live.accepted_at_ms;
                 settled.push(*key);
                 for f in &outcome.faults {
                     tracing::warn!(kind = ?f.kind, culprit = %f.culprit, group = %f.group, block = f.coordination_block, "coordination fault recorded");
@@ -208,11 +222,12 @@ impl Coordinator {
             }
         };
         let key = (msg.coordination_block, msg.wallet_public_key_hash.0);
-        let Some(round) = rounds.get_mut(&key) else {
+        let Some(live) = rounds.get_mut(&key) else {
             return drop("no_open_window");
         };
-        match round.on_message(d.operator, &msg, head) {
+        match live.round.on_message(d.operator, &msg, head) {
             Verdict::Accept(p) => {
+                live.accepted_at_ms = Some(conclave_core::SystemClock.now_ms());
                 match self
                     .validator
                     .validate(&conclave_core::GroupId(key.1), key.0, &p)

@@ -39,6 +39,7 @@ impl ChainNet {
         dir: &Path,
         peers: &[String],
         victim: usize,
+        groups: &[(conclave_core::GroupId, Vec<usize>)],
         block_time: Duration,
     ) -> anyhow::Result<ChainNet> {
         let anvil = Anvil::spawn(&[]).context("starting anvil (run scripts/install-deps.sh)")?;
@@ -54,12 +55,12 @@ impl ChainNet {
             op.authorize(&peer.parse()?, 0b11, 0, OPEN_ENDED).await?;
             operators.push(op);
         }
-        for (id, seats) in super::coord::groups(victim) {
+        for (id, seats) in groups {
             let seats: Vec<OperatorId> = seats
                 .iter()
                 .map(|i| OperatorId(operators[*i].signer().0 .0))
                 .collect();
-            gov.set_group(id, &seats).await?;
+            gov.set_group(*id, &seats).await?;
         }
         // node-0 holds its next key from the start; its operator delegates to it mid-run.
         let key_dir = dir.join("node-0-keys");

@@ -12,15 +12,12 @@ use super::{get_json, NodeProc};
 /// The coordination topic's scope name (the node subscribes to it).
 pub const COORD_SCOPE: &str = "coord";
 
-/// Two groups over members `0..victim`, with repeated seats: (id, member index per seat).
-pub fn groups(victim: usize) -> Vec<(GroupId, Vec<usize>)> {
+/// Two groups over members `0..victim`, with repeated seats: (id, member index per seat). The
+/// first has `seats` seats dealt in turn to as many members as leave at least one repeat.
+pub fn groups(victim: usize, seats: usize) -> Vec<(GroupId, Vec<usize>)> {
     let members: Vec<usize> = (0..victim).collect();
-    let first: Vec<usize> = members
-        .iter()
-        .take(4)
-        .copied()
-        .chain([members[0]])
-        .collect();
+    let dealt_to = victim.min(seats.saturating_sub(1)).max(1);
+    let first: Vec<usize> = (0..seats.max(2)).map(|s| members[s % dealt_to]).collect();
     let last: Vec<usize> = members
         .iter()
         .rev()
@@ -54,6 +51,10 @@ pub struct CoordReport {
     /// Leaders by member index, with how many windows each led.
     pub leaders: BTreeMap<usize, usize>,
     pub actions: BTreeMap<String, usize>,
+    /// Per window, coordination block start → the last follower's acceptance (ms); clock chain only.
+    pub last_acceptance_ms: Vec<u64>,
+    /// Every follower's acceptance latency (ms); clock chain only.
+    pub acceptance_ms: Vec<u64>,
 }
 
 impl CoordReport {
@@ -64,13 +65,16 @@ impl CoordReport {
 
 /// Collects the settled windows of `nodes[..victim]` with a coordination block in
 /// `[first_block, last_block]` (windows still settling at the end are left out).
+#[allow(clippy::too_many_arguments)]
 pub async fn report(
     http: &reqwest::Client,
     nodes: &[NodeProc],
     victim: usize,
+    groups: &[(GroupId, Vec<usize>)],
     operators: &[String],
     first_block: u64,
     last_block: u64,
+    block_start_ms: Option<&dyn Fn(u64) -> u64>,
 ) -> CoordReport {
     #[derive(Default)]
     struct Seen {
@@ -78,8 +82,8 @@ pub async fn report(
         accepted: usize,
         faults: usize,
         action: Option<String>,
+        latencies: Vec<u64>,
     }
-    let groups = groups(victim);
     let mut seen: BTreeMap<(String, u64), Seen> = BTreeMap::new();
     for node in &nodes[..victim] {
         let Ok((_, v)) = get_json(http, &node.url("/v1/coordination/windows")).await else {
@@ -98,6 +102,9 @@ pub async fn report(
                 s.action = p.get("action").and_then(Value::as_str).map(String::from);
                 s.accepted += 1;
             }
+            if let (Some(at), Some(start)) = (w["accepted_at_ms"].as_u64(), block_start_ms) {
+                s.latencies.push(at.saturating_sub(start(block)));
+            }
         }
     }
     let mut r = CoordReport {
@@ -107,6 +114,8 @@ pub async fn report(
         faults: 0,
         leaders: BTreeMap::new(),
         actions: BTreeMap::new(),
+        last_acceptance_ms: Vec::new(),
+        acceptance_ms: Vec::new(),
     };
     for ((group, _), s) in &seen {
         let members = groups
@@ -134,6 +143,12 @@ pub async fn report(
         *r.actions
             .entry(s.action.clone().unwrap_or_else(|| "none".into()))
             .or_default() += 1;
+        if let Some(last) = s.latencies.iter().max() {
+            r.last_acceptance_ms.push(*last);
+        }
+        r.acceptance_ms.extend(&s.latencies);
     }
+    r.last_acceptance_ms.sort_unstable();
+    r.acceptance_ms.sort_unstable();
     r
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use base64::Engine;
-use conclave_core::OperatorId;
+use conclave_core::{GroupId, OperatorId};
 use conclave_node::keys::{self, KeyType};
 use conclave_registry::{NodeEntry, OperatorEntry, RegistryDocument};
 use futures::StreamExt;
@@ -60,6 +60,10 @@ pub struct DevnetArgs {
     /// Payload size in bytes.
     #[arg(long, default_value_t = 256)]
     size: usize,
+    /// Seats of the first coordination group, dealt to the members in turn (e.g. 100 seats on 15
+    /// members, as tBTC wallets have).
+    #[arg(long, default_value_t = 5)]
+    group_seats: usize,
     /// Working directory (default: a fresh temporary directory, removed at the end).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -118,7 +122,10 @@ impl NodeProc {
     }
 }
 
-fn registry_doc(entries: &[(usize, &str, Vec<String>)], victim: usize) -> String {
+fn registry_doc(
+    entries: &[(usize, &str, Vec<String>)],
+    groups: &[(GroupId, Vec<usize>)],
+) -> String {
     let present = |i: &usize| entries.iter().any(|(j, _, _)| j == i);
     let doc = RegistryDocument {
         operators: entries
@@ -135,8 +142,8 @@ fn registry_doc(entries: &[(usize, &str, Vec<String>)], victim: usize) -> String
                 }],
             })
             .collect(),
-        groups: coord::groups(victim)
-            .into_iter()
+        groups: groups
+            .iter()
             .filter(|(_, seats)| seats.iter().all(present))
             .map(|(id, seats)| conclave_registry::GroupEntry {
                 id: id.to_string(),
@@ -397,19 +404,20 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
         );
     }
     let intruder_peer = keys::generate(&dir.join("intruder.key"), KeyType::Ed25519)?.to_string();
+    let groups = coord::groups(victim, args.group_seats);
     let bare: Vec<(usize, &str, Vec<String>)> =
         (0..n).map(|i| (i, peers[i].as_str(), vec![])).collect();
-    write_atomic(&dir.join("registry.toml"), &registry_doc(&bare, victim))?;
+    write_atomic(&dir.join("registry.toml"), &registry_doc(&bare, &groups))?;
     // The member to be removed reads its own stale copy: it plays a node that ignores its removal.
     write_atomic(
         &dir.join("victim-registry.toml"),
-        &registry_doc(&bare, victim),
+        &registry_doc(&bare, &groups),
     )?;
 
     let mut chain = match args.chain {
         ChainKind::File => None,
         ChainKind::Anvil => {
-            Some(chain::ChainNet::start(&dir, &peers, victim, args.block_time).await?)
+            Some(chain::ChainNet::start(&dir, &peers, victim, &groups, args.block_time).await?)
         }
     };
 
@@ -479,6 +487,7 @@ async fn drive(
 ) -> anyhow::Result<bool> {
     let n = args.nodes;
     let victim = n - 1;
+    let groups = coord::groups(victim, args.group_seats);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
@@ -492,10 +501,10 @@ async fn drive(
     match chain.as_deref() {
         Some(c) => c.set_addresses(&entries).await?,
         None => {
-            write_atomic(&dir.join("registry.toml"), &registry_doc(&entries, victim))?;
+            write_atomic(&dir.join("registry.toml"), &registry_doc(&entries, &groups))?;
             write_atomic(
                 &dir.join("victim-registry.toml"),
-                &registry_doc(&entries, victim),
+                &registry_doc(&entries, &groups),
             )?;
         }
     }
@@ -532,7 +541,7 @@ async fn drive(
     with_intruder.push((n, intruder_peer, vec![]));
     write_atomic(
         &dir.join("intruder-registry.toml"),
-        &registry_doc(&with_intruder, victim),
+        &registry_doc(&with_intruder, &groups),
     )?;
     let seeds: Vec<String> = entries
         .iter()
@@ -685,7 +694,7 @@ async fn drive(
                         .collect();
                     write_atomic(
                         &dir.join("registry.toml"),
-                        &registry_doc(&remaining, victim),
+                        &registry_doc(&remaining, &groups),
                     )?;
                     removal_started = Some(Instant::now());
                     println!(
@@ -745,13 +754,19 @@ async fn drive(
             None => operator(i).to_string(),
         })
         .collect();
+    let clock_block_start = move |b: u64| genesis_ms + b * 100;
     let coordination = coord::report(
         &http,
         nodes,
         victim,
+        &groups,
         &coord_operators,
         first_block,
         last_block,
+        match chain {
+            None => Some(&clock_block_start),
+            Some(_) => None,
+        },
     )
     .await;
     let mut denied = 0.0;
@@ -914,6 +929,22 @@ async fn drive(
         coordination.expected_acceptances,
         coordination.faults
     );
+    if !coordination.last_acceptance_ms.is_empty() {
+        let (last, all) = (
+            &coordination.last_acceptance_ms,
+            &coordination.acceptance_ms,
+        );
+        println!(
+            "  coord. latency    block start → last follower's acceptance p50 {} ms, p99 {} ms, max {} ms; any follower p50 {} ms, p99 {} ms ({} acceptances; group 1 has {} seats)",
+            percentile(last, 0.5),
+            percentile(last, 0.99),
+            last.last().copied().unwrap_or(0),
+            percentile(all, 0.5),
+            percentile(all, 0.99),
+            all.len(),
+            groups[0].1.len()
+        );
+    }
     for m in &missing {
         println!("  missing           {m}");
     }
