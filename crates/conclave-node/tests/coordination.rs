@@ -121,6 +121,39 @@ async fn until(node: &RunningNode, path: &str, what: &str, pred: impl Fn(&Value)
     }
 }
 
+/// Five nodes `a`..`e` (operators 0..4) on loopback, connected and ready; node `a` runs `a_hooks`.
+/// Returns the nodes, their PeerIds and the clock chain's genesis.
+async fn network(d: &Path, a_hooks: conclave_node::NodeHooks) -> (Vec<RunningNode>, u64) {
+    let names = ["a", "b", "c", "d", "e"];
+    let peers: Vec<String> = names
+        .iter()
+        .map(|n| {
+            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    std::fs::write(d.join("registry.toml"), registry(&peers, &[])).unwrap();
+    let genesis = now_ms();
+    let mut nodes = vec![start_with(d, "a", genesis, a_hooks).await];
+    for n in &names[1..] {
+        nodes.push(start(d, n, genesis).await);
+    }
+    let mut addrs = Vec::new();
+    for n in &nodes {
+        let v = until(n, "/v1/peers", "listen addresses", |v| {
+            v["listen"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+        addrs.push(vec![v["listen"][0].as_str().unwrap().to_owned()]);
+    }
+    std::fs::write(d.join("registry.toml"), registry(&peers, &addrs)).unwrap();
+    for n in &nodes {
+        until(n, "/readyz", "readiness", |v| v["ready"] == true).await;
+    }
+    (nodes, genesis)
+}
+
 /// The settled windows of `group` in a `/v1/coordination/windows` answer.
 fn windows_of(v: &Value, group: GroupId) -> Vec<Value> {
     v["windows"]
@@ -137,32 +170,7 @@ async fn groups_coordinate_impostors_are_recorded_and_results_survive_restarts()
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let names = ["a", "b", "c", "d", "e"];
-    let peers: Vec<String> = names
-        .iter()
-        .map(|n| {
-            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    std::fs::write(d.join("registry.toml"), registry(&peers, &[])).unwrap();
-    let genesis = now_ms();
-    let mut nodes = Vec::new();
-    for n in names {
-        nodes.push(start(d, n, genesis).await);
-    }
-    let mut addrs = Vec::new();
-    for n in &nodes {
-        let v = until(n, "/v1/peers", "listen addresses", |v| {
-            v["listen"].as_array().is_some_and(|a| !a.is_empty())
-        })
-        .await;
-        addrs.push(vec![v["listen"][0].as_str().unwrap().to_owned()]);
-    }
-    std::fs::write(d.join("registry.toml"), registry(&peers, &addrs)).unwrap();
-    for n in &nodes {
-        until(n, "/readyz", "readiness", |v| v["ready"] == true).await;
-    }
+    let (mut nodes, genesis) = network(d, Default::default()).await;
 
     // Two settled windows per group at every seat holder, each accepted (or led), no faults.
     let member_of = |i: usize, g: GroupId| {
@@ -313,46 +321,12 @@ impl conclave_coord::ProposalGenerator for AlwaysMovingFunds {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_proposing_off_the_checklist_is_recorded_as_a_mistake() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let names = ["a", "b", "c", "d", "e"];
-    let peers: Vec<String> = names
-        .iter()
-        .map(|n| {
-            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    std::fs::write(d.join("registry.toml"), registry(&peers, &[])).unwrap();
-    let genesis = now_ms();
     // Node a (operator 0, two G1 seats) runs a generator that ignores the checklist.
-    let mut nodes = vec![
-        start_with(
-            d,
-            "a",
-            genesis,
-            conclave_node::NodeHooks {
-                generator: std::sync::Arc::new(AlwaysMovingFunds),
-                ..Default::default()
-            },
-        )
-        .await,
-    ];
-    for n in &names[1..] {
-        nodes.push(start(d, n, genesis).await);
-    }
-    let mut addrs = Vec::new();
-    for n in &nodes {
-        let v = until(n, "/v1/peers", "listen addresses", |v| {
-            v["listen"].as_array().is_some_and(|a| !a.is_empty())
-        })
-        .await;
-        addrs.push(vec![v["listen"][0].as_str().unwrap().to_owned()]);
-    }
-    std::fs::write(d.join("registry.toml"), registry(&peers, &addrs)).unwrap();
-    for n in &nodes {
-        until(n, "/readyz", "readiness", |v| v["ready"] == true).await;
-    }
+    let hooks = conclave_node::NodeHooks {
+        generator: std::sync::Arc::new(AlwaysMovingFunds),
+        ..Default::default()
+    };
+    let (nodes, genesis) = network(dir.path(), hooks).await;
     // The next G1 window a leads whose index is not a multiple of 4 (no MovingFunds on it).
     let head = (now_ms() - genesis) / BLOCK_MS;
     let first = head / PARAMS.frequency + 1;

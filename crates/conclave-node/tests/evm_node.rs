@@ -14,12 +14,47 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// anvil with the registry deployed (scope 0 = `signers`) and dev accounts 1..=n admitted as
+/// operators.
+async fn chain_with_operators(n: usize) -> (Anvil, RegistryAdmin, Vec<RegistryAdmin>) {
+    let anvil = Anvil::spawn(&[]).unwrap();
+    let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEYS[0]).unwrap())
+        .await
+        .unwrap();
+    gov.define_scope(0, "signers").await.unwrap();
+    let mut ops = Vec::new();
+    for key in &DEV_KEYS[1..=n] {
+        let op = RegistryAdmin::connect(
+            &anvil.url,
+            gov.contract(),
+            admin::parse_eth_key(key).unwrap(),
+        )
+        .unwrap();
+        gov.add_operator(OperatorId(op.signer().0 .0))
+            .await
+            .unwrap();
+        ops.push(op);
+    }
+    (anvil, gov, ops)
+}
+
 async fn start(dir: &Path, name: &str, rpc_url: &str, contract: &str) -> RunningNode {
+    start_with(dir, name, rpc_url, contract, "").await
+}
+
+/// A node following the registry at `contract`; `extra` adds configuration lines.
+async fn start_with(
+    dir: &Path,
+    name: &str,
+    rpc_url: &str,
+    contract: &str,
+    extra: &str,
+) -> RunningNode {
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
         format!(
-            "key_file = \"{name}.key\"\nstate_dir = \"{name}-state\"\n\
+            "{extra}key_file = \"{name}.key\"\nstate_dir = \"{name}-state\"\n\
              registry = \"evm\"\nevm_rpc_url = \"{rpc_url}\"\nevm_contract = \"{contract}\"\n\
              evm_confirmations = 2\nevm_poll_ms = 100\nready_quorum = 1\n\
              listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\n"
@@ -72,27 +107,12 @@ async fn tcp_addr(node: &RunningNode) -> String {
 async fn chain_registry_nodes_join_and_report_rpc_outages() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let anvil = Anvil::spawn(&[]).unwrap();
-    let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEYS[0]).unwrap())
-        .await
-        .unwrap();
-    gov.define_scope(0, "signers").await.unwrap();
+    let (anvil, gov, ops) = chain_with_operators(2).await;
     let contract = gov.contract().to_string();
-    let mut ops = Vec::new();
     let mut peers = Vec::new();
-    for (i, name) in ["a", "b"].iter().enumerate() {
-        let op = RegistryAdmin::connect(
-            &anvil.url,
-            gov.contract(),
-            admin::parse_eth_key(DEV_KEYS[i + 1]).unwrap(),
-        )
-        .unwrap();
-        gov.add_operator(OperatorId(op.signer().0 .0))
-            .await
-            .unwrap();
+    for (op, name) in ops.iter().zip(["a", "b"]) {
         let peer = keys::generate(&d.join(format!("{name}.key")), KeyType::Ed25519).unwrap();
         op.authorize(&peer, 1, 0, OPEN_ENDED).await.unwrap();
-        ops.push(op);
         peers.push(peer);
     }
     anvil.mine(2).await.unwrap();
@@ -192,27 +212,9 @@ async fn a_rotation_moves_the_node_to_its_new_key_without_losing_a_message() {
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let anvil = Anvil::spawn(&[]).unwrap();
-    let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEYS[0]).unwrap())
-        .await
-        .unwrap();
-    gov.define_scope(0, "signers").await.unwrap();
+    let (anvil, gov, ops) = chain_with_operators(2).await;
     let contract = gov.contract().to_string();
-    let op = |i: usize| {
-        RegistryAdmin::connect(
-            &anvil.url,
-            gov.contract(),
-            admin::parse_eth_key(DEV_KEYS[i]).unwrap(),
-        )
-        .unwrap()
-    };
-    let (op_a, op_b) = (op(1), op(2));
-    gov.add_operator(OperatorId(op_a.signer().0 .0))
-        .await
-        .unwrap();
-    gov.add_operator(OperatorId(op_b.signer().0 .0))
-        .await
-        .unwrap();
+    let (op_a, op_b) = (&ops[0], &ops[1]);
     let old = keys::generate(&d.join("a.key"), KeyType::Ed25519).unwrap();
     std::fs::create_dir(d.join("a-keys")).unwrap();
     let new = keys::generate(&d.join("a-keys/next.key"), KeyType::Ed25519).unwrap();
@@ -221,24 +223,7 @@ async fn a_rotation_moves_the_node_to_its_new_key_without_losing_a_message() {
     op_b.authorize(&b_peer, 1, 0, OPEN_ENDED).await.unwrap();
     anvil.mine(2).await.unwrap();
 
-    let a = {
-        let cfg = d.join("a.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "key_file = \"a.key\"\nkey_dir = \"a-keys\"\nstate_dir = \"a-state\"\n\
-                 registry = \"evm\"\nevm_rpc_url = \"{}\"\nevm_contract = \"{contract}\"\n\
-                 evm_confirmations = 2\nevm_poll_ms = 100\nready_quorum = 1\n\
-                 listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\n",
-                anvil.url
-            ),
-        )
-        .unwrap();
-        let (c, base) = NodeConfig::load(Some(&cfg), &[]).unwrap();
-        RunningNode::start(c.validate(&base).unwrap())
-            .await
-            .unwrap()
-    };
+    let a = start_with(d, "a", &anvil.url, &contract, "key_dir = \"a-keys\"\n").await;
     let b = start(d, "b", &anvil.url, &contract).await;
     op_b.set_node_addresses(&b_peer, vec![tcp_addr(&b).await])
         .await
