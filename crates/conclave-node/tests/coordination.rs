@@ -2,18 +2,20 @@
 //! seats, windows on a fast clock chain. Every honest follower accepts its leader's proposal; an
 //! impostor is recorded by every other follower; results survive a restart.
 
+mod common;
+
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use common::{get_json, listen_addrs, now_ms, start_node, until_json};
 
 use conclave_coord::{leader, seed, WindowParams};
 use conclave_core::{GroupId, OperatorId};
-use conclave_node::config::NodeConfig;
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
 use conclave_registry::clock_chain::clock_block_hash;
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(60);
 const BLOCK_MS: u64 = 100;
 const PARAMS: WindowParams = WindowParams {
     frequency: 20,
@@ -70,55 +72,15 @@ async fn start_with(
     genesis: u64,
     hooks: conclave_node::NodeHooks,
 ) -> RunningNode {
-    let cfg = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "key_file = \"{name}.key\"\nregistry_file = \"registry.toml\"\nstate_dir = \"{name}-state\"\n\
-             listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\nregistry_poll_ms = 50\n\
-             ready_quorum = 4\ncoordination = true\nclock_chain_genesis_ms = {genesis}\n\
-             clock_chain_block_ms = {BLOCK_MS}\ncoord_frequency = {}\ncoord_active = {}\n\
-             coord_passive = {}\ncoord_safe_shift = {}\n",
-            PARAMS.frequency, PARAMS.active, PARAMS.passive, PARAMS.safe_shift
-        ),
-    )
-    .unwrap();
-    let (c, base) = NodeConfig::load(Some(&cfg), &[]).unwrap();
-    RunningNode::start_with(c.validate(&base).unwrap(), hooks)
-        .await
-        .unwrap()
-}
-
-async fn get(node: &RunningNode, path: &str) -> Value {
-    reqwest::get(format!("http://{}{path}", node.http_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-/// Polls `path` on `node` until `pred` holds.
-async fn until(node: &RunningNode, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let v = get(node, path).await;
-        if pred(&v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let config = format!(
+        "key_file = \"{name}.key\"\nregistry_file = \"registry.toml\"\nstate_dir = \"{name}-state\"\n\
+         listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\nregistry_poll_ms = 50\n\
+         ready_quorum = 4\ncoordination = true\nclock_chain_genesis_ms = {genesis}\n\
+         clock_chain_block_ms = {BLOCK_MS}\ncoord_frequency = {}\ncoord_active = {}\n\
+         coord_passive = {}\ncoord_safe_shift = {}\n",
+        PARAMS.frequency, PARAMS.active, PARAMS.passive, PARAMS.safe_shift
+    );
+    start_node(dir, name, &config, &[], hooks).await
 }
 
 /// Five nodes `a`..`e` (operators 0..4) on loopback, connected and ready; node `a` runs `a_hooks`.
@@ -141,15 +103,11 @@ async fn network(d: &Path, a_hooks: conclave_node::NodeHooks) -> (Vec<RunningNod
     }
     let mut addrs = Vec::new();
     for n in &nodes {
-        let v = until(n, "/v1/peers", "listen addresses", |v| {
-            v["listen"].as_array().is_some_and(|a| !a.is_empty())
-        })
-        .await;
-        addrs.push(vec![v["listen"][0].as_str().unwrap().to_owned()]);
+        addrs.push(listen_addrs(n, 1).await);
     }
     std::fs::write(d.join("registry.toml"), registry(&peers, &addrs)).unwrap();
     for n in &nodes {
-        until(n, "/readyz", "readiness", |v| v["ready"] == true).await;
+        until_json(n, "/readyz", "readiness", |v| v["ready"] == true).await;
     }
     (nodes, genesis)
 }
@@ -179,7 +137,7 @@ async fn groups_coordinate_impostors_are_recorded_and_results_survive_restarts()
     };
     for (i, n) in nodes.iter().enumerate() {
         for g in [G1, G2].into_iter().filter(|g| member_of(i, *g)) {
-            let v = until(n, "/v1/coordination/windows", "two settled windows", |v| {
+            let v = until_json(n, "/v1/coordination/windows", "two settled windows", |v| {
                 windows_of(v, g).len() >= 2
             })
             .await;
@@ -205,7 +163,7 @@ async fn groups_coordinate_impostors_are_recorded_and_results_survive_restarts()
     let impostor = (0..4).find(|i| *i != silent).unwrap();
     let seat = g1_seats().iter().position(|o| *o == op(impostor)).unwrap() + 1;
     let leader_node = nodes.remove(silent);
-    let before = get(&leader_node, "/v1/coordination/windows").await;
+    let before = get_json(&leader_node, "/v1/coordination/windows").await;
     leader_node.shutdown().await;
     // After the shutdown, indexes shift: map operator index to position in `nodes`.
     let pos = |i: usize| if i > silent { i - 1 } else { i };
@@ -230,7 +188,7 @@ async fn groups_coordinate_impostors_are_recorded_and_results_survive_restarts()
     assert!(r.status().is_success(), "{:?}", r.text().await);
     for i in (0..4).filter(|i| *i != impostor && *i != silent) {
         let n = &nodes[pos(i)];
-        let v = until(
+        let v = until_json(
             n,
             "/v1/coordination/faults",
             "the faults of the window",
@@ -269,7 +227,7 @@ async fn groups_coordinate_impostors_are_recorded_and_results_survive_restarts()
 
     // A restart keeps the recorded results.
     let back = start(d, names[silent], genesis).await;
-    let after = get(&back, "/v1/coordination/windows").await;
+    let after = get_json(&back, "/v1/coordination/windows").await;
     let blocks = |v: &Value| -> Vec<u64> {
         v["windows"]
             .as_array()
@@ -339,7 +297,7 @@ async fn a_leader_proposing_off_the_checklist_is_recorded_as_a_mistake() {
         .expect("a leads some window soon");
     let block = window * PARAMS.frequency;
     for (i, n) in nodes.iter().enumerate().filter(|(i, _)| (1..4).contains(i)) {
-        let v = until(n, "/v1/coordination/faults", "the mistake", |v| {
+        let v = until_json(n, "/v1/coordination/faults", "the mistake", |v| {
             v["faults"]
                 .as_array()
                 .unwrap()
@@ -357,7 +315,7 @@ async fn a_leader_proposing_off_the_checklist_is_recorded_as_a_mistake() {
         assert_eq!(f["kind"], "LeaderMistake", "node {i}: {f}");
         assert_eq!(f["culprit"], op(0).to_string());
         // Nothing was accepted in that window: the leader is recorded idle as well.
-        let w = get(n, "/v1/coordination/windows").await;
+        let w = get_json(n, "/v1/coordination/windows").await;
         let settled = windows_of(&w, G1)
             .into_iter()
             .find(|w| w["coordination_block"] == block)

@@ -1,18 +1,18 @@
 //! Nodes configured with `registry = "evm"` against a real chain (anvil): they join by on-chain
 //! delegation, and an RPC outage turns `/readyz` and the metrics stale until the chain is back.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
+use common::{get, listen_addrs, start_node, until};
 use conclave_core::OperatorId;
-use conclave_node::config::NodeConfig;
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
 use conclave_registry::evm::anvil::{Anvil, RpcProxy, DEV_KEYS};
 use conclave_registry::evm::{admin, RegistryAdmin, OPEN_ENDED};
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(30);
 
 /// anvil with the registry deployed (scope 0 = `signers`) and dev accounts 1..=n admitted as
 /// operators.
@@ -50,57 +50,17 @@ async fn start_with(
     contract: &str,
     extra: &str,
 ) -> RunningNode {
-    let cfg = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "{extra}key_file = \"{name}.key\"\nstate_dir = \"{name}-state\"\n\
-             registry = \"evm\"\nevm_rpc_url = \"{rpc_url}\"\nevm_contract = \"{contract}\"\n\
-             evm_confirmations = 2\nevm_poll_ms = 100\nready_quorum = 1\n\
-             listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\n"
-        ),
-    )
-    .unwrap();
-    let (c, base) = NodeConfig::load(Some(&cfg), &[]).unwrap();
-    RunningNode::start(c.validate(&base).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn get(node: &RunningNode, path: &str) -> (u16, String) {
-    let r = reqwest::get(format!("http://{}{path}", node.http_addr))
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
-/// Polls `path` until `pred(status, body)` holds.
-async fn until(node: &RunningNode, path: &str, what: &str, pred: impl Fn(u16, &str) -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (status, body) = get(node, path).await;
-        if pred(status, &body) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; last {path}: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let config = format!(
+        "{extra}key_file = \"{name}.key\"\nstate_dir = \"{name}-state\"\n\
+         registry = \"evm\"\nevm_rpc_url = \"{rpc_url}\"\nevm_contract = \"{contract}\"\n\
+         evm_confirmations = 2\nevm_poll_ms = 100\nready_quorum = 1\n\
+         listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\n"
+    );
+    start_node(dir, name, &config, &[], Default::default()).await
 }
 
 async fn tcp_addr(node: &RunningNode) -> String {
-    let mut addr = String::new();
-    until(node, "/v1/peers", "a listen address", |_, body| {
-        let v: Value = serde_json::from_str(body).unwrap();
-        v["listen"].as_array().is_some_and(|a| !a.is_empty())
-    })
-    .await;
-    let (_, body) = get(node, "/v1/peers").await;
-    let v: Value = serde_json::from_str(&body).unwrap();
-    addr.push_str(v["listen"][0].as_str().unwrap());
-    addr
+    listen_addrs(node, 1).await.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,15 +1,16 @@
 //! A three-node network on loopback (TCP + QUIC, real Noise), driven through the HTTP API.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use conclave_node::config::NodeConfig;
+use common::{get, listen_addrs, start_node, until, WAIT};
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
 use futures::StreamExt;
 use serde_json::Value;
 
-const WAIT: Duration = Duration::from_secs(30);
 const OPS: [&str; 4] = [
     "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
     "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
@@ -31,65 +32,18 @@ fn registry(entries: &[(usize, String, Vec<String>)]) -> String {
 }
 
 async fn start(dir: &Path, name: &str, registry_file: &Path, extra: &[String]) -> RunningNode {
-    let cfg = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "key_file = \"{name}.key\"\nregistry_file = \"{}\"\nstate_dir = \"{name}-state\"\n\
-             listen = [\"/ip4/127.0.0.1/tcp/0\", \"/ip4/127.0.0.1/udp/0/quic-v1\"]\n\
-             http_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\nregistry_poll_ms = 50\n",
-            registry_file.display()
-        ),
-    )
-    .unwrap();
-    let (c, base) = NodeConfig::load(Some(&cfg), extra).unwrap();
-    RunningNode::start(c.validate(&base).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn get(node: &RunningNode, path: &str) -> (u16, String) {
-    let r = reqwest::get(format!("http://{}{path}", node.http_addr))
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
-async fn listen_addrs(node: &RunningNode) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (_, body) = get(node, "/v1/peers").await;
-        let v: Value = serde_json::from_str(&body).unwrap();
-        let addrs: Vec<String> = v["listen"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned())
-            .collect();
-        if addrs.len() >= 2 {
-            return addrs;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node never listened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let config = format!(
+        "key_file = \"{name}.key\"\nregistry_file = \"{}\"\nstate_dir = \"{name}-state\"\n\
+         listen = [\"/ip4/127.0.0.1/tcp/0\", \"/ip4/127.0.0.1/udp/0/quic-v1\"]\n\
+         http_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\nregistry_poll_ms = 50\n",
+        registry_file.display()
+    );
+    start_node(dir, name, &config, extra, Default::default()).await
 }
 
 async fn wait_ready(node: &RunningNode) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (status, body) = get(node, "/readyz").await;
-        if status == 200 {
-            return serde_json::from_str(&body).unwrap();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never ready: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let body = until(node, "/readyz", "readiness", |status, _| status == 200).await;
+    serde_json::from_str(&body).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +80,7 @@ async fn nodes_serve_the_api_and_gate_strangers() {
     // Address hints arrive by editing the registry: a hot reload starts the redial loops.
     let mut entries = Vec::new();
     for (i, n) in [&a, &b, &c].iter().enumerate() {
-        entries.push((i, peers[i].clone(), listen_addrs(n).await));
+        entries.push((i, peers[i].clone(), listen_addrs(n, 2).await));
     }
     std::fs::write(&reg, registry(&entries)).unwrap();
     for n in [&a, &b, &c] {
