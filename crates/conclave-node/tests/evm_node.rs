@@ -1,5 +1,6 @@
 //! Nodes configured with `registry = "evm"` against a real chain (anvil): they join by on-chain
-//! delegation, and an RPC outage turns `/readyz` and the metrics stale until the chain is back.
+//! delegation; an RPC outage (a cut path, then anvil killed and restarted) turns `/readyz` and the
+//! metrics stale until the chain is back; a rotation moves a node to its new key without loss.
 
 mod common;
 
@@ -16,8 +17,12 @@ use serde_json::Value;
 
 /// anvil with the registry deployed (scope 0 = `signers`) and dev accounts 1..=n admitted as
 /// operators.
-async fn chain_with_operators(n: usize) -> (Anvil, RegistryAdmin, Vec<RegistryAdmin>) {
-    let anvil = Anvil::spawn(&[]).unwrap();
+/// anvil keeps its chain in `state` when stopped, and reloads it on restart.
+async fn chain_with_operators(
+    n: usize,
+    state: &Path,
+) -> (Anvil, RegistryAdmin, Vec<RegistryAdmin>) {
+    let anvil = Anvil::spawn(&["--state", state.to_str().unwrap()]).unwrap();
     let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEYS[0]).unwrap())
         .await
         .unwrap();
@@ -67,7 +72,7 @@ async fn tcp_addr(node: &RunningNode) -> String {
 async fn chain_registry_nodes_join_and_report_rpc_outages() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (anvil, gov, ops) = chain_with_operators(2).await;
+    let (mut anvil, gov, ops) = chain_with_operators(2, &d.join("anvil.json")).await;
     let contract = gov.contract().to_string();
     let mut peers = Vec::new();
     for (op, name) in ops.iter().zip(["a", "b"]) {
@@ -137,6 +142,26 @@ async fn chain_registry_nodes_join_and_report_rpc_outages() {
     let (_, metrics) = get(&a, "/metrics").await;
     assert!(metrics.contains("conclave_registry_stale 0"), "{metrics}");
 
+    // anvil itself dies (writing its chain out on the way) and comes back on the same port:
+    // both nodes report stale while it is gone and recover without a restart of their own.
+    anvil.stop().unwrap();
+    for n in [&a, &b] {
+        until(n, "/readyz", "stale after anvil died", |s, body| {
+            s == 503 && body.contains("\"registry_stale\":true")
+        })
+        .await;
+    }
+    anvil.restart().unwrap();
+    for n in [&a, &b] {
+        until(n, "/readyz", "recovery after anvil came back", |s, _| {
+            s == 200
+        })
+        .await;
+    }
+    let (_, body) = get(&b, "/v1/membership").await;
+    let m: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(m["operators"].as_array().unwrap().len(), 2, "{m}");
+
     for n in [a, b] {
         n.shutdown().await;
     }
@@ -172,7 +197,7 @@ async fn a_rotation_moves_the_node_to_its_new_key_without_losing_a_message() {
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (anvil, gov, ops) = chain_with_operators(2).await;
+    let (anvil, gov, ops) = chain_with_operators(2, &d.join("anvil.json")).await;
     let contract = gov.contract().to_string();
     let (op_a, op_b) = (&ops[0], &ops[1]);
     let old = keys::generate(&d.join("a.key"), KeyType::Ed25519).unwrap();

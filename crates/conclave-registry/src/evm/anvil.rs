@@ -26,6 +26,7 @@ pub struct Anvil {
     child: Child,
     pub port: u16,
     pub url: String,
+    args: Vec<String>,
 }
 
 /// Where the anvil binary is: `$CONCLAVE_ANVIL`, else the repo's `bin/anvil` (installed by
@@ -45,9 +46,35 @@ impl Anvil {
     /// Starts anvil on 127.0.0.1 with a port chosen by the OS. `args` go to anvil (e.g.
     /// `["--block-time", "1"]`).
     pub fn spawn(args: &[&str]) -> std::io::Result<Self> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, port) = Self::start(0, &args)?;
+        Ok(Anvil {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            args,
+        })
+    }
+
+    /// Stops anvil gracefully (SIGTERM: with `--state FILE` it writes its chain there) and waits.
+    pub fn stop(&mut self) -> std::io::Result<()> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+            .map_err(std::io::Error::other)?;
+        self.child.wait().map(|_| ())
+    }
+
+    /// Starts anvil again on the same port with the same arguments (an endpoint coming back).
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        let (child, _) = Self::start(self.port, &self.args)?;
+        self.child = child;
+        Ok(())
+    }
+
+    fn start(port: u16, args: &[String]) -> std::io::Result<(Child, u16)> {
         let bin = locate();
         let mut child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -97,11 +124,7 @@ impl Anvil {
                 }
             }
         };
-        Ok(Anvil {
-            child,
-            port,
-            url: format!("http://127.0.0.1:{port}"),
-        })
+        Ok((child, port))
     }
 
     /// Calls one of anvil's JSON-RPC methods (`anvil_*`, `evm_*`, or any other).
