@@ -52,6 +52,7 @@ pub struct GoRng {
 }
 
 impl GoRng {
+    /// Seeds like `rand.NewSource(seed)`.
     pub fn new(seed: i64) -> Self {
         let mut seed = seed % M;
         if seed < 0 {
@@ -81,6 +82,7 @@ impl GoRng {
         }
     }
 
+    /// The raw draw every other draw is built from.
     pub fn uint64(&mut self) -> u64 {
         self.tap = if self.tap == 0 { LEN - 1 } else { self.tap - 1 };
         self.feed = if self.feed == 0 {
@@ -93,10 +95,12 @@ impl GoRng {
         x as u64
     }
 
+    /// Non-negative 63-bit draw.
     pub fn int63(&mut self) -> i64 {
         (self.uint64() & MASK) as i64
     }
 
+    /// The high 32 bits of an `Int63` draw.
     pub fn uint32(&mut self) -> u32 {
         (self.int63() >> 31) as u32
     }

@@ -100,6 +100,7 @@ pub struct Round {
 }
 
 impl Round {
+    /// Computes the window's leader and checklist from its seed.
     pub fn new(setup: WindowSetup) -> Self {
         let s = seed(&setup.group, &setup.safe_block_hash);
         let leader = leader(&s, &setup.seats);
@@ -115,10 +116,12 @@ impl Round {
         }
     }
 
+    /// The operator that leads this window (`None` for a group without seats).
     pub fn leader(&self) -> Option<OperatorId> {
         self.leader
     }
 
+    /// The actions a proposal may carry this window (Noop is always allowed).
     pub fn checklist(&self) -> &[ActionType] {
         &self.checklist
     }

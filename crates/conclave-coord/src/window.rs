@@ -67,6 +67,7 @@ pub struct Window {
 }
 
 impl WindowParams {
+    /// Refuses geometry under which windows would overlap or seed from the previous window.
     pub fn validate(&self) -> Result<(), WindowParamsError> {
         if self.frequency == 0 {
             return Err(WindowParamsError::ZeroFrequency);

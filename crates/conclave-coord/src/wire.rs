@@ -16,6 +16,7 @@ pub enum ActionType {
 }
 
 impl ActionType {
+    /// keep-core's numbering; `None` for an unknown action.
     pub fn from_u32(v: u32) -> Option<Self> {
         Some(match v {
             0 => ActionType::Noop,
@@ -193,6 +194,7 @@ pub enum Proposal {
 }
 
 impl Proposal {
+    /// The action type the proposal is sent under.
     pub fn action(&self) -> ActionType {
         match self {
             Proposal::Noop => ActionType::Noop,
@@ -281,6 +283,7 @@ fn fixed<const N: usize>(
 }
 
 impl CoordinationMessage {
+    /// keep-core's protobuf bytes (fees minimal big-endian, the proposal always present).
     pub fn encode(&self) -> Vec<u8> {
         use prost::Message;
         let payload = match &self.proposal {
@@ -346,6 +349,7 @@ impl CoordinationMessage {
         .encode_to_vec()
     }
 
+    /// Parses and checks keep-core's protobuf bytes; every refusal names the field.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         use prost::Message;
         let pbe = |e: prost::DecodeError| WireError::Protobuf(e.to_string());

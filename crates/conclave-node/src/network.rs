@@ -40,6 +40,7 @@ pub struct NodeNetwork {
 }
 
 impl NodeNetwork {
+    /// The service publishes go to now.
     pub fn current(&self) -> NetworkService {
         self.current.borrow().clone()
     }
@@ -60,10 +61,12 @@ impl NodeNetwork {
         Err(PublishError::Stopped)
     }
 
+    /// Subscribes the current service (a successor inherits its topics).
     pub async fn subscribe(&self, topic: TopicName) -> Result<(), NetError> {
         self.current().subscribe(topic).await
     }
 
+    /// The current service's connection table.
     pub fn peers(&self) -> Arc<PeerSnapshot> {
         self.current().peers().borrow().clone()
     }

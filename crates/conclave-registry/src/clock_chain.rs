@@ -68,6 +68,7 @@ impl ClockChain {
         }
     }
 
+    /// The block interval (what "one block" means in wall time).
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.interval_ms)
     }

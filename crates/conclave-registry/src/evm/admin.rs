@@ -201,6 +201,7 @@ impl RegistryAdmin {
         })
     }
 
+    /// The registry this handle acts on.
     pub fn contract(&self) -> Address {
         *self.contract.address()
     }
@@ -244,16 +245,19 @@ impl RegistryAdmin {
         })
     }
 
+    /// Governance: admits an operator (its cold address).
     pub async fn add_operator(&self, op: OperatorId) -> Result<TxOutcome, AdminError> {
         self.mine(self.contract.addOperator(Address::from(op.0)))
             .await
     }
 
+    /// Governance: removes an operator; its node keys stop being valid for good.
     pub async fn remove_operator(&self, op: OperatorId) -> Result<TxOutcome, AdminError> {
         self.mine(self.contract.removeOperator(Address::from(op.0)))
             .await
     }
 
+    /// Governance: names scope bit `bit` (a topic name nodes are authorized for).
     pub async fn define_scope(&self, bit: u8, name: &str) -> Result<TxOutcome, AdminError> {
         self.mine(self.contract.defineScope(bit, name.into())).await
     }
@@ -327,6 +331,7 @@ impl RegistryAdmin {
         self.mine(call).await
     }
 
+    /// Operator: publishes where a node of its can be dialled (hints for peers' redial loops).
     pub async fn set_node_addresses(
         &self,
         peer: &PeerId,
@@ -339,6 +344,7 @@ impl RegistryAdmin {
         .await
     }
 
+    /// Governance: defines or replaces a group's ordered seats.
     pub async fn set_group(
         &self,
         id: GroupId,
@@ -349,6 +355,7 @@ impl RegistryAdmin {
             .await
     }
 
+    /// Governance: deletes a group.
     pub async fn remove_group(&self, id: GroupId) -> Result<TxOutcome, AdminError> {
         self.mine(self.contract.removeGroup(FixedBytes(id.0))).await
     }

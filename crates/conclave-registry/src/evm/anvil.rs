@@ -183,6 +183,7 @@ pub struct RpcProxy {
 }
 
 impl RpcProxy {
+    /// Forwards a fresh loopback port to `target_port` (anvil's).
     pub async fn start(target_port: u16) -> std::io::Result<RpcProxy> {
         use std::sync::atomic::Ordering;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -221,6 +222,7 @@ impl RpcProxy {
         }
     }
 
+    /// Accepts connections again (the endpoint is back).
     pub fn restore(&self) {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
