@@ -16,7 +16,6 @@ use crate::{ChainHead, ChainSource};
 /// The clock chain; its head advances in a background task.
 pub struct ClockChain {
     genesis_ms: u64,
-    interval_ms: u64,
     heads: watch::Receiver<ChainHead>,
     task: JoinHandle<()>,
 }
@@ -62,15 +61,9 @@ impl ClockChain {
         });
         ClockChain {
             genesis_ms,
-            interval_ms,
             heads,
             task,
         }
-    }
-
-    /// The block interval (what "one block" means in wall time).
-    pub fn interval(&self) -> Duration {
-        Duration::from_millis(self.interval_ms)
     }
 }
 

@@ -264,25 +264,31 @@ impl RegistryAdmin {
 
     /// The scope bitmask for topic names, from the scopes defined on-chain.
     pub async fn scope_mask(&self, names: &[&str]) -> Result<u64, AdminError> {
+        // One pass over the scope bits, stopping once every name is found.
         let mut mask = 0u64;
-        'names: for name in names {
-            for bit in 0..64u8 {
-                let defined = self
-                    .contract
-                    .scopeName(bit)
-                    .call()
-                    .await
-                    .map_err(|e| self.rpc(e))?;
-                if defined == *name {
-                    mask |= 1 << bit;
-                    continue 'names;
-                }
+        let mut missing: Vec<&str> = names.to_vec();
+        for bit in 0..64u8 {
+            if missing.is_empty() {
+                break;
             }
-            return Err(AdminError::Reverted(format!(
-                "scope `{name}` is not defined on the registry (governance defines scopes)"
-            )));
+            let defined = self
+                .contract
+                .scopeName(bit)
+                .call()
+                .await
+                .map_err(|e| self.rpc(e))?;
+            let before = missing.len();
+            missing.retain(|n| *n != defined);
+            if missing.len() < before {
+                mask |= 1 << bit;
+            }
         }
-        Ok(mask)
+        match missing.first() {
+            None => Ok(mask),
+            Some(name) => Err(AdminError::Reverted(format!(
+                "scope `{name}` is not defined on the registry (governance defines scopes)"
+            ))),
+        }
     }
 
     /// Authorizes a node key for the signer (an operator); `valid_from` 0 = now.

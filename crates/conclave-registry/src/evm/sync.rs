@@ -80,7 +80,9 @@ pub struct EvmRegistry {
 struct Checkpoint {
     height: u64,
     hash: B256,
-    state: ChainState,
+    /// Shared with the neighbouring checkpoints until the state changes: a quiet registry costs
+    /// one state, not one per checkpoint.
+    state: Arc<ChainState>,
 }
 
 struct Syncer {
@@ -89,8 +91,8 @@ struct Syncer {
     cfg: EvmConfig,
     chain_id: u64,
     deploy_block: u64,
-    state: ChainState,
-    published: Option<ChainState>,
+    state: Arc<ChainState>,
+    published: Option<Arc<ChainState>>,
     checkpoints: VecDeque<Checkpoint>,
     revision: u64,
     view_tx: watch::Sender<Arc<MembershipView>>,
@@ -134,7 +136,7 @@ impl EvmRegistry {
             cfg,
             chain_id,
             deploy_block,
-            state: ChainState::default(),
+            state: Arc::default(),
             published: None,
             checkpoints: VecDeque::new(),
             revision: 0,
@@ -292,7 +294,7 @@ impl Syncer {
         logs.sort_by_key(|l| (l.block_number, l.log_index));
         for log in &logs {
             match ConclaveRegistryEvents::decode_log(&log.inner) {
-                Ok(ev) => self.state.apply(&ev.data),
+                Ok(ev) => Arc::make_mut(&mut self.state).apply(&ev.data),
                 Err(e) => {
                     tracing::warn!(block = ?log.block_number, error = %e, "undecodable registry log skipped")
                 }
@@ -308,7 +310,11 @@ impl Syncer {
         }
         self.status_tx.send_modify(|s| s.synced_block = Some(to));
         // Publish only once caught up: a half-replayed history (a resync) must not evict members.
-        if to == target && self.published.as_ref() != Some(&self.state) {
+        let unchanged = self
+            .published
+            .as_ref()
+            .is_some_and(|p| Arc::ptr_eq(p, &self.state) || **p == *self.state);
+        if to == target && !unchanged {
             self.publish(to, before);
         }
         Ok(to < target)
@@ -333,7 +339,7 @@ impl Syncer {
             from = tip,
             "chain reorganized beyond the kept checkpoints; full resync"
         );
-        self.state = ChainState::default();
+        self.state = Arc::default();
         Ok(())
     }
 
