@@ -99,14 +99,6 @@ impl WindowParams {
         })
     }
 
-    /// The latest window that started at or before `block`.
-    pub fn latest(&self, block: u64) -> Option<Window> {
-        if self.frequency == 0 {
-            return None;
-        }
-        self.window_at(block - block % self.frequency)
-    }
-
     /// The seed block of a window.
     pub fn safe_block(&self, w: Window) -> u64 {
         w.coordination_block - self.safe_shift
@@ -149,8 +141,6 @@ mod tests {
             })
         );
         assert_eq!(p.window_at(1800).unwrap().index, 2);
-        assert_eq!(p.latest(1799).unwrap().coordination_block, 900);
-        assert_eq!(p.latest(899), None);
         assert_eq!(p.safe_block(p.window_at(900).unwrap()), 868);
     }
 
