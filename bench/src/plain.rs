@@ -27,13 +27,9 @@ pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();
     for i in 0..n {
-        let config = gossipsub::ConfigBuilder::default()
-            .mesh_n(mesh.d)
-            .mesh_n_low(mesh.d_lo)
-            .mesh_n_high(mesh.d_hi)
-            .mesh_outbound_min(mesh.d_out)
-            .gossip_lazy(mesh.d_lazy)
-            .heartbeat_interval(Duration::from_millis(700))
+        let mut builder = gossipsub::ConfigBuilder::default();
+        let config = mesh
+            .configure(&mut builder)
             .max_transmit_size(max_message_bytes + 4096)
             .build()
             .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;

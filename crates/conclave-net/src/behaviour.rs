@@ -109,19 +109,15 @@ impl Behaviour {
     pub(crate) fn new(key: &Keypair, p: BehaviourParams<'_>) -> Result<Self, NetError> {
         let mesh = MeshParams::for_members(p.view.nodes().count());
         mesh.validate()?;
-        let config = gossipsub::ConfigBuilder::default()
+        let mut builder = gossipsub::ConfigBuilder::default();
+        let config = mesh
+            .configure(&mut builder)
             .protocol_id_prefix(SIGNED_PROTOCOL_PREFIX)
             .validation_mode(ValidationMode::Strict)
             .validate_messages()
             .message_id_fn(message_id)
             // Room for gossipsub's own framing (signature, key, seqno, topic) around the envelope.
             .max_transmit_size(p.max_message_bytes + 4096)
-            .mesh_n(mesh.d)
-            .mesh_n_low(mesh.d_lo)
-            .mesh_n_high(mesh.d_hi)
-            .mesh_outbound_min(mesh.d_out)
-            .gossip_lazy(mesh.d_lazy)
-            .heartbeat_interval(Duration::from_millis(700))
             .build()
             .map_err(|e| NetError::Gossipsub(e.to_string()))?;
         let mut gossipsub =

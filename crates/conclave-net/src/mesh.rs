@@ -7,6 +7,9 @@
 use thiserror::Error;
 
 /// The mesh degrees handed to gossipsub.
+/// The gossipsub heartbeat: how often meshes are repaired and gossip is emitted.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(700);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MeshParams {
     /// Target mesh degree (D).
@@ -54,6 +57,20 @@ impl MeshParams {
             d_out,
             d_lazy: d,
         }
+    }
+
+    /// Sets these degrees and Conclave's heartbeat on a gossipsub config. The benchmark's plain
+    /// gossipsub baseline uses it too, so the two differ only in what Conclave adds.
+    pub fn configure<'a>(
+        &self,
+        b: &'a mut libp2p::gossipsub::ConfigBuilder,
+    ) -> &'a mut libp2p::gossipsub::ConfigBuilder {
+        b.mesh_n(self.d)
+            .mesh_n_low(self.d_lo)
+            .mesh_n_high(self.d_hi)
+            .mesh_outbound_min(self.d_out)
+            .gossip_lazy(self.d_lazy)
+            .heartbeat_interval(HEARTBEAT)
     }
 
     /// Checks the invariants gossipsub relies on but does not enforce for the default degrees.
