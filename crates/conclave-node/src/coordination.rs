@@ -118,15 +118,23 @@ impl Coordinator {
     async fn open(&mut self, w: Window, topic: &TopicName, rounds: &mut Rounds) {
         let view = self.view.borrow().clone();
         let Some(me) = self.me(&view) else { return };
-        for group in view.groups().iter().filter(|g| g.seats.contains(&me)) {
-            let safe = self.cfg.params.safe_block(w);
-            let safe_block_hash = match self.chain.block_hash(safe).await {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::warn!(group = %group.id, block = w.coordination_block, error = %e, "no safe block hash; skipping the window");
-                    continue;
-                }
-            };
+        let mine: Vec<_> = view
+            .groups()
+            .iter()
+            .filter(|g| g.seats.contains(&me))
+            .collect();
+        if mine.is_empty() {
+            return;
+        }
+        // One seed block per window, whatever the number of groups.
+        let safe_block_hash = match self.chain.block_hash(self.cfg.params.safe_block(w)).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(block = w.coordination_block, error = %e, "no safe block hash; skipping the window");
+                return;
+            }
+        };
+        for group in mine {
             let mut round = Round::new(WindowSetup {
                 params: self.cfg.params,
                 policy: self.cfg.policy,

@@ -75,8 +75,8 @@ impl NodeNetwork {
 /// A bounded set of recently delivered message ids (FIFO eviction).
 #[derive(Default)]
 struct RecentIds {
-    order: VecDeque<String>,
-    set: HashSet<String>,
+    order: VecDeque<Arc<str>>,
+    set: HashSet<Arc<str>>,
 }
 
 impl RecentIds {
@@ -90,9 +90,26 @@ impl RecentIds {
                 self.set.remove(&old);
             }
         }
-        self.order.push_back(id.to_owned());
-        self.set.insert(id.to_owned());
+        let id: Arc<str> = id.into();
+        self.order.push_back(id.clone());
+        self.set.insert(id);
         true
+    }
+}
+
+/// What decides whether a delivery reaches the subscribers, shared by the dispatchers of every
+/// service the node has run.
+#[derive(Default)]
+struct DeliveryFilter {
+    recent: RecentIds,
+    /// Every key this node has run under: during a rotation the two services gossip with each
+    /// other, and the node's own messages must not come back to its subscribers.
+    own_keys: Vec<PeerId>,
+}
+
+impl DeliveryFilter {
+    fn admit(&mut self, d: &Delivery) -> bool {
+        !self.own_keys.contains(&d.source) && self.recent.first(&d.message_id)
     }
 }
 
@@ -103,10 +120,7 @@ pub(crate) struct Dispatch {
     pub deliveries: broadcast::Sender<Arc<Delivery>>,
     pub store: Arc<StateStore>,
     pub metrics: Arc<NodeMetrics>,
-    recent: Arc<Mutex<RecentIds>>,
-    /// Every key this node has run under: during a rotation the two services gossip with each
-    /// other, and the node's own messages must not come back to its subscribers.
-    own_keys: Arc<Mutex<Vec<PeerId>>>,
+    filter: Arc<Mutex<DeliveryFilter>>,
 }
 
 impl Dispatch {
@@ -119,14 +133,17 @@ impl Dispatch {
             deliveries,
             store,
             metrics,
-            recent: Arc::default(),
-            own_keys: Arc::default(),
+            filter: Arc::default(),
         }
     }
 
     /// Dispatches the events of the service running under `key`.
     pub fn spawn(&self, key: PeerId, events: mpsc::Receiver<NetworkEvent>) -> JoinHandle<()> {
-        self.own_keys.lock().expect("own-keys lock").push(key);
+        self.filter
+            .lock()
+            .expect("delivery filter lock")
+            .own_keys
+            .push(key);
         tokio::spawn(self.clone().run(events))
     }
 
@@ -134,21 +151,9 @@ impl Dispatch {
         while let Some(ev) = events.recv().await {
             match ev {
                 NetworkEvent::Message(d) => {
-                    if self
-                        .own_keys
-                        .lock()
-                        .expect("own-keys lock")
-                        .contains(&d.source)
-                    {
-                        continue;
-                    }
-                    let first = self
-                        .recent
-                        .lock()
-                        .expect("recent-ids lock")
-                        .first(&d.message_id);
+                    let admitted = self.filter.lock().expect("delivery filter lock").admit(&d);
                     // No subscriber is not an error: the message was still validated and relayed.
-                    if first {
+                    if admitted {
                         let _ = self.deliveries.send(Arc::new(d));
                     }
                 }
