@@ -165,20 +165,23 @@ fn node_shuts_down_gracefully_on_sigterm() {
     );
 }
 
-/// The main job, exactly as the README runs it.
-#[test]
-fn devnet_delivers_everything_and_keeps_strangers_out() {
-    let out = Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(["devnet", "--nodes", "7", "--duration", "20s"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+/// Runs `conclave devnet` with `args` and returns its report, which must say PASS.
+fn devnet(args: &[&str]) -> String {
+    let out = conclave(&[&["devnet"], args].concat());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "devnet failed:\n{text}\n{}",
         stderr(&out)
     );
     assert!(text.contains("result            PASS"), "{text}");
+    text
+}
+
+/// The main job, exactly as the README runs it.
+#[test]
+fn devnet_delivers_everything_and_keeps_strangers_out() {
+    let text = devnet(&["--nodes", "7", "--duration", "20s"]);
     assert!(text.contains("(100.00 %)"), "{text}");
     assert!(text.contains("delivered 0 of"), "{text}");
     assert!(text.contains("connected peers 0; received 0"), "{text}");
@@ -190,25 +193,7 @@ fn devnet_delivers_everything_and_keeps_strangers_out() {
 
 #[test]
 fn devnet_on_a_chain_rotates_and_revokes_without_losing_messages() {
-    let out = Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args([
-            "devnet",
-            "--chain",
-            "anvil",
-            "--nodes",
-            "5",
-            "--duration",
-            "16s",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "devnet failed:\n{text}\n{}",
-        stderr(&out)
-    );
-    assert!(text.contains("result            PASS"), "{text}");
+    let text = devnet(&["--chain", "anvil", "--nodes", "5", "--duration", "16s"]);
     assert!(text.contains("(100.00 %), 0 duplicates"), "{text}");
     assert!(text.contains("rotation          node-0 moved to"), "{text}");
     assert!(
@@ -363,6 +348,94 @@ fn registry_commands_change_the_chain_and_explain_refusals() {
     assert!(
         v["source"].as_str().unwrap().starts_with("chain 31337"),
         "{v}"
+    );
+
+    // Rotation: a second key, then a move to a third; the old one stays valid until its block.
+    let keygen = |name: &str| {
+        let path = dir.path().join(name);
+        stdout(&conclave(&[
+            "keys",
+            "generate",
+            "--out",
+            path.to_str().unwrap(),
+        ]))
+        .trim()
+        .to_owned()
+    };
+    let (old, new) = (keygen("old.key"), keygen("new.key"));
+    let with = |cmd: &'static str, rest: &[&str]| -> Vec<String> {
+        ["registry", cmd]
+            .iter()
+            .chain(&at)
+            .chain(rest)
+            .map(|x| x.to_string())
+            .collect()
+    };
+    let run = |args: Vec<String>, key: &str| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        chain_cmd(&refs, Some(key))
+    };
+    let out = run(with("authorize", &["--peer-id", &old]), DEV_KEYS[1]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(with("rotate", &["--old", &old, "--new", &new]), DEV_KEYS[1]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("rotated {old} -> {new}")) && text.contains("tx 0x"),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
+    let nodes = v["nodes"].as_array().unwrap();
+    let node = |p: &str| nodes.iter().find(|n| n["peer_id"] == p).unwrap().clone();
+    assert_eq!(node(&new)["authorized_now"], true, "{v}");
+    assert_eq!(
+        node(&old)["authorized_now"],
+        true,
+        "valid until its revocation block: {v}"
+    );
+    assert!(
+        node(&old)["expiry"].as_str().unwrap().starts_with("Block("),
+        "{v}"
+    );
+
+    // Groups (governance), then the operator's removal voids its keys.
+    let group = "0x1111111111111111111111111111111111111111";
+    let out = run(
+        with(
+            "add-group",
+            &["--id", group, "--seats", &format!("{operator},{operator}")],
+        ),
+        DEV_KEYS[0],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("group {group} set")),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(
+        with(
+            "add-group",
+            &[
+                "--id",
+                group,
+                "--seats",
+                "0x0000000000000000000000000000000000000009",
+            ],
+        ),
+        DEV_KEYS[0],
+    );
+    assert!(
+        stderr(&out).contains("is not an operator"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(with("remove-operator", &[operator]), DEV_KEYS[0]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"operator\": false"),
+        "{}",
+        stdout(&out)
     );
 }
 

@@ -32,6 +32,21 @@ async fn setup(rpc_url: Option<&str>, chain: &Chain) -> EvmRegistry {
     EvmRegistry::spawn(cfg).await.expect("initial sync")
 }
 
+/// Operator 1 authorizes a fresh node key; returns it once the registry's view has it.
+async fn authorized_peer(
+    chain: &Chain,
+    view: &mut tokio::sync::watch::Receiver<std::sync::Arc<conclave_core::MembershipView>>,
+) -> PeerId {
+    let peer = PeerId::random();
+    send!(chain.as_account(1).authorize(peer_bytes(&peer), 1, 0, OPEN));
+    chain.mine(2).await;
+    wait_until(view, 10, "the delegation", |v| {
+        v.nodes().any(|(p, _)| *p == peer)
+    })
+    .await;
+    peer
+}
+
 #[tokio::test]
 async fn applies_changes_after_confirmations_and_revocations_cut_keys_off() {
     let chain = Chain::start(&[]).await;
@@ -101,13 +116,7 @@ async fn a_reorg_that_drops_a_revocation_restores_the_delegation() {
     let reg = setup(None, &chain).await;
     let alice = chain.as_account(1);
     let mut view = reg.view();
-    let peer = PeerId::random();
-    send!(alice.authorize(peer_bytes(&peer), 1, 0, OPEN));
-    chain.mine(2).await;
-    wait_until(&mut view, 10, "the delegation", |v| {
-        v.nodes().any(|(p, _)| *p == peer)
-    })
-    .await;
+    let peer = authorized_peer(&chain, &mut view).await;
 
     let before_revoke = chain.snapshot().await;
     send!(alice.revoke(peer_bytes(&peer), 0));
@@ -136,13 +145,7 @@ async fn an_rpc_outage_keeps_the_view_marks_it_stale_and_recovers() {
     let alice = chain.as_account(1);
     let mut view = reg.view();
     let mut status = reg.status();
-    let peer = PeerId::random();
-    send!(alice.authorize(peer_bytes(&peer), 1, 0, OPEN));
-    chain.mine(2).await;
-    wait_until(&mut view, 10, "the delegation", |v| {
-        v.nodes().any(|(p, _)| *p == peer)
-    })
-    .await;
+    let peer = authorized_peer(&chain, &mut view).await;
     let revision = status.borrow().revision;
 
     proxy.cut();
