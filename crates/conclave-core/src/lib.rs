@@ -20,6 +20,6 @@ pub use multiaddr::Multiaddr;
 pub use operator::{GroupId, OperatorId, ParseAddressError};
 pub use topic::{TopicName, TopicNameError};
 pub use view::{
-    Expiry, Group, MembershipView, NodeAuthorization, Unauthorized, ViewBuilder, ViewError,
-    ViewSource,
+    Expiry, Group, MembershipView, NodeAuthorization, RlnMember, Unauthorized, ViewBuilder,
+    ViewError, ViewSource, RLN_MAX_INDEX,
 };

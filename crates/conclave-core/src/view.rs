@@ -89,6 +89,27 @@ pub struct Group {
     pub seats: Vec<OperatorId>,
 }
 
+/// An operator's RLN membership (DESIGN §6): the leaf at `index` of the anonymous channel's tree.
+/// The commitment hides the member's secret; only a double signal reveals it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RlnMember {
+    pub operator: OperatorId,
+    pub index: u32,
+    /// Poseidon(id commitment, limit), 32 bytes big-endian, below the BN254 scalar modulus.
+    pub rate_commitment: [u8; 32],
+    /// Messages per epoch.
+    pub limit: u32,
+}
+
+/// The BN254 scalar field modulus, big-endian: a rate commitment must be below it.
+const BN254_R: [u8; 32] = [
+    0x30, 0x64, 0x4e, 0x72, 0xe1, 0x31, 0xa0, 0x29, 0xb8, 0x50, 0x45, 0xb6, 0x81, 0x81, 0x58, 0x5d,
+    0x28, 0x33, 0xe8, 0x48, 0x79, 0xb9, 0x70, 0x91, 0x43, 0xe1, 0xf5, 0x93, 0xf0, 0x00, 0x00, 0x01,
+];
+
+/// Largest leaf index of the depth-20 tree.
+pub const RLN_MAX_INDEX: u32 = (1 << 20) - 1;
+
 /// Why a peer may not do something. Also the label the gate and validators report in metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Unauthorized {
@@ -124,6 +145,7 @@ pub struct MembershipView {
     nodes: HashMap<PeerId, NodeAuthorization>,
     operators: BTreeMap<OperatorId, Vec<PeerId>>,
     groups: Vec<Group>,
+    rln: BTreeMap<u32, RlnMember>,
 }
 
 /// A structural error while assembling a view (the registry backends add file and entry names).
@@ -142,6 +164,12 @@ pub enum ViewError {
     },
     #[error("group {0} has no seats")]
     EmptyGroup(GroupId),
+    #[error("RLN leaf {index} is registered twice")]
+    DuplicateRlnIndex { index: u32 },
+    #[error("RLN leaf {index} belongs to operator {operator}, which is not registered")]
+    UnknownRlnOperator { index: u32, operator: OperatorId },
+    #[error("RLN leaf {index}: {problem}")]
+    InvalidRlnMember { index: u32, problem: &'static str },
 }
 
 impl MembershipView {
@@ -152,6 +180,7 @@ impl MembershipView {
             nodes: HashMap::new(),
             operators: BTreeMap::new(),
             groups: Vec::new(),
+            rln: BTreeMap::new(),
         }
     }
 
@@ -210,6 +239,11 @@ impl MembershipView {
 
     pub fn groups(&self) -> &[Group] {
         &self.groups
+    }
+
+    /// RLN memberships by leaf index.
+    pub fn rln_members(&self) -> impl Iterator<Item = &RlnMember> {
+        self.rln.values()
     }
 }
 
@@ -271,6 +305,37 @@ impl ViewBuilder {
             });
         }
         self.view.groups.push(group);
+        Ok(())
+    }
+
+    /// Adds an RLN membership; its operator must have been added first.
+    pub fn rln_member(&mut self, m: RlnMember) -> Result<(), ViewError> {
+        let invalid = |problem| ViewError::InvalidRlnMember {
+            index: m.index,
+            problem,
+        };
+        if m.index > RLN_MAX_INDEX {
+            return Err(invalid(
+                "index is beyond the depth-20 tree (at most 1048575)",
+            ));
+        }
+        if m.limit == 0 {
+            return Err(invalid("limit must be at least 1 message per epoch"));
+        }
+        if m.rate_commitment >= BN254_R {
+            return Err(invalid(
+                "rate commitment is not below the BN254 scalar field modulus",
+            ));
+        }
+        if !self.view.operators.contains_key(&m.operator) {
+            return Err(ViewError::UnknownRlnOperator {
+                index: m.index,
+                operator: m.operator,
+            });
+        }
+        if self.view.rln.insert(m.index, m).is_some() {
+            return Err(ViewError::DuplicateRlnIndex { index: m.index });
+        }
         Ok(())
     }
 
@@ -420,5 +485,69 @@ mod tests {
             }),
             Err(ViewError::DuplicateGroup(g))
         );
+    }
+
+    #[test]
+    fn rln_members_are_checked() {
+        let mut vb = ViewBuilder::new(ViewSource::Empty);
+        vb.operator(op(1)).unwrap();
+        let m = RlnMember {
+            operator: op(1),
+            index: 4,
+            rate_commitment: [7; 32],
+            limit: 3,
+        };
+        vb.rln_member(m).unwrap();
+        assert_eq!(
+            vb.rln_member(m),
+            Err(ViewError::DuplicateRlnIndex { index: 4 })
+        );
+        assert!(matches!(
+            vb_err(RlnMember {
+                operator: op(2),
+                index: 5,
+                ..m
+            }),
+            ViewError::UnknownRlnOperator { index: 5, .. }
+        ));
+        assert!(vb_err(RlnMember {
+            index: 1 << 20,
+            ..m
+        })
+        .to_string()
+        .contains("depth-20"));
+        assert!(vb_err(RlnMember { limit: 0, ..m })
+            .to_string()
+            .contains("at least 1"));
+        // The modulus itself is not a field element; one below it is.
+        let mut r = BN254_R;
+        assert!(vb_err(RlnMember {
+            rate_commitment: r,
+            ..m
+        })
+        .to_string()
+        .contains("modulus"));
+        r[31] -= 1;
+        let mut ok = ViewBuilder::new(ViewSource::Empty);
+        ok.operator(op(1)).unwrap();
+        ok.rln_member(RlnMember {
+            rate_commitment: r,
+            ..m
+        })
+        .unwrap();
+        assert_eq!(ok.build().rln_members().count(), 1);
+        assert_eq!(
+            vb.build()
+                .rln_members()
+                .map(|m| m.index)
+                .collect::<Vec<_>>(),
+            vec![4]
+        );
+    }
+
+    fn vb_err(m: RlnMember) -> ViewError {
+        let mut vb = ViewBuilder::new(ViewSource::Empty);
+        vb.operator(op(1)).unwrap();
+        vb.rln_member(m).unwrap_err()
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use conclave_core::{
     split_peer_id, Expiry, Group, GroupId, MembershipView, Multiaddr, NodeAuthorization,
-    OperatorId, PeerId, TopicName, TopicNameError, ViewBuilder, ViewError, ViewSource,
+    OperatorId, PeerId, RlnMember, TopicName, TopicNameError, ViewBuilder, ViewError, ViewSource,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -18,6 +18,9 @@ pub struct RegistryDocument {
     pub operators: Vec<OperatorEntry>,
     #[serde(default)]
     pub groups: Vec<GroupEntry>,
+    /// RLN memberships of the anonymous channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rln: Vec<RlnEntry>,
 }
 
 /// An operator (cold EVM address) and the node keys it authorizes.
@@ -58,6 +61,17 @@ pub struct GroupEntry {
     pub seats: Vec<String>,
 }
 
+/// One RLN membership: the operator that registered it, its leaf index, the rate commitment
+/// (`conclave rln keygen` prints it) and the messages per epoch it allows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlnEntry {
+    pub operator: String,
+    pub index: u32,
+    pub rate_commitment: String,
+    pub limit: u32,
+}
+
 /// Why a registry could not be read. Each variant names the file and, where it applies, the
 /// entry and field, the value found and what was expected.
 #[derive(Debug, Error)]
@@ -83,6 +97,13 @@ pub enum RegistryError {
         entry: String,
         source: Box<ViewError>,
     },
+}
+
+fn parse_bytes32(s: &str) -> Option<[u8; 32]> {
+    hex::decode(s.strip_prefix("0x").unwrap_or(s))
+        .ok()?
+        .try_into()
+        .ok()
 }
 
 impl RegistryDocument {
@@ -218,6 +239,33 @@ impl RegistryDocument {
             }
             builder
                 .group(Group { id, seats })
+                .map_err(|e| structure(entry, e))?;
+        }
+        for (i, r) in self.rln.iter().enumerate() {
+            let entry = format!("rln[{i}]");
+            let operator: OperatorId = r.operator.parse().map_err(|e| {
+                field_err(
+                    entry.clone(),
+                    "operator",
+                    &r.operator,
+                    format!("an operator address ({e})"),
+                )
+            })?;
+            let rate_commitment = parse_bytes32(&r.rate_commitment).ok_or_else(|| {
+                field_err(
+                    entry.clone(),
+                    "rate_commitment",
+                    &r.rate_commitment,
+                    "32 bytes as 64 hex digits (0x optional)".into(),
+                )
+            })?;
+            builder
+                .rln_member(RlnMember {
+                    operator,
+                    index: r.index,
+                    rate_commitment,
+                    limit: r.limit,
+                })
                 .map_err(|e| structure(entry, e))?;
         }
         Ok(builder.build())

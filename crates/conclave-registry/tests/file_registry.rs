@@ -145,6 +145,22 @@ fn every_kind_of_bad_entry_is_named() {
             format!("[[operators]]\naddress = \"{OP_A}\"\nkey = 1\n"),
             "unknown field `key`",
         ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[rln]]\noperator = \"{OP_A}\"\nindex = 1\nrate_commitment = \"0x12\"\nlimit = 1\n"),
+            "rln[0].rate_commitment = \"0x12\" is invalid: expected 32 bytes",
+        ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[rln]]\noperator = \"{OP_B}\"\nindex = 1\nrate_commitment = \"{}\"\nlimit = 1\n", "11".repeat(32)),
+            "rln[0]: RLN leaf 1 belongs to operator",
+        ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[rln]]\noperator = \"{OP_A}\"\nindex = 1\nrate_commitment = \"{}\"\nlimit = 1\n", "ff".repeat(32)),
+            "rln[0]: RLN leaf 1: rate commitment is not below the BN254 scalar field modulus",
+        ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[rln]]\noperator = \"{OP_A}\"\nindex = 1\nrate_commitment = \"{c}\"\nlimit = 1\n[[rln]]\noperator = \"{OP_A}\"\nindex = 1\nrate_commitment = \"{c}\"\nlimit = 2\n", c = "11".repeat(32)),
+            "rln[1]: RLN leaf 1 is registered twice",
+        ),
     ];
     for (text, expected) in cases {
         let err = load_err(&text);

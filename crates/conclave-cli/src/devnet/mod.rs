@@ -70,6 +70,9 @@ pub struct DevnetArgs {
     /// Keep the working directory (keys, registry, configs, node logs).
     #[arg(long)]
     keep: bool,
+    /// Also write the final report as JSON to this file (the benchmark harness reads it).
+    #[arg(long)]
+    report: Option<PathBuf>,
 }
 
 /// What every devnet payload carries, so receivers can account for it.
@@ -150,6 +153,7 @@ fn registry_doc(
                 seats: seats.iter().map(|i| operator(*i).to_string()).collect(),
             })
             .collect(),
+        rln: Vec::new(),
     };
     toml::to_string(&doc).expect("registry serializes")
 }
@@ -850,6 +854,36 @@ async fn drive(
         && removal_ok
         && rotation_ok
         && coordination.ok();
+
+    if let Some(path) = &args.report {
+        let report = serde_json::json!({
+            "ok": ok,
+            "members": n,
+            "chain": chain.is_some(),
+            "duration_s": args.duration.as_secs_f64(),
+            "rate": args.rate,
+            "size": args.size,
+            "mesh_ready_s": mesh_ready.as_secs_f64(),
+            "delivery": {
+                "expected": expected,
+                "delivered": delivered,
+                "duplicates": tally.duplicates,
+                "latency_ms": latencies,
+            },
+            "eviction_ms": eviction.map(|e| e.as_millis() as u64),
+            "coordination": {
+                "group_seats": groups[0].1.len(),
+                "windows": coordination.windows,
+                "acceptances": coordination.acceptances,
+                "expected_acceptances": coordination.expected_acceptances,
+                "faults": coordination.faults,
+                "last_acceptance_ms": coordination.last_acceptance_ms,
+                "acceptance_ms": coordination.acceptance_ms,
+            },
+        });
+        write_atomic(path, &serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing the report to {}", path.display()))?;
+    }
 
     println!();
     let backend = match chain.as_deref() {
