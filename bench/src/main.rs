@@ -5,12 +5,14 @@
 //! summary under `bench/results/`. Every figure is the median of the repetitions, with min and max;
 //! a run where a baseline fails is not reported.
 //!
-//! Systems so far: Conclave and baseline (a), plain rust-libp2p gossipsub. Scenario so far:
-//! broadcast latency at a fixed offered rate (in-process nodes on TCP loopback).
+//! Systems so far: Conclave and baseline (a), plain rust-libp2p gossipsub. Scenarios so far:
+//! broadcast latency at a fixed offered rate (in-process nodes on TCP loopback) and coordination
+//! completion (`conclave devnet`, nodes as separate processes).
 
 mod broadcast;
 mod cluster;
 mod conclave;
+mod coordination;
 mod plain;
 mod stats;
 
@@ -21,6 +23,7 @@ use clap::Parser;
 use serde::Serialize;
 
 use broadcast::BroadcastParams;
+use coordination::{CoordinationParams, CoordinationRow};
 use stats::{RunFigures, Spread};
 
 #[derive(Parser)]
@@ -38,6 +41,15 @@ struct Args {
     /// Where results go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Scenarios to run (default: all).
+    #[arg(long = "scenario", value_enum)]
+    scenarios: Vec<Scenario>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    Broadcast,
+    Coordination,
 }
 
 #[derive(Clone, Copy, Serialize, PartialEq, Eq)]
@@ -75,6 +87,7 @@ struct Report {
     machine: serde_json::Value,
     reps: usize,
     rows: Vec<Row>,
+    coordination: Vec<CoordinationRow>,
 }
 
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -109,11 +122,16 @@ async fn measure(system: System, p: BroadcastParams, reps: usize) -> anyhow::Res
 
 fn markdown(r: &Report) -> String {
     let mut s = format!(
-        "# Conclave benchmark — commit {}\n\nMachine: {}. Each figure: median of {} repetitions (min–max).\n\n\
-         | system | nodes | size | offered msg/s | p50 ms | p99 ms | max ms | delivered |\n|---|---|---|---|---|---|---|---|\n",
+        "# Conclave benchmark — commit {}\n\nMachine: {}. Each figure: median of {} repetitions (min–max).\n",
         r.commit, r.machine, r.reps
     );
     let f = |x: &Spread| format!("{:.2} ({:.2}–{:.2})", x.median, x.min, x.max);
+    if !r.rows.is_empty() {
+        s.push_str(
+            "\n## Broadcast latency (in-process nodes, TCP loopback)\n\n\
+             | system | nodes | size | offered msg/s | p50 ms | p99 ms | max ms | delivered |\n|---|---|---|---|---|---|---|---|\n",
+        );
+    }
     for row in &r.rows {
         s.push_str(&format!(
             "| {} | {} | {} B | {} | {} | {} | {} | {:.4} |\n",
@@ -127,6 +145,26 @@ fn markdown(r: &Report) -> String {
             row.delivery_ratio.median
         ));
     }
+    if !r.coordination.is_empty() {
+        s.push_str(
+            "\n## Coordination completion (`conclave devnet`, separate processes, 100 ms clock blocks)\n\n\
+             Per window: coordination block start → the last follower's acceptance.\n\n\
+             | members | group seats | background msg/s/member | windows | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|\n",
+        );
+    }
+    for row in &r.coordination {
+        let windows: Vec<String> = row.runs.iter().map(|x| x.windows.to_string()).collect();
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            row.params.members,
+            row.params.group_seats,
+            row.params.rate,
+            windows.join("/"),
+            f(&row.p50_ms),
+            f(&row.p99_ms),
+            f(&row.max_ms),
+        ));
+    }
     s
 }
 
@@ -136,13 +174,14 @@ async fn main() -> anyhow::Result<()> {
     if args.reps == 0 {
         bail!("--reps must be at least 1");
     }
+    let wants = |sc: Scenario| args.scenarios.is_empty() || args.scenarios.contains(&sc);
     let (ns, sizes, rate, duration_s): (&[usize], &[usize], u32, u64) = if args.quick {
         (&[4, 15], &[1024], 100, 5)
     } else {
         (&[4, 15, 50], &[256, 1024, 16 * 1024], 100, 10)
     };
     let mut rows = Vec::new();
-    for &nodes in ns {
+    for &nodes in ns.iter().filter(|_| wants(Scenario::Broadcast)) {
         for &size in sizes {
             let p = BroadcastParams {
                 nodes,
@@ -161,6 +200,28 @@ async fn main() -> anyhow::Result<()> {
             rows.push(base);
             rows.push(measure(System::Conclave, p, args.reps).await?);
         }
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut coordination = Vec::new();
+    if wants(Scenario::Coordination) {
+        // A tBTC-sized wallet group: 100 seats over 15 operators, light background traffic.
+        let p = if args.quick {
+            CoordinationParams {
+                members: 7,
+                group_seats: 30,
+                duration_s: 8,
+                rate: 1.0,
+            }
+        } else {
+            CoordinationParams {
+                members: 15,
+                group_seats: 100,
+                duration_s: 30,
+                rate: 1.0,
+            }
+        };
+        coordination.push(coordination::measure(p, args.reps).await?);
     }
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -182,10 +243,9 @@ async fn main() -> anyhow::Result<()> {
         }),
         reps: args.reps,
         rows,
+        coordination,
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let stem = args.out.join(format!("broadcast-{date_unix}"));
+    let stem = args.out.join(format!("bench-{date_unix}"));
     std::fs::write(
         stem.with_extension("json"),
         serde_json::to_string_pretty(&report)?,

@@ -19,22 +19,27 @@ pub struct RunFigures {
     pub delivery_ratio: f64,
 }
 
-fn pct(sorted: &[u64], q: f64) -> f64 {
+/// The nearest-rank percentile of sorted values (NaN when there are none).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 impl Samples {
     pub fn figures(mut self) -> RunFigures {
         self.latencies_us.sort_unstable();
-        let l = &self.latencies_us;
+        let l: Vec<f64> = self
+            .latencies_us
+            .iter()
+            .map(|v| *v as f64 / 1000.0)
+            .collect();
         RunFigures {
-            p50_ms: pct(l, 0.5),
-            p95_ms: pct(l, 0.95),
-            p99_ms: pct(l, 0.99),
-            max_ms: l.last().map_or(f64::NAN, |v| *v as f64 / 1000.0),
+            p50_ms: percentile(&l, 0.5),
+            p95_ms: percentile(&l, 0.95),
+            p99_ms: percentile(&l, 0.99),
+            max_ms: l.last().copied().unwrap_or(f64::NAN),
             delivery_ratio: if self.expected == 0 {
                 0.0
             } else {

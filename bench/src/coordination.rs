@@ -1,0 +1,154 @@
+//! The coordination-completion scenario (#4): a tBTC-sized group (100 seats over 15 members) runs
+//! coordination windows on a clock chain; per window, the time from the coordination block's start
+//! to the last follower's acceptance. It runs `conclave devnet` (nodes as separate processes) and
+//! reads the report the devnet writes, so what is measured is exactly what operators run.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::stats::{percentile, Spread};
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CoordinationParams {
+    /// Members (the devnet adds one member it removes midway, and an intruder).
+    pub members: usize,
+    pub group_seats: usize,
+    pub duration_s: u64,
+    /// Background traffic per member (msg/s) while windows run.
+    pub rate: f64,
+}
+
+/// One repetition: per settled window, block start → last follower's acceptance.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoordinationRun {
+    pub windows: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Serialize)]
+pub struct CoordinationRow {
+    pub params: CoordinationParams,
+    pub runs: Vec<CoordinationRun>,
+    pub p50_ms: Spread,
+    pub p99_ms: Spread,
+    pub max_ms: Spread,
+}
+
+/// The `conclave` binary: `$CONCLAVE_BIN`, else the one built beside this harness.
+pub fn conclave_bin() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("CONCLAVE_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("conclave");
+    if !bin.exists() {
+        bail!(
+            "the coordination scenario runs the `conclave` binary, expected at {} \
+             (build it with `cargo build --release -p conclave-cli`, or set CONCLAVE_BIN)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+async fn run_once(
+    bin: &Path,
+    p: CoordinationParams,
+    scratch: &Path,
+) -> anyhow::Result<CoordinationRun> {
+    let report = scratch.join("devnet-report.json");
+    let _ = std::fs::remove_file(&report);
+    let out = tokio::process::Command::new(bin)
+        .args(["devnet", "--nodes"])
+        .arg((p.members + 1).to_string())
+        .arg("--group-seats")
+        .arg(p.group_seats.to_string())
+        .arg("--rate")
+        .arg(p.rate.to_string())
+        .arg("--duration")
+        .arg(format!("{}s", p.duration_s))
+        .arg("--report")
+        .arg(&report)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("running {} devnet", bin.display()))?;
+    let tail = || {
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    };
+    let text = std::fs::read_to_string(&report).with_context(|| {
+        format!(
+            "the devnet wrote no report; its output ended with:\n{}",
+            tail()
+        )
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).context("parsing the devnet report")?;
+    let c = &v["coordination"];
+    if v["ok"] != serde_json::Value::Bool(true) || !out.status.success() {
+        bail!(
+            "the devnet failed (coordination {} / {} settled, {} faults); its output ended with:\n{}",
+            c["acceptances"],
+            c["expected_acceptances"],
+            c["faults"],
+            tail()
+        );
+    }
+    let mut last: Vec<f64> = c["last_acceptance_ms"]
+        .as_array()
+        .context("report field coordination.last_acceptance_ms: expected an array")?
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    if last.is_empty() {
+        bail!("the devnet settled no coordination window with a measured acceptance");
+    }
+    last.sort_by(f64::total_cmp);
+    Ok(CoordinationRun {
+        windows: last.len(),
+        p50_ms: percentile(&last, 0.5),
+        p99_ms: percentile(&last, 0.99),
+        max_ms: *last.last().expect("non-empty"),
+    })
+}
+
+pub async fn measure(p: CoordinationParams, reps: usize) -> anyhow::Result<CoordinationRow> {
+    let bin = conclave_bin()?;
+    let scratch = std::env::temp_dir().join(format!("conclave-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let mut runs = Vec::new();
+    let mut failure = None;
+    for r in 0..reps {
+        match run_once(&bin, p, &scratch).await {
+            Ok(f) => {
+                eprintln!(
+                    "  coordination     members={} seats={} rep {}: {} windows, last follower p50 {:.0} ms p99 {:.0} ms max {:.0} ms",
+                    p.members, p.group_seats, r + 1, f.windows, f.p50_ms, f.p99_ms, f.max_ms
+                );
+                runs.push(f);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(CoordinationRow {
+        params: p,
+        p50_ms: Spread::of(runs.iter().map(|f| f.p50_ms)),
+        p99_ms: Spread::of(runs.iter().map(|f| f.p99_ms)),
+        max_ms: Spread::of(runs.iter().map(|f| f.max_ms)),
+        runs,
+    })
+}
