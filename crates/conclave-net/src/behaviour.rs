@@ -21,12 +21,28 @@ use crate::NetError;
 /// Protocol id prefix of the signed channel; keeps Conclave meshes apart from other gossipsub
 /// networks on the same hosts.
 const SIGNED_PROTOCOL_PREFIX: &str = "/conclave/signed";
+/// Protocol id prefix of the anonymous (RLN) channel: a second gossipsub with its own meshes.
+const ANONYMOUS_PROTOCOL_PREFIX: &str = "/conclave/anon";
 const IDENTIFY_PROTOCOL: &str = "/conclave/id/1.0.0";
 const TOPIC_PREFIX: &str = "conclave/1/";
+const ANONYMOUS_TOPIC_PREFIX: &str = "conclave/anon/1/";
 
 /// The gossipsub topic of a Conclave topic name.
 pub fn gossip_topic(name: &TopicName) -> IdentTopic {
     IdentTopic::new(format!("{TOPIC_PREFIX}{name}"))
+}
+
+/// The gossipsub topic of an anonymous-channel topic name.
+pub fn anonymous_topic(name: &TopicName) -> IdentTopic {
+    IdentTopic::new(format!("{ANONYMOUS_TOPIC_PREFIX}{name}"))
+}
+
+/// The topic name of an anonymous-channel topic hash, if it is one of ours.
+pub(crate) fn anonymous_topic_name(hash: &gossipsub::TopicHash) -> Option<TopicName> {
+    hash.as_str()
+        .strip_prefix(ANONYMOUS_TOPIC_PREFIX)?
+        .parse()
+        .ok()
 }
 
 /// The Conclave topic name of a gossipsub topic hash, if it is one of ours.
@@ -44,6 +60,9 @@ pub(crate) struct Behaviour {
     pub gate: MembershipGate,
     pub limits: connection_limits::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
+    /// The anonymous channel: no source, no signature, no sequence number; the application
+    /// validates every message (an RLN proof) before it is forwarded.
+    pub anonymous: gossipsub::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
 }
@@ -58,6 +77,12 @@ fn message_id(m: &gossipsub::Message) -> MessageId {
     h.update(m.sequence_number.unwrap_or_default().to_be_bytes());
     h.update(&m.data);
     MessageId::from(h.finalize().to_vec())
+}
+
+/// Anonymous message id = SHA-256(data): there is no source or sequence number, and a re-sent
+/// message with a fresh proof is a different message (the nullifier log sees it as a duplicate).
+fn anonymous_message_id(m: &gossipsub::Message) -> MessageId {
+    MessageId::from(Sha256::digest(&m.data).to_vec())
 }
 
 /// Scoring for a signed topic. Invalid messages weigh heavily (a member forwarding forgeries or
@@ -129,6 +154,28 @@ impl Behaviour {
             .with_peer_score(params, thresholds)
             .map_err(NetError::Gossipsub)?;
 
+        let mut builder = gossipsub::ConfigBuilder::default();
+        let config = mesh
+            .configure(&mut builder)
+            .protocol_id_prefix(ANONYMOUS_PROTOCOL_PREFIX)
+            .validation_mode(ValidationMode::Anonymous)
+            .validate_messages()
+            .message_id_fn(anonymous_message_id)
+            // The RLN frame carries a proof and five field elements besides the payload.
+            .max_transmit_size(p.max_message_bytes + 4096)
+            .build()
+            .map_err(|e| NetError::Gossipsub(e.to_string()))?;
+        let mut anonymous = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)
+            .map_err(|e| NetError::Gossipsub(e.to_string()))?
+            .with_metrics(
+                p.metrics.sub_registry_with_prefix("anonymous"),
+                Default::default(),
+            );
+        let (params, thresholds) = peer_score();
+        anonymous
+            .with_peer_score(params, thresholds)
+            .map_err(NetError::Gossipsub)?;
+
         Ok(Behaviour {
             gate: MembershipGate::new(p.view, p.clock),
             limits: connection_limits::Behaviour::new(
@@ -136,6 +183,7 @@ impl Behaviour {
                     .with_max_pending_incoming(Some(p.max_pending_incoming)),
             ),
             gossipsub,
+            anonymous,
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                     .with_agent_version(format!("conclave/{}", env!("CARGO_PKG_VERSION")))

@@ -45,6 +45,8 @@ pub struct NetConfig {
     pub command_capacity: usize,
     /// Bound of the event channel; events beyond it are dropped and counted.
     pub event_capacity: usize,
+    /// Anonymous-channel messages waiting for validation; beyond it they are ignored and counted.
+    pub anonymous_capacity: usize,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -72,6 +74,7 @@ impl NetConfig {
             idle_connection_timeout: Duration::from_secs(60),
             command_capacity: 1024,
             event_capacity: 8192,
+            anonymous_capacity: 256,
             clock: Arc::new(SystemClock),
         }
     }

@@ -3,7 +3,8 @@
 //! Place in the data flow: **registry → `MembershipView` → [this crate] → application**.
 //! The service owns the libp2p swarm. Its behaviour puts the [`MembershipGate`] and connection
 //! limits first, then signed gossipsub (Strict signatures, manual validation against the view),
-//! identify and ping. The application talks to it through a [`NetworkService`] handle and reads
+//! anonymous gossipsub (no signatures; the application validates each message's RLN proof and
+//! reports an [`Acceptance`]), identify and ping. The application talks to it through a [`NetworkService`] handle and reads
 //! one [`NetworkEvent`] stream; the peer table is published as [`PeerSnapshot`]s.
 //!
 //! Pure pieces are separate and tested without a network: [`validate_signed`], [`MeshParams`],
@@ -22,14 +23,14 @@ mod validation;
 
 use conclave_core::Multiaddr;
 
-pub use behaviour::gossip_topic;
+pub use behaviour::{anonymous_topic, gossip_topic};
 pub use config::{NetConfig, TransportKind};
 pub use gate::{Denied, MembershipGate};
 pub use mesh::{MeshParams, MeshParamsError};
 pub use redial::Backoff;
 pub use service::{
-    Delivery, Direction, NetworkEvent, NetworkService, PeerInfo, PeerSnapshot, PublishError,
-    PublishOutcome, StartedNetwork,
+    Acceptance, AnonymousMessage, AnonymousMessageId, Delivery, Direction, NetworkEvent,
+    NetworkService, PeerInfo, PeerSnapshot, PublishError, PublishOutcome, StartedNetwork,
 };
 pub use validation::{validate_signed, Rejection, Validated, ValidationLimits};
 

@@ -45,6 +45,7 @@ pub(crate) struct NetMetrics {
     pub outbox_len: Gauge,
     pub outbox_dropped: Family<ReasonLabels, Counter>,
     pub events_dropped: Counter,
+    pub anonymous_dropped: Counter,
 }
 
 impl NetMetrics {
@@ -58,7 +59,13 @@ impl NetMetrics {
             outbox_len: Gauge::default(),
             outbox_dropped: Family::default(),
             events_dropped: Counter::default(),
+            anonymous_dropped: Counter::default(),
         };
+        registry.register(
+            "anonymous_validation_dropped",
+            "Anonymous-channel messages ignored because the validation queue was full",
+            m.anonymous_dropped.clone(),
+        );
         registry.register("peers_connected", "Connected member peers", m.peers.clone());
         registry.register(
             "messages",

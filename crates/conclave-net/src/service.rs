@@ -21,7 +21,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::behaviour::{
-    gossip_topic, topic_name, topic_score_params, Behaviour, BehaviourEvent, BehaviourParams,
+    anonymous_topic, anonymous_topic_name, gossip_topic, topic_name, topic_score_params, Behaviour,
+    BehaviourEvent, BehaviourParams,
 };
 use crate::gate::Denied;
 use crate::metrics::{DeniedLabels, MessageLabels, NetMetrics, PublishLabels, ReasonLabels};
@@ -46,6 +47,40 @@ pub struct Delivery {
     pub payload: Vec<u8>,
     /// Hex of the gossipsub message id.
     pub message_id: String,
+}
+
+/// A message of the anonymous channel waiting for the application's verdict: gossipsub holds it
+/// (neither delivered nor forwarded) until [`NetworkService::report_anonymous`] is called.
+#[derive(Debug, Clone)]
+pub struct AnonymousMessage {
+    pub topic: TopicName,
+    pub data: Vec<u8>,
+    pub id: AnonymousMessageId,
+}
+
+/// Which held message a verdict is for: the gossipsub id and the peer it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnonymousMessageId {
+    message_id: gossipsub::MessageId,
+    propagation_source: PeerId,
+}
+
+impl AnonymousMessageId {
+    /// Hex of the gossipsub message id (SHA-256 of the data).
+    pub fn hex(&self) -> String {
+        hex_id(&self.message_id)
+    }
+}
+
+/// The application's verdict on an anonymous message (gossipsub's acceptance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Valid: deliver and forward.
+    Accept,
+    /// Drop without penalty (duplicate, overload).
+    Ignore,
+    /// Drop and penalize the peer that forwarded it.
+    Reject,
 }
 
 /// Direction of a refused connection.
@@ -121,6 +156,9 @@ pub enum PublishError {
     },
     #[error("message of {size} bytes exceeds the limit of {max}")]
     TooLarge { size: usize, max: usize },
+    /// Gossipsub could not send it (e.g. no peer subscribed to the anonymous topic yet).
+    #[error("not sent: {0}")]
+    NotSent(String),
     #[error("publish queue is full ({capacity} messages waiting for peers)")]
     QueueFull { capacity: usize },
     #[error("the network service has stopped")]
@@ -175,6 +213,19 @@ enum Command {
     HandOver {
         reply: oneshot::Sender<Vec<(TopicName, Vec<u8>)>>,
     },
+    SubscribeAnonymous {
+        topic: TopicName,
+        reply: oneshot::Sender<()>,
+    },
+    PublishAnonymous {
+        topic: TopicName,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<String, PublishError>>,
+    },
+    ReportAnonymous {
+        id: AnonymousMessageId,
+        acceptance: Acceptance,
+    },
 }
 
 /// Handle to the network service. Cheap to clone; the worker stops when every handle is dropped
@@ -191,6 +242,8 @@ pub struct NetworkService {
 pub struct StartedNetwork {
     pub service: NetworkService,
     pub events: mpsc::Receiver<NetworkEvent>,
+    /// Anonymous-channel messages awaiting validation (bounded; beyond it they are ignored).
+    pub anonymous: mpsc::Receiver<AnonymousMessage>,
     pub worker: JoinHandle<()>,
 }
 
@@ -244,6 +297,7 @@ impl NetworkService {
 
         let (cmd_tx, cmd_rx) = mpsc::channel(config.command_capacity);
         let (ev_tx, ev_rx) = mpsc::channel(config.event_capacity);
+        let (anon_tx, anon_rx) = mpsc::channel(config.anonymous_capacity);
         let snapshot = PeerSnapshot {
             local,
             listen: Vec::new(),
@@ -258,6 +312,7 @@ impl NetworkService {
             view,
             view_open: true,
             events: ev_tx,
+            anonymous: anon_tx,
             peers_tx,
             snapshot,
             outbox: Outbox::new(config.outbox_capacity, config.outbox_ttl),
@@ -287,6 +342,7 @@ impl NetworkService {
                 shutdown,
             },
             events: ev_rx,
+            anonymous: anon_rx,
             worker: handle,
         })
     }
@@ -321,6 +377,47 @@ impl NetworkService {
             .await
             .map_err(|_| NetError::Stopped)?;
         rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Joins an anonymous-channel topic; its messages arrive on [`StartedNetwork::anonymous`].
+    pub async fn subscribe_anonymous(&self, topic: TopicName) -> Result<(), NetError> {
+        self.request(|reply| Command::SubscribeAnonymous { topic, reply })
+            .await
+    }
+
+    /// Publishes an anonymous-channel frame (already carrying its proof); the hex message id.
+    pub async fn publish_anonymous(
+        &self,
+        topic: TopicName,
+        data: Vec<u8>,
+    ) -> Result<String, PublishError> {
+        self.request(|reply| Command::PublishAnonymous { topic, data, reply })
+            .await
+            .map_err(|_| PublishError::Stopped)?
+    }
+
+    /// The verdict on a held anonymous message: gossipsub forwards it only on `Accept`.
+    pub async fn report_anonymous(
+        &self,
+        id: AnonymousMessageId,
+        acceptance: Acceptance,
+    ) -> Result<(), NetError> {
+        self.commands
+            .send(Command::ReportAnonymous { id, acceptance })
+            .await
+            .map_err(|_| NetError::Stopped)
     }
 
     /// Dials an address now, with or without a `/p2p/` suffix. With one, the gate refuses a
@@ -401,6 +498,7 @@ struct Worker {
     view: watch::Receiver<Arc<MembershipView>>,
     view_open: bool,
     events: mpsc::Sender<NetworkEvent>,
+    anonymous: mpsc::Sender<AnonymousMessage>,
     peers_tx: watch::Sender<Arc<PeerSnapshot>>,
     snapshot: PeerSnapshot,
     outbox: Outbox,
@@ -605,6 +703,51 @@ impl Worker {
                     .collect();
                 let _ = reply.send(peers);
             }
+            Command::SubscribeAnonymous { topic, reply } => {
+                let gt = anonymous_topic(&topic);
+                let gs = &mut self.swarm.behaviour_mut().anonymous;
+                match gs.subscribe(&gt) {
+                    Ok(true) => {
+                        let _ = gs.set_topic_params(gt, topic_score_params());
+                        tracing::info!(%topic, "subscribed to the anonymous channel");
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(%topic, error = %e, "anonymous subscribe failed"),
+                }
+                let _ = reply.send(());
+            }
+            Command::PublishAnonymous { topic, data, reply } => {
+                let max = self.limits.max_message_bytes + 4096;
+                let r = if data.len() > max {
+                    Err(PublishError::TooLarge {
+                        size: data.len(),
+                        max,
+                    })
+                } else {
+                    self.swarm
+                        .behaviour_mut()
+                        .anonymous
+                        .publish(anonymous_topic(&topic), data)
+                        .map(|id| hex_id(&id))
+                        .map_err(|e| PublishError::NotSent(e.to_string()))
+                };
+                let _ = reply.send(r);
+            }
+            Command::ReportAnonymous { id, acceptance } => {
+                let acceptance = match acceptance {
+                    Acceptance::Accept => MessageAcceptance::Accept,
+                    Acceptance::Ignore => MessageAcceptance::Ignore,
+                    Acceptance::Reject => MessageAcceptance::Reject,
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .anonymous
+                    .report_message_validation_result(
+                        &id.message_id,
+                        &id.propagation_source,
+                        acceptance,
+                    );
+            }
             Command::HandOver { reply } => {
                 self.handed_over = true;
                 let queued = self
@@ -767,6 +910,10 @@ impl Worker {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => {
                 self.libp2p_metrics.record(&ev);
                 self.on_gossipsub(ev);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Anonymous(ev)) => {
+                self.libp2p_metrics.record(&ev);
+                self.on_anonymous(ev);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => {
                 self.libp2p_metrics.record(&ev);
@@ -984,6 +1131,55 @@ impl Worker {
                 }
             }
             _ => {}
+        }
+    }
+}
+
+impl Worker {
+    /// Hands anonymous messages to the application's validator; when its queue is full the
+    /// message is ignored (not forwarded, nobody penalized) and counted.
+    fn on_anonymous(&mut self, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let id = AnonymousMessageId {
+            message_id,
+            propagation_source,
+        };
+        let Some(topic) = anonymous_topic_name(&message.topic) else {
+            self.swarm
+                .behaviour_mut()
+                .anonymous
+                .report_message_validation_result(
+                    &id.message_id,
+                    &id.propagation_source,
+                    MessageAcceptance::Reject,
+                );
+            return;
+        };
+        let held = AnonymousMessage {
+            topic,
+            data: message.data,
+            id,
+        };
+        if let Err(e) = self.anonymous.try_send(held) {
+            let id = match e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m.id,
+            };
+            self.metrics.anonymous_dropped.inc();
+            self.swarm
+                .behaviour_mut()
+                .anonymous
+                .report_message_validation_result(
+                    &id.message_id,
+                    &id.propagation_source,
+                    MessageAcceptance::Ignore,
+                );
         }
     }
 }

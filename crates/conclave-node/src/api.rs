@@ -94,7 +94,10 @@ async fn publish(
             return Err(error(StatusCode::PAYLOAD_TOO_LARGE, e))
         }
         Err(
-            e @ (PublishError::QueueFull { .. } | PublishError::Stopped | PublishError::HandedOver),
+            e @ (PublishError::QueueFull { .. }
+            | PublishError::NotSent(_)
+            | PublishError::Stopped
+            | PublishError::HandedOver),
         ) => return Err(error(StatusCode::SERVICE_UNAVAILABLE, e)),
     };
     Ok(response)

@@ -9,7 +9,9 @@ use conclave_core::{
     Clock, MembershipView, Multiaddr, NodeAuthorization, OperatorId, PeerId, SystemClock,
     TopicName, ViewBuilder, ViewSource,
 };
-use conclave_net::{Backoff, NetConfig, NetworkEvent, NetworkService, TransportKind};
+use conclave_net::{
+    AnonymousMessage, Backoff, NetConfig, NetworkEvent, NetworkService, TransportKind,
+};
 use libp2p::identity::Keypair;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
@@ -68,6 +70,7 @@ pub struct Node {
     pub member: Member,
     pub service: NetworkService,
     pub events: mpsc::Receiver<NetworkEvent>,
+    pub anonymous: mpsc::Receiver<AnonymousMessage>,
     pub metrics: Registry,
 }
 
@@ -93,6 +96,7 @@ pub fn start(
         member: member.clone(),
         service: started.service,
         events: started.events,
+        anonymous: started.anonymous,
         metrics,
     }
 }
