@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// RLN identities for the anonymous channel.
+    Rln {
+        #[command(subcommand)]
+        command: RlnCommand,
+    },
     /// Coordination windows (tBTC RFC 12): seeds, leaders, checklists and the wire format.
     Coord {
         #[command(subcommand)]
@@ -61,6 +66,33 @@ enum KeysCommand {
     },
     /// Print a key file's type and PeerId (never the secret).
     Show { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum RlnCommand {
+    /// Generate an RLN identity file (mode 0600) and print, as JSON, what the registry needs:
+    /// the id commitment and the rate commitment for `--limit` messages per epoch.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+    },
+    /// Print an identity file's commitments (never the secret), as JSON.
+    Show {
+        file: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+    },
+}
+
+/// The public half of an RLN identity, as the registry's `[[rln]]` entry wants it.
+fn rln_commitments(id: &conclave_rln::RlnIdentity, limit: u32) -> serde_json::Value {
+    serde_json::json!({
+        "id_commitment": format!("0x{}", conclave_rln::fr_to_hex(&id.id_commitment())),
+        "rate_commitment": format!("0x{}", conclave_rln::fr_to_hex(&id.rate_commitment(limit))),
+        "limit": limit,
+    })
 }
 
 #[derive(Subcommand)]
@@ -121,6 +153,21 @@ fn main() -> anyhow::Result<()> {
         } => {
             let (kp, kt) = keys::load(&file)?;
             println!("type    = {kt}\npeer_id = {}", kp.public().to_peer_id());
+        }
+        Command::Rln {
+            command: RlnCommand::Keygen { out, limit },
+        } => {
+            if limit == 0 {
+                anyhow::bail!("--limit must be at least 1 message per epoch");
+            }
+            let id = keys::generate_rln(&out)?;
+            println!("{}", rln_commitments(&id, limit));
+        }
+        Command::Rln {
+            command: RlnCommand::Show { file, limit },
+        } => {
+            let id = keys::load_rln(&file)?;
+            println!("{}", rln_commitments(&id, limit));
         }
         Command::Node {
             command: NodeCommand::Run { config, set },

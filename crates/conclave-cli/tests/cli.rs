@@ -68,6 +68,40 @@ fn keys_generate_and_show() {
 }
 
 #[test]
+fn rln_keygen_prints_what_the_registry_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("rln.key");
+    let key_s = key.to_str().unwrap();
+    let out = conclave(&["rln", "keygen", "--out", key_s, "--limit", "4"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(made["limit"], 4);
+    assert_eq!(made["rate_commitment"].as_str().unwrap().len(), 66);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = conclave(&["rln", "show", key_s, "--limit", "4"]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown, made, "show derives the same commitments");
+    let other: serde_json::Value =
+        serde_json::from_slice(&conclave(&["rln", "show", key_s, "--limit", "5"]).stdout).unwrap();
+    assert_eq!(other["id_commitment"], made["id_commitment"]);
+    assert_ne!(other["rate_commitment"], made["rate_commitment"]);
+    let text = std::fs::read_to_string(&key).unwrap();
+    let secret = text.lines().find(|l| l.starts_with("secret")).unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret[10..40]));
+    let out = conclave(&["rln", "keygen", "--out", key_s]);
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let out = conclave(&["rln", "keygen", "--out", "y.key", "--limit", "0"]);
+    assert!(
+        stderr(&out).contains("--limit must be at least 1"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn malformed_config_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

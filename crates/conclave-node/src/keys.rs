@@ -1,4 +1,4 @@
-//! Node key files: the hot key a node signs its gossip with.
+//! Node key files: the hot key a node signs its gossip with, and its RLN identity.
 //!
 //! A small TOML file naming the key type, holding the secret in hex and, for the operator's
 //! convenience, the PeerId it derives (checked on load). Written with mode 0600 and refused when
@@ -10,6 +10,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use conclave_rln::{fr_to_hex, RlnIdentity};
 use libp2p::identity::{secp256k1, Keypair};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
@@ -84,10 +85,6 @@ fn keypair_from_secret(key_type: KeyType, mut secret: [u8; 32]) -> Option<Keypai
 
 /// Generates a key of `key_type` and writes it to `path` (created 0600, never overwritten).
 pub fn generate(path: &Path, key_type: KeyType) -> Result<PeerId, KeyError> {
-    let io = |source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    };
     let (secret, keypair) = loop {
         let secret: [u8; 32] = rand::random();
         if let Some(kp) = keypair_from_secret(key_type, secret) {
@@ -101,6 +98,19 @@ pub fn generate(path: &Path, key_type: KeyType) -> Result<PeerId, KeyError> {
         peer_id: peer_id.to_string(),
     })
     .expect("a key file serializes");
+    write_secret_file(
+        path,
+        &format!("# Conclave node key. Keep it secret: mode 0600.\n{text}"),
+    )?;
+    Ok(peer_id)
+}
+
+/// Creates `path` with mode 0600 (never overwriting) and writes `text` durably.
+fn write_secret_file(path: &Path, text: &str) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -110,10 +120,58 @@ pub fn generate(path: &Path, key_type: KeyType) -> Result<PeerId, KeyError> {
             std::io::ErrorKind::AlreadyExists => KeyError::Exists(path.to_owned()),
             _ => io(e),
         })?;
-    file.write_all(format!("# Conclave node key. Keep it secret: mode 0600.\n{text}").as_bytes())
-        .map_err(io)?;
-    file.sync_all().map_err(io)?;
-    Ok(peer_id)
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RlnKeyFile {
+    secret: String,
+    id_commitment: String,
+}
+
+/// Generates an RLN identity and writes it to `path` (0600, never overwritten). What the registry
+/// needs is its rate commitment for the chosen limit: [`RlnIdentity::rate_commitment`].
+pub fn generate_rln(path: &Path) -> Result<RlnIdentity, KeyError> {
+    let id = RlnIdentity::generate();
+    let text = toml::to_string(&RlnKeyFile {
+        secret: hex::encode(id.secret_bytes()),
+        id_commitment: fr_to_hex(&id.id_commitment()),
+    })
+    .expect("an RLN key file serializes");
+    write_secret_file(
+        path,
+        &format!("# Conclave RLN identity. Keep it secret: mode 0600. Sending over quota reveals it.\n{text}"),
+    )?;
+    Ok(id)
+}
+
+/// Loads an RLN identity, refusing loose permissions and inconsistent files.
+pub fn load_rln(path: &Path) -> Result<RlnIdentity, KeyError> {
+    let text = read_secret_file(path)?;
+    let format = |message: String| KeyError::Format {
+        path: path.to_owned(),
+        message,
+    };
+    let file: RlnKeyFile = toml::from_str(&text).map_err(|e| {
+        format(format!(
+            "not a Conclave RLN identity (expected `secret` and `id_commitment` entries): {}",
+            e.message()
+        ))
+    })?;
+    let bytes = hex::decode(&file.secret)
+        .map_err(|_| format("`secret` must be 64 hex digits (32 bytes)".into()))?;
+    let id = RlnIdentity::from_secret_bytes(&bytes)
+        .map_err(|e| format(format!("`secret` is not an RLN secret: {e}")))?;
+    let derived = fr_to_hex(&id.id_commitment());
+    if file.id_commitment.trim_start_matches("0x") != derived {
+        return Err(format(format!(
+            "`id_commitment` {} does not match the secret (which gives {derived})",
+            file.id_commitment
+        )));
+    }
+    Ok(id)
 }
 
 /// Reads a secret file (a node key, an Ethereum key), refusing one others can read.
@@ -183,6 +241,42 @@ mod tests {
             assert_eq!((kp.public().to_peer_id(), kt), (peer, t));
             assert!(matches!(generate(&path, t), Err(KeyError::Exists(_))));
         }
+    }
+
+    #[test]
+    fn rln_identity_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rln.key");
+        let id = generate_rln(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(load_rln(&path).unwrap().id_commitment(), id.id_commitment());
+        assert!(matches!(generate_rln(&path), Err(KeyError::Exists(_))));
+        let good = std::fs::read_to_string(&path).unwrap();
+        let write = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            load_rln(&path).unwrap_err().to_string()
+        };
+        let other = fr_to_hex(&RlnIdentity::generate().id_commitment());
+        let tampered: Vec<String> = good
+            .lines()
+            .map(|l| {
+                if l.starts_with("id_commitment") {
+                    format!("id_commitment = \"{other}\"")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        assert!(write(&tampered.join("\n")).contains("does not match"));
+        assert!(write("secret = \"zz\"\nid_commitment = \"00\"\n").contains("64 hex digits"));
+        assert!(write(&format!(
+            "secret = \"{}\"\nid_commitment = \"00\"\n",
+            "ff".repeat(32)
+        ))
+        .contains("not an RLN secret"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(load_rln(&path).unwrap_err().to_string().contains("0640"));
     }
 
     #[test]
