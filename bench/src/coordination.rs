@@ -33,6 +33,8 @@ pub struct CoordinationRun {
 #[derive(Serialize)]
 pub struct CoordinationRow {
     pub params: CoordinationParams,
+    /// The binary measured (a release build, unless the path says otherwise).
+    pub conclave_bin: String,
     pub runs: Vec<CoordinationRun>,
     pub p50_ms: Spread,
     pub p99_ms: Spread,
@@ -146,6 +148,7 @@ pub async fn measure(p: CoordinationParams, reps: usize) -> anyhow::Result<Coord
     }
     Ok(CoordinationRow {
         params: p,
+        conclave_bin: bin.display().to_string(),
         p50_ms: Spread::of(runs.iter().map(|f| f.p50_ms)),
         p99_ms: Spread::of(runs.iter().map(|f| f.p99_ms)),
         max_ms: Spread::of(runs.iter().map(|f| f.max_ms)),

@@ -29,6 +29,8 @@ pub struct NetConfig {
     pub known_addresses: Vec<(conclave_core::PeerId, Multiaddr)>,
     /// Topics subscribed at start.
     pub topics: Vec<TopicName>,
+    /// Anonymous-channel topics subscribed at start.
+    pub anonymous_topics: Vec<TopicName>,
     pub timestamp_tolerance: Duration,
     pub max_message_bytes: usize,
     /// Publishes held back while too few peers are subscribed: at most this many...
@@ -61,6 +63,7 @@ impl NetConfig {
             seeds: Vec::new(),
             known_addresses: Vec::new(),
             topics: Vec::new(),
+            anonymous_topics: Vec::new(),
             timestamp_tolerance: Duration::from_secs(30),
             max_message_bytes: 64 * 1024,
             outbox_capacity: 1024,

@@ -333,6 +333,9 @@ impl NetworkService {
         for topic in &config.topics {
             worker.subscribe(topic);
         }
+        for topic in &config.anonymous_topics {
+            worker.subscribe_anonymous(topic);
+        }
         let handle = tokio::spawn(worker.run());
         Ok(StartedNetwork {
             service: NetworkService {
@@ -615,6 +618,19 @@ impl Worker {
         }
     }
 
+    fn subscribe_anonymous(&mut self, topic: &TopicName) {
+        let gt = anonymous_topic(topic);
+        let gs = &mut self.swarm.behaviour_mut().anonymous;
+        match gs.subscribe(&gt) {
+            Ok(true) => {
+                let _ = gs.set_topic_params(gt, topic_score_params());
+                tracing::info!(%topic, "subscribed to the anonymous channel");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(%topic, error = %e, "anonymous subscribe failed"),
+        }
+    }
+
     fn subscribe(&mut self, topic: &TopicName) {
         let gt = gossip_topic(topic);
         let gs = &mut self.swarm.behaviour_mut().gossipsub;
@@ -704,16 +720,7 @@ impl Worker {
                 let _ = reply.send(peers);
             }
             Command::SubscribeAnonymous { topic, reply } => {
-                let gt = anonymous_topic(&topic);
-                let gs = &mut self.swarm.behaviour_mut().anonymous;
-                match gs.subscribe(&gt) {
-                    Ok(true) => {
-                        let _ = gs.set_topic_params(gt, topic_score_params());
-                        tracing::info!(%topic, "subscribed to the anonymous channel");
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::error!(%topic, error = %e, "anonymous subscribe failed"),
-                }
+                self.subscribe_anonymous(&topic);
                 let _ = reply.send(());
             }
             Command::PublishAnonymous { topic, data, reply } => {

@@ -27,6 +27,8 @@ use crate::readiness::Readiness;
 #[derive(Clone)]
 pub(crate) struct ApiState {
     pub net: NodeNetwork,
+    /// The anonymous channel, when `rln = true`.
+    pub rln: Option<Arc<crate::rln::RlnNode>>,
     pub store: Arc<crate::store::StateStore>,
     pub view: watch::Receiver<Arc<MembershipView>>,
     pub registry_status: watch::Receiver<RegistryStatus>,
@@ -48,6 +50,10 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/coordination/windows", get(coord_windows))
         .route("/v1/coordination/faults", get(coord_faults))
+        .route("/v1/rln/publish/{topic}", post(rln_publish))
+        .route("/v1/rln/subscribe/{topic}", get(rln_subscribe))
+        .route("/v1/rln/removed", get(rln_removed))
+        .route("/v1/rln/status", get(rln_status))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -130,24 +136,39 @@ async fn subscribe(
 }
 
 async fn stream_deliveries(
-    mut socket: WebSocket,
+    socket: WebSocket,
     topic: TopicName,
-    mut rx: broadcast::Receiver<Arc<Delivery>>,
+    rx: broadcast::Receiver<Arc<Delivery>>,
     s: ApiState,
+) {
+    stream(socket, rx, s, move |d: &Delivery| {
+        (d.topic == topic).then(|| delivery_json(d))
+    })
+    .await
+}
+
+/// Streams what `pick` selects from `rx` as JSON text frames until the client leaves or the
+/// node stops. A slow subscriber loses messages rather than stalling the node; it is told how
+/// many.
+async fn stream<T>(
+    mut socket: WebSocket,
+    mut rx: broadcast::Receiver<Arc<T>>,
+    s: ApiState,
+    pick: impl Fn(&T) -> Option<Value>,
 ) {
     let mut shutdown = s.shutdown.clone();
     s.metrics.subscribers.inc();
     loop {
         tokio::select! {
             msg = rx.recv() => match msg {
-                Ok(d) if d.topic == topic => {
-                    if socket.send(WsMessage::Text(delivery_json(&d).to_string().into())).await.is_err() {
-                        break;
+                Ok(d) => {
+                    if let Some(v) = pick(&d) {
+                        if socket.send(WsMessage::Text(v.to_string().into())).await.is_err() {
+                            break;
+                        }
                     }
                 }
-                Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    // A slow subscriber loses messages rather than stalling the node; it is told how many.
                     s.metrics.subscriber_lagged.inc_by(n);
                     let note = json!({ "lagged": n }).to_string();
                     if socket.send(WsMessage::Text(note.into())).await.is_err() {
@@ -165,6 +186,90 @@ async fn stream_deliveries(
     }
     let _ = socket.send(WsMessage::Close(None)).await;
     s.metrics.subscribers.dec();
+}
+
+fn rln_of(s: &ApiState) -> Result<Arc<crate::rln::RlnNode>, ApiError> {
+    s.rln.clone().ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "the anonymous channel is off on this node (set `rln = true`)",
+        )
+    })
+}
+
+async fn rln_publish(
+    State(s): State<ApiState>,
+    Path(topic): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    use crate::rln::RlnPublishError as E;
+    let rln = rln_of(&s)?;
+    let topic = parse_topic(&topic)?;
+    let published = tokio::time::timeout(
+        crate::rln::PUBLISH_TIMEOUT,
+        rln.publish(topic, body.to_vec()),
+    )
+    .await
+    .map_err(|_| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "proving took too long; try again",
+        )
+    })?;
+    match published {
+        Ok(p) => Ok((
+            StatusCode::OK,
+            Json(json!({
+                "status": "published",
+                "message_id": p.message_id,
+                "epoch": p.epoch,
+                "proof_ms": p.proof_ms,
+            })),
+        )
+            .into_response()),
+        Err(e @ (E::NoIdentity | E::NotAMember)) => Err(error(StatusCode::CONFLICT, e)),
+        Err(e @ E::Quota(crate::store::AllocateError::QuotaExhausted { .. })) => {
+            Err(error(StatusCode::TOO_MANY_REQUESTS, e))
+        }
+        Err(e @ E::Net(PublishError::TooLarge { .. })) => {
+            Err(error(StatusCode::PAYLOAD_TOO_LARGE, e))
+        }
+        Err(e) => Err(error(StatusCode::SERVICE_UNAVAILABLE, e)),
+    }
+}
+
+async fn rln_subscribe(
+    State(s): State<ApiState>,
+    Path(topic): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let rln = rln_of(&s)?;
+    let topic = parse_topic(&topic)?;
+    let rx = rln.deliveries.subscribe();
+    Ok(ws.on_upgrade(move |socket| {
+        stream(socket, rx, s, move |d: &crate::rln::AnonymousDelivery| {
+            (d.topic == topic).then(|| {
+                json!({
+                    "topic": d.topic.as_str(),
+                    "timestamp_ms": d.timestamp_ms,
+                    "epoch": d.epoch,
+                    "message_id": d.message_id,
+                    "payload_base64": base64::engine::general_purpose::STANDARD.encode(&d.payload),
+                })
+            })
+        })
+    }))
+}
+
+async fn rln_removed(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    rln_of(&s)?
+        .removed()
+        .map(Json)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+async fn rln_status(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(rln_of(&s)?.status()))
 }
 
 pub(crate) fn peers_json(snap: &PeerSnapshot) -> Value {

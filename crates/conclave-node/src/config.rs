@@ -67,6 +67,25 @@ pub struct NodeConfig {
     /// With a registry file: the clock chain's genesis (unix ms), the same on every node.
     pub clock_chain_genesis_ms: Option<u64>,
     pub clock_chain_block_ms: u64,
+    /// Run the anonymous RLN channel (needs the `rln-slash` scope for slashing evidence).
+    pub rln: bool,
+    /// This node's RLN identity (`conclave rln keygen`); without it the node validates and
+    /// relays but cannot publish.
+    pub rln_key: Option<PathBuf>,
+    /// The network's RLN identifier: proofs made for another identifier are refused.
+    pub rln_identifier: String,
+    /// Anonymous topics subscribed at start.
+    pub rln_topics: Vec<String>,
+    pub rln_epoch_secs: u64,
+    pub rln_max_epoch_gap: u64,
+    pub rln_timestamp_tolerance_ms: u64,
+    /// Recent tree roots accepted in proofs.
+    pub rln_root_window: usize,
+    /// Proof threads and the bound of their queue.
+    pub rln_workers: usize,
+    pub rln_queue: usize,
+    /// How often a node re-announces the removed members it knows (for late joiners).
+    pub rln_announce_removed_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -105,6 +124,17 @@ impl Default for NodeConfig {
             coord_heartbeat_probability: 0.0625,
             clock_chain_genesis_ms: None,
             clock_chain_block_ms: 1000,
+            rln: false,
+            rln_key: None,
+            rln_identifier: "conclave".into(),
+            rln_topics: Vec::new(),
+            rln_epoch_secs: 10,
+            rln_max_epoch_gap: 1,
+            rln_timestamp_tolerance_ms: 20_000,
+            rln_root_window: 5,
+            rln_workers: 1,
+            rln_queue: 64,
+            rln_announce_removed_secs: 10,
         }
     }
 }
@@ -140,6 +170,19 @@ pub struct CoordConfig {
     pub policy: ChecklistPolicy,
 }
 
+/// Anonymous-channel settings after validation.
+#[derive(Debug, Clone)]
+pub struct RlnConfig {
+    pub key_file: Option<PathBuf>,
+    pub identifier: String,
+    pub topics: Vec<TopicName>,
+    pub rules: conclave_rln::EpochRules,
+    pub root_window: usize,
+    pub workers: usize,
+    pub queue: usize,
+    pub announce_removed: Duration,
+}
+
 /// The configuration after validation, with paths resolved against the config file's folder.
 #[derive(Debug, Clone)]
 pub struct ValidConfig {
@@ -161,6 +204,7 @@ pub struct ValidConfig {
     pub coordination: Option<CoordConfig>,
     /// (genesis unix ms, block interval ms) of the clock chain, when configured.
     pub clock_chain: Option<(u64, u64)>,
+    pub rln: Option<RlnConfig>,
 }
 
 impl NodeConfig {
@@ -231,20 +275,21 @@ impl NodeConfig {
                 ));
             }
         }
-        let topics = self
-            .topics
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                t.parse::<TopicName>().map_err(|_| {
-                    invalid(
-                        format!("topics[{i}]"),
-                        t,
-                        "a topic name: 1-64 of a-z 0-9 . _ -",
-                    )
+        let topic_list = |key: &str, list: &[String]| -> Result<Vec<TopicName>, ConfigError> {
+            list.iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    t.parse::<TopicName>().map_err(|_| {
+                        invalid(
+                            format!("{key}[{i}]"),
+                            t,
+                            "a topic name: 1-64 of a-z 0-9 . _ -",
+                        )
+                    })
                 })
-            })
-            .collect::<Result<_, _>>()?;
+                .collect()
+        };
+        let topics = topic_list("topics", &self.topics)?;
         let http_listen = self.http_listen.parse().map_err(|_| {
             invalid(
                 "http_listen".into(),
@@ -360,6 +405,46 @@ impl NodeConfig {
         } else {
             None
         };
+        let rln = if self.rln {
+            for (key, v) in [
+                ("rln_epoch_secs", self.rln_epoch_secs),
+                (
+                    "rln_timestamp_tolerance_ms",
+                    self.rln_timestamp_tolerance_ms,
+                ),
+                ("rln_root_window", self.rln_root_window as u64),
+                ("rln_workers", self.rln_workers as u64),
+                ("rln_queue", self.rln_queue as u64),
+                ("rln_announce_removed_secs", self.rln_announce_removed_secs),
+            ] {
+                if v == 0 {
+                    return Err(invalid(key.into(), "0", "a positive number"));
+                }
+            }
+            if self.rln_identifier.is_empty() {
+                return Err(invalid(
+                    "rln_identifier".into(),
+                    "",
+                    "the network's name, the same on every node",
+                ));
+            }
+            Some(RlnConfig {
+                key_file: self.rln_key.as_ref().map(|k| base.join(k)),
+                identifier: self.rln_identifier.clone(),
+                topics: topic_list("rln_topics", &self.rln_topics)?,
+                rules: conclave_rln::EpochRules {
+                    epoch_secs: self.rln_epoch_secs,
+                    max_epoch_gap: self.rln_max_epoch_gap,
+                    timestamp_tolerance_ms: self.rln_timestamp_tolerance_ms,
+                },
+                root_window: self.rln_root_window,
+                workers: self.rln_workers,
+                queue: self.rln_queue,
+                announce_removed: Duration::from_secs(self.rln_announce_removed_secs),
+            })
+        } else {
+            None
+        };
         Ok(ValidConfig {
             key_file: base.join(&self.key_file),
             key_dir: self.key_dir.as_ref().map(|d| base.join(d)),
@@ -378,6 +463,7 @@ impl NodeConfig {
             json_logs,
             coordination,
             clock_chain,
+            rln,
         })
     }
 }

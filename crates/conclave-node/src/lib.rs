@@ -12,6 +12,7 @@ pub mod keys;
 mod metrics;
 mod network;
 mod readiness;
+mod rln;
 mod rotation;
 pub mod store;
 
@@ -33,6 +34,7 @@ pub use config::{ConfigError, CoordConfig, NodeConfig, RegistryChoice, ValidConf
 pub use coordination::COORD_TOPIC;
 pub use network::NodeNetwork;
 pub use readiness::{default_quorum, ReadinessReport};
+pub use rln::{AnonymousDelivery, SlashingNotice, SLASH_TOPIC};
 
 use crate::api::ApiState;
 use crate::coordination::{Coordinator, NodeChain};
@@ -130,6 +132,7 @@ impl RunningNode {
             metrics: node_metrics.clone(),
         });
         let (started, prom) = factory.start(keypair, cfg.listen.clone(), cfg.topics.clone())?;
+        let first = started.service.clone();
         let services = Arc::new(Services {
             current: watch::Sender::new(started.service),
             metrics_registry: watch::Sender::new(Arc::new(prom)),
@@ -155,7 +158,27 @@ impl RunningNode {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (deliveries, _) = broadcast::channel(DELIVERY_FANOUT);
-        let dispatch = Dispatch::new(deliveries.clone(), store.clone(), node_metrics.clone());
+        let (rln_inbox, rln) = match &cfg.rln {
+            Some(rcfg) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(rcfg.queue);
+                let (anon_deliveries, _) = broadcast::channel(DELIVERY_FANOUT);
+                let node = rln::RlnNode::new(
+                    rcfg.clone(),
+                    store.clone(),
+                    node_metrics.clone(),
+                    net.clone(),
+                    anon_deliveries,
+                )?;
+                (Some(tx), Some((node, rx)))
+            }
+            None => (None, None),
+        };
+        let dispatch = Dispatch::new(
+            deliveries.clone(),
+            store.clone(),
+            node_metrics.clone(),
+            rln_inbox,
+        );
         let readiness = Readiness {
             view: registry.view(),
             registry_status: registry.status(),
@@ -179,6 +202,7 @@ impl RunningNode {
             _ => None,
         };
         let state = ApiState {
+            rln: rln.as_ref().map(|(node, _)| node.clone()),
             net,
             store: store.clone(),
             view: registry.view(),
@@ -191,7 +215,7 @@ impl RunningNode {
             shutdown: shutdown_rx.clone(),
         };
         let mut tasks = vec![
-            dispatch.spawn(peer_id, started.events),
+            dispatch.spawn(&first, started.events, started.anonymous),
             tokio::spawn(track_registry(
                 registry.view(),
                 registry.status(),
@@ -200,6 +224,14 @@ impl RunningNode {
         ];
         if let Some(c) = coordinator {
             tasks.push(tokio::spawn(c.run()));
+        }
+        if let Some((node, inbox)) = rln {
+            tasks.push(tokio::spawn(node.run(
+                registry.view(),
+                inbox,
+                state.deliveries.subscribe(),
+                shutdown_rx.clone(),
+            )));
         }
         if let Some(key_dir) = &cfg.key_dir {
             let rotation = Rotation {

@@ -5,6 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -15,6 +16,38 @@ pub(crate) struct ReasonLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct KindLabel {
     pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct OutcomeLabels {
+    pub outcome: &'static str,
+    pub reason: &'static str,
+}
+
+/// The anonymous channel's metrics: validation outcomes by reason, proof and verification
+/// times, slashings and the tree's size.
+pub(crate) struct RlnMetrics {
+    pub messages: Family<OutcomeLabels, Counter>,
+    pub proof_seconds: Histogram,
+    pub verify_seconds: Histogram,
+    pub published: Counter,
+    pub slashings: Counter,
+    pub members: Gauge,
+}
+
+impl Default for RlnMetrics {
+    fn default() -> Self {
+        RlnMetrics {
+            messages: Family::default(),
+            // 50 ms .. ~25 s
+            proof_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 10)),
+            // 1 ms .. ~0.5 s
+            verify_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
+            published: Counter::default(),
+            slashings: Counter::default(),
+            members: Gauge::default(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -34,6 +67,7 @@ pub(crate) struct NodeMetrics {
     pub coord_windows: Family<ReasonLabel, Counter>,
     pub coord_faults: Family<KindLabel, Counter>,
     pub coord_dropped: Family<ReasonLabel, Counter>,
+    pub rln: RlnMetrics,
 }
 
 impl NodeMetrics {
@@ -115,6 +149,36 @@ impl NodeMetrics {
             "coordination_messages_dropped",
             "Coordination messages ignored without blame, by reason",
             m.coord_dropped.clone(),
+        );
+        registry.register(
+            "rln_messages",
+            "Anonymous-channel messages by validation outcome and reason",
+            m.rln.messages.clone(),
+        );
+        registry.register(
+            "rln_proof_seconds",
+            "Time to generate one of this node's RLN proofs (on the proof pool)",
+            m.rln.proof_seconds.clone(),
+        );
+        registry.register(
+            "rln_verify_seconds",
+            "Time to verify one RLN proof (on the proof pool)",
+            m.rln.verify_seconds.clone(),
+        );
+        registry.register(
+            "rln_published",
+            "Anonymous messages this node published",
+            m.rln.published.clone(),
+        );
+        registry.register(
+            "rln_slashings",
+            "Members removed for double signalling (evidence verified by this node)",
+            m.rln.slashings.clone(),
+        );
+        registry.register(
+            "rln_members",
+            "Leaves in the RLN membership tree",
+            m.rln.members.clone(),
         );
     }
 }

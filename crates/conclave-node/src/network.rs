@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use conclave_core::{Clock, MembershipView, Multiaddr, PeerId, TopicName};
 use conclave_net::{
-    Delivery, NetConfig, NetError, NetworkEvent, NetworkService, PeerSnapshot, PublishError,
-    PublishOutcome, StartedNetwork, TransportKind,
+    Acceptance, AnonymousMessage, Delivery, NetConfig, NetError, NetworkEvent, NetworkService,
+    PeerSnapshot, PublishError, PublishOutcome, StartedNetwork, TransportKind,
 };
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
@@ -121,6 +121,9 @@ pub(crate) struct Dispatch {
     pub store: Arc<StateStore>,
     pub metrics: Arc<NodeMetrics>,
     filter: Arc<Mutex<DeliveryFilter>>,
+    /// The RLN validator's inbox, with the service each message is held by (its verdict goes
+    /// back there); `None` when the anonymous channel is off.
+    anonymous: Option<mpsc::Sender<(NetworkService, AnonymousMessage)>>,
 }
 
 impl Dispatch {
@@ -128,23 +131,55 @@ impl Dispatch {
         deliveries: broadcast::Sender<Arc<Delivery>>,
         store: Arc<StateStore>,
         metrics: Arc<NodeMetrics>,
+        anonymous: Option<mpsc::Sender<(NetworkService, AnonymousMessage)>>,
     ) -> Self {
         Dispatch {
             deliveries,
             store,
             metrics,
             filter: Arc::default(),
+            anonymous,
         }
     }
 
-    /// Dispatches the events of the service running under `key`.
-    pub fn spawn(&self, key: PeerId, events: mpsc::Receiver<NetworkEvent>) -> JoinHandle<()> {
+    /// Dispatches the events and anonymous messages of `service`.
+    pub fn spawn(
+        &self,
+        service: &NetworkService,
+        events: mpsc::Receiver<NetworkEvent>,
+        anonymous: mpsc::Receiver<AnonymousMessage>,
+    ) -> JoinHandle<()> {
         self.filter
             .lock()
             .expect("delivery filter lock")
             .own_keys
-            .push(key);
-        tokio::spawn(self.clone().run(events))
+            .push(service.local_peer_id());
+        let forward = Self::forward_anonymous(service.clone(), anonymous, self.anonymous.clone());
+        let events = tokio::spawn(self.clone().run(events));
+        tokio::spawn(async move {
+            let _ = tokio::join!(forward, events);
+        })
+    }
+
+    /// Hands anonymous messages to the RLN validator, waiting when it is busy (the service's own
+    /// bounded queue then overflows into counted ignores); without a validator they are ignored.
+    async fn forward_anonymous(
+        service: NetworkService,
+        mut anonymous: mpsc::Receiver<AnonymousMessage>,
+        inbox: Option<mpsc::Sender<(NetworkService, AnonymousMessage)>>,
+    ) {
+        while let Some(m) = anonymous.recv().await {
+            match &inbox {
+                Some(inbox) => {
+                    if inbox.send((service.clone(), m)).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    let _ = service.report_anonymous(m.id, Acceptance::Ignore).await;
+                }
+            }
+        }
     }
 
     async fn run(self, mut events: mpsc::Receiver<NetworkEvent>) {
@@ -201,6 +236,10 @@ impl NetFactory {
         net_cfg.seeds = cfg.seeds.clone();
         net_cfg.known_addresses = self.store.peer_addresses()?;
         net_cfg.topics = topics;
+        if let Some(rln) = &cfg.rln {
+            net_cfg.anonymous_topics = rln.topics.clone();
+            net_cfg.anonymous_capacity = rln.queue;
+        }
         net_cfg.timestamp_tolerance = cfg.timestamp_tolerance;
         net_cfg.max_message_bytes = cfg.max_message_bytes;
         net_cfg.outbox_capacity = cfg.publish_queue_capacity;
@@ -326,7 +365,7 @@ impl Rotation {
             .lock()
             .expect("workers lock")
             .push((new_peer, started.worker));
-        self.dispatch.spawn(new_peer, started.events);
+        self.dispatch.spawn(&new, started.events, started.anonymous);
 
         // Let the new key reach every member the old one reaches before it carries the node's
         // traffic: a member accepting the new key's connection has the delegation in its view,

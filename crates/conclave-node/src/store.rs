@@ -11,6 +11,10 @@ use redb::{Database, ReadableTable, TableDefinition};
 const PEERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("peers");
 /// Settled coordination windows: key = coordination block (8 bytes BE) ‖ group PKH; value = JSON.
 const COORD: TableDefinition<&[u8], &[u8]> = TableDefinition::new("coordination");
+/// RLN members removed for double signalling: id commitment (32) → secret (32) ‖ removed at (ms, 8 BE).
+const RLN_REMOVED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rln_removed");
+/// The RLN message-id counter: one row, epoch (8 BE) ‖ next id (4 BE).
+const RLN_COUNTER: TableDefinition<&str, &[u8]> = TableDefinition::new("rln_counter");
 /// Addresses kept per peer.
 const MAX_ADDRESSES: usize = 8;
 
@@ -52,6 +56,8 @@ impl StateStore {
         let tx = store.db.begin_write().map_err(|e| store.err(e))?;
         tx.open_table(PEERS).map_err(|e| store.err(e))?;
         tx.open_table(COORD).map_err(|e| store.err(e))?;
+        tx.open_table(RLN_REMOVED).map_err(|e| store.err(e))?;
+        tx.open_table(RLN_COUNTER).map_err(|e| store.err(e))?;
         tx.commit().map_err(|e| store.err(e))?;
         Ok(store)
     }
@@ -173,6 +179,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rln_ids_are_never_reused_across_reopening_and_removals_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        {
+            let s = StateStore::open(&state).unwrap();
+            assert_eq!(s.allocate_rln_message_id(7, 2).unwrap(), 0);
+            assert!(s.record_rln_removal(&[1; 32], &[2; 32], 99).unwrap());
+            assert!(
+                !s.record_rln_removal(&[1; 32], &[2; 32], 100).unwrap(),
+                "idempotent"
+            );
+        }
+        let s = StateStore::open(&state).unwrap();
+        assert_eq!(
+            s.allocate_rln_message_id(7, 2).unwrap(),
+            1,
+            "the restart continues the epoch"
+        );
+        assert!(matches!(
+            s.allocate_rln_message_id(7, 2),
+            Err(AllocateError::QuotaExhausted { epoch: 7, limit: 2 })
+        ));
+        assert_eq!(
+            s.allocate_rln_message_id(8, 2).unwrap(),
+            0,
+            "a new epoch starts over"
+        );
+        assert!(
+            matches!(
+                s.allocate_rln_message_id(7, 2),
+                Err(AllocateError::QuotaExhausted { .. })
+            ),
+            "a clock that went back gets no id of an epoch that may be used up"
+        );
+        assert_eq!(
+            s.rln_removed().unwrap(),
+            vec![RemovedMember {
+                secret: [2; 32],
+                removed_at_ms: 99
+            }]
+        );
+    }
+
+    #[test]
     fn addresses_survive_reopening_and_stay_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
@@ -204,5 +254,111 @@ mod tests {
     fn damaged_rows_are_skipped() {
         assert_eq!(decode(&[0, 5, 1]), None);
         assert_eq!(decode(&[]), Some(vec![]));
+    }
+}
+
+/// A removed RLN member as persisted: its revealed secret and when this node removed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedMember {
+    pub secret: [u8; 32],
+    pub removed_at_ms: u64,
+}
+
+/// Why no RLN message id was allocated.
+#[derive(Debug, thiserror::Error)]
+pub enum AllocateError {
+    #[error("all {limit} message ids of epoch {epoch} are used; wait for the next epoch")]
+    QuotaExhausted { epoch: u64, limit: u32 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl StateStore {
+    /// Records a removal (idempotent: the first removal time is kept).
+    pub fn record_rln_removal(
+        &self,
+        id_commitment: &[u8; 32],
+        secret: &[u8; 32],
+        at_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let new = {
+            let mut table = tx.open_table(RLN_REMOVED).map_err(|e| self.err(e))?;
+            if table
+                .get(id_commitment.as_slice())
+                .map_err(|e| self.err(e))?
+                .is_some()
+            {
+                false
+            } else {
+                let mut v = secret.to_vec();
+                v.extend_from_slice(&at_ms.to_be_bytes());
+                table
+                    .insert(id_commitment.as_slice(), v.as_slice())
+                    .map_err(|e| self.err(e))?;
+                true
+            }
+        };
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(new)
+    }
+
+    /// Every removed member. A damaged row is skipped with a warning (the removal can be learned
+    /// again from peers; it cannot add anyone).
+    pub fn rln_removed(&self) -> Result<Vec<RemovedMember>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(RLN_REMOVED).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            let v = v.value();
+            if v.len() != 40 {
+                tracing::warn!(store = %self.path, "skipping an undecodable RLN removal row");
+                continue;
+            }
+            out.push(RemovedMember {
+                secret: v[..32].try_into().expect("32 bytes"),
+                removed_at_ms: u64::from_be_bytes(v[32..].try_into().expect("8 bytes")),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Allocates the next RLN message id of `epoch`, durably, before any proof uses it: an id is
+    /// never handed out twice in an epoch, even across restarts (reusing one would reveal the
+    /// node's secret).
+    pub fn allocate_rln_message_id(&self, epoch: u64, limit: u32) -> Result<u32, AllocateError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let id = {
+            let mut table = tx.open_table(RLN_COUNTER).map_err(|e| self.err(e))?;
+            let (last_epoch, next) = match table.get("counter").map_err(|e| self.err(e))? {
+                Some(v) if v.value().len() == 12 => {
+                    let v = v.value();
+                    (
+                        u64::from_be_bytes(v[..8].try_into().expect("8 bytes")),
+                        u32::from_be_bytes(v[8..].try_into().expect("4 bytes")),
+                    )
+                }
+                Some(_) => return Err(self.err("the RLN counter row is damaged; refusing to publish rather than risk reusing an id").into()),
+                None => (0, 0),
+            };
+            let id = match epoch.cmp(&last_epoch) {
+                std::cmp::Ordering::Greater => 0,
+                std::cmp::Ordering::Equal => next,
+                // The clock went back: the ids of that epoch may have been used already.
+                std::cmp::Ordering::Less => limit,
+            };
+            if id >= limit {
+                return Err(AllocateError::QuotaExhausted { epoch, limit });
+            }
+            let mut v = epoch.max(last_epoch).to_be_bytes().to_vec();
+            v.extend_from_slice(&(id + 1).to_be_bytes());
+            table
+                .insert("counter", v.as_slice())
+                .map_err(|e| self.err(e))?;
+            id
+        };
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(id)
     }
 }

@@ -1,0 +1,520 @@
+//! The anonymous RLN channel in the node (DESIGN §6).
+//!
+//! Place in the data flow: **registry view → [`RlnChannel`] (tree, nullifier log) → validation of
+//! every anonymous gossip message → API subscribers**, and **double signal → slashing evidence on
+//! the signed `rln-slash` topic → every node verifies it → removal, persisted**. This module is
+//! the channel's one writer; proofs run on the [`ProofPool`], never on the async runtime.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use conclave_core::{Clock, MembershipView, SystemClock, TopicName};
+use conclave_net::{Acceptance, AnonymousMessage, Delivery, NetworkService, PublishError};
+use conclave_rln::{
+    fr_from_bytes, fr_to_bytes, fr_to_hex, EvidenceError, Fr, NullifierLog, Outcome, PartialProof,
+    PoolError, ProofPool, PublishError as DraftError, RlnChannel, RlnIdentifier, RlnIdentity,
+    RlnMembership, RlnRegistration, SlashingEvidence,
+};
+use prost::Message as _;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc, watch, Semaphore};
+
+use crate::config::RlnConfig;
+use crate::metrics::{NodeMetrics, OutcomeLabels};
+use crate::network::NodeNetwork;
+use crate::store::{AllocateError, StateStore};
+
+/// The signed topic slashing evidence and removal lists travel on (a registry scope).
+pub const SLASH_TOPIC: &str = "rln-slash";
+
+/// Nullifier log bounds: entries and stored message bytes. Honest traffic needs at most
+/// Σ limits × (2·gap + 1) entries; beyond these, new messages are ignored, never evicted.
+const LOG_MAX_ENTRIES: usize = 200_000;
+const LOG_MAX_BYTES: usize = 256 * 1024 * 1024;
+/// Removed secrets carried per announcement.
+const MAX_ANNOUNCED: usize = 1024;
+
+/// What the signed `rln-slash` topic carries: evidence of a double signal, or the removals a
+/// node knows (so a late joiner rebuilds the same tree). Both are checked by every receiver.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SlashingNotice {
+    #[prost(message, optional, tag = "1")]
+    pub evidence: Option<SlashingEvidence>,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub removed_secrets: Vec<Vec<u8>>,
+}
+
+/// An anonymous message delivered to API subscribers: no sender identity exists to give.
+#[derive(Debug, Clone)]
+pub struct AnonymousDelivery {
+    pub topic: TopicName,
+    pub payload: Vec<u8>,
+    pub timestamp_ms: u64,
+    pub epoch: u64,
+    pub message_id: String,
+}
+
+/// Why an anonymous publish failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RlnPublishError {
+    #[error("this node has no RLN identity (set `rln_key`)")]
+    NoIdentity,
+    #[error("this node's RLN identity is not a member (not registered, or removed)")]
+    NotAMember,
+    #[error(transparent)]
+    Quota(AllocateError),
+    #[error("the proof pool is busy; try again")]
+    Busy,
+    #[error("proving failed: {0}")]
+    Prove(String),
+    #[error(transparent)]
+    Net(#[from] PublishError),
+}
+
+/// A published anonymous message.
+pub struct Published {
+    pub message_id: String,
+    pub epoch: u64,
+    pub proof_ms: u64,
+}
+
+/// The node's anonymous channel.
+pub(crate) struct RlnNode {
+    cfg: RlnConfig,
+    channel: Mutex<RlnChannel>,
+    pool: ProofPool,
+    identity: Option<RlnIdentity>,
+    /// The partial proof of our identity under one root (zerokit's precomputation).
+    partial: Mutex<Option<(Fr, Arc<PartialProof>)>>,
+    store: Arc<StateStore>,
+    metrics: Arc<NodeMetrics>,
+    net: NodeNetwork,
+    pub deliveries: broadcast::Sender<Arc<AnonymousDelivery>>,
+    /// Validations in flight (each holds a permit): the bound on queued proofs.
+    inflight: Semaphore,
+}
+
+/// The wall clock epochs are computed from (a chain clock's blocks have nothing to do with them).
+fn now_ms() -> u64 {
+    SystemClock.now_ms()
+}
+
+fn registrations(view: &MembershipView) -> Vec<RlnRegistration> {
+    view.rln_members()
+        .filter_map(|m| match fr_from_bytes(&m.rate_commitment) {
+            Ok(rate_commitment) => Some(RlnRegistration {
+                index: m.index,
+                rate_commitment,
+                limit: m.limit,
+            }),
+            Err(e) => {
+                tracing::error!(index = m.index, error = %e, "skipping an RLN leaf");
+                None
+            }
+        })
+        .collect()
+}
+
+impl RlnNode {
+    /// Loads the identity and the persisted removals; the tree follows the view from `run`.
+    pub fn new(
+        cfg: RlnConfig,
+        store: Arc<StateStore>,
+        metrics: Arc<NodeMetrics>,
+        net: NodeNetwork,
+        deliveries: broadcast::Sender<Arc<AnonymousDelivery>>,
+    ) -> Result<Arc<Self>, crate::NodeError> {
+        let identity = match &cfg.key_file {
+            Some(path) => Some(crate::keys::load_rln(path)?),
+            None => None,
+        };
+        let mut channel = RlnChannel::new(
+            cfg.rules,
+            RlnIdentifier::new(&cfg.identifier),
+            RlnMembership::new(cfg.root_window),
+            NullifierLog::new(LOG_MAX_ENTRIES, LOG_MAX_BYTES),
+        );
+        for r in store.rln_removed()? {
+            match RlnIdentity::from_secret_bytes(&r.secret) {
+                Ok(id) => {
+                    channel.remove(&id);
+                }
+                Err(e) => tracing::warn!(error = %e, "skipping a stored removal"),
+            }
+        }
+        Ok(Arc::new(RlnNode {
+            pool: ProofPool::new(cfg.workers, cfg.queue),
+            inflight: Semaphore::new(cfg.queue),
+            cfg,
+            channel: Mutex::new(channel),
+            identity,
+            partial: Mutex::new(None),
+            store,
+            metrics,
+            net,
+            deliveries,
+        }))
+    }
+
+    fn channel(&self) -> std::sync::MutexGuard<'_, RlnChannel> {
+        self.channel.lock().expect("rln channel lock")
+    }
+
+    fn count(&self, outcome: &'static str, reason: &'static str) {
+        self.metrics
+            .rln
+            .messages
+            .get_or_create(&OutcomeLabels { outcome, reason })
+            .inc();
+    }
+
+    /// Follows the registry, validates anonymous messages, handles slashing notices and
+    /// re-announces removals, until shutdown.
+    pub async fn run(
+        self: Arc<Self>,
+        mut view: watch::Receiver<Arc<MembershipView>>,
+        mut inbox: mpsc::Receiver<(NetworkService, AnonymousMessage)>,
+        mut signed: broadcast::Receiver<Arc<Delivery>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let slash_topic: TopicName = SLASH_TOPIC.parse().expect("a valid topic name");
+        if let Err(e) = self.net.subscribe(slash_topic.clone()).await {
+            tracing::error!(error = %e, "cannot subscribe to the slashing topic");
+        }
+        self.apply_view(&view.borrow_and_update());
+        let mut announce = tokio::time::interval(self.cfg.announce_removed);
+        announce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = view.changed() => {
+                    if changed.is_err() { return; }
+                    let v = view.borrow_and_update().clone();
+                    self.apply_view(&v);
+                }
+                m = inbox.recv() => {
+                    let Some((service, m)) = m else { return };
+                    let Ok(permit) = self.inflight.try_acquire() else {
+                        self.count("ignored", "busy");
+                        let _ = service.report_anonymous(m.id, Acceptance::Ignore).await;
+                        continue;
+                    };
+                    permit.forget();
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        me.validate(service, m).await;
+                        me.inflight.add_permits(1);
+                    });
+                }
+                d = signed.recv() => match d {
+                    Ok(d) if d.topic == slash_topic => {
+                        let me = self.clone();
+                        tokio::spawn(async move { me.on_notice(&d.payload).await });
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "the RLN task fell behind the delivery stream");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = announce.tick() => self.announce_removed().await,
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn apply_view(&self, view: &MembershipView) {
+        let regs = registrations(view);
+        let mut ch = self.channel();
+        match ch.apply_registrations(regs) {
+            Ok(changed) => {
+                self.metrics
+                    .rln
+                    .members
+                    .set(ch.membership().members() as i64);
+                if changed {
+                    tracing::info!(
+                        members = ch.membership().members(),
+                        root = %fr_to_hex(&ch.membership().root()),
+                        "RLN tree updated"
+                    );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "RLN tree not updated"),
+        }
+    }
+
+    async fn validate(self: &Arc<Self>, service: NetworkService, m: AnonymousMessage) {
+        let now = now_ms();
+        let pending = self.channel().precheck(m.topic.as_str(), &m.data, now);
+        let outcome = match pending {
+            Err(outcome) => outcome,
+            Ok(pending) => {
+                let (proof, values) = pending.proof();
+                match self.pool.verify(proof, values).await {
+                    Ok(v) => {
+                        self.metrics
+                            .rln
+                            .verify_seconds
+                            .observe(v.took.as_secs_f64());
+                        let mut ch = self.channel();
+                        ch.commit(pending, v.value, now_ms())
+                    }
+                    Err(_) => Outcome::Ignore(conclave_rln::Ignored::Busy),
+                }
+            }
+        };
+        let acceptance = match &outcome {
+            Outcome::Accept(_) => Acceptance::Accept,
+            Outcome::Ignore(_) => Acceptance::Ignore,
+            Outcome::Reject(_) | Outcome::Slash(_) => Acceptance::Reject,
+        };
+        let _ = service.report_anonymous(m.id.clone(), acceptance).await;
+        match outcome {
+            Outcome::Accept(msg) => {
+                self.count("accepted", "ok");
+                let _ = self.deliveries.send(Arc::new(AnonymousDelivery {
+                    topic: m.topic,
+                    payload: msg.payload,
+                    timestamp_ms: msg.timestamp_ms,
+                    epoch: msg.epoch,
+                    message_id: m.id.hex(),
+                }));
+            }
+            Outcome::Ignore(why) => self.count("ignored", why.label()),
+            Outcome::Reject(why) => {
+                tracing::debug!(reason = %why, "anonymous message rejected");
+                self.count("rejected", why.label());
+            }
+            Outcome::Slash(evidence) => {
+                self.count("rejected", "double_signal");
+                tracing::warn!("double signal on the anonymous channel: gossiping the evidence");
+                let notice = SlashingNotice {
+                    evidence: Some(evidence.clone()),
+                    removed_secrets: Vec::new(),
+                };
+                let topic: TopicName = SLASH_TOPIC.parse().expect("a valid topic name");
+                if let Err(e) = self.net.publish(topic, notice.encode_to_vec()).await {
+                    tracing::warn!(error = %e, "cannot gossip slashing evidence");
+                }
+                if let Err(e) = self.slash(&evidence).await {
+                    tracing::warn!(error = %e, "own slashing evidence not acted on");
+                }
+            }
+        }
+    }
+
+    async fn on_notice(self: &Arc<Self>, payload: &[u8]) {
+        let notice = match SlashingNotice::decode(payload) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "undecodable slashing notice");
+                return;
+            }
+        };
+        if let Some(evidence) = &notice.evidence {
+            if let Err(e) = self.slash(evidence).await {
+                tracing::info!(error = %e, "slashing evidence not acted on");
+            }
+        }
+        for secret in notice.removed_secrets.iter().take(MAX_ANNOUNCED) {
+            match RlnIdentity::from_secret_bytes(secret) {
+                // A secret that maps to no current leaf changes nothing (already removed, or
+                // not a member's): announcing one cannot remove anybody else.
+                Ok(id) => {
+                    if self.channel().membership().leaf_of(&id).is_some() {
+                        self.remove(&id).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "announced removal is not a secret"),
+            }
+        }
+    }
+
+    /// Verifies evidence itself (both proofs, the recovered secret is a member's) and removes
+    /// the member.
+    async fn slash(self: &Arc<Self>, evidence: &SlashingEvidence) -> Result<(), String> {
+        let examined = match self.channel().examine(evidence) {
+            Ok(e) => e,
+            Err(EvidenceError::NotAMember) => return Ok(()), // already removed here
+            Err(e) => return Err(e.to_string()),
+        };
+        for (proof, values) in examined.proofs.clone() {
+            let v = self
+                .pool
+                .verify(proof, values)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !v.value {
+                return Err("a proof in the evidence does not verify".into());
+            }
+        }
+        tracing::warn!(
+            leaf = examined.index,
+            "removing an RLN member for double signalling"
+        );
+        self.remove(&examined.identity).await;
+        Ok(())
+    }
+
+    async fn remove(&self, identity: &RlnIdentity) {
+        let dropped = {
+            let mut ch = self.channel();
+            let dropped = ch.remove(identity);
+            self.metrics
+                .rln
+                .members
+                .set(ch.membership().members() as i64);
+            dropped
+        };
+        let store = self.store.clone();
+        let (idc, secret) = (
+            fr_to_bytes(&identity.id_commitment()),
+            identity.secret_bytes(),
+        );
+        let now = now_ms();
+        match tokio::task::spawn_blocking(move || store.record_rln_removal(&idc, &secret, now))
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "RLN removal not persisted"),
+            Err(e) => tracing::error!(error = %e, "RLN removal not persisted"),
+        }
+        if dropped {
+            self.metrics.rln.slashings.inc();
+        }
+    }
+
+    async fn announce_removed(&self) {
+        let removed = match self.store.rln_removed() {
+            Ok(r) if !r.is_empty() => r,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read removals");
+                return;
+            }
+        };
+        let notice = SlashingNotice {
+            evidence: None,
+            removed_secrets: removed
+                .iter()
+                .take(MAX_ANNOUNCED)
+                .map(|r| r.secret.to_vec())
+                .collect(),
+        };
+        let topic: TopicName = SLASH_TOPIC.parse().expect("a valid topic name");
+        if let Err(e) = self.net.publish(topic, notice.encode_to_vec()).await {
+            tracing::debug!(error = %e, "removal announcement not sent");
+        }
+    }
+
+    /// Proves and publishes `payload` anonymously on `topic` under a fresh message id.
+    pub async fn publish(
+        &self,
+        topic: TopicName,
+        payload: Vec<u8>,
+    ) -> Result<Published, RlnPublishError> {
+        let identity = self.identity.as_ref().ok_or(RlnPublishError::NoIdentity)?;
+        let now = now_ms();
+        let epoch = self.cfg.rules.epoch_of(now);
+        let limit = self
+            .channel()
+            .membership()
+            .leaf_of(identity)
+            .map(|(_, limit)| limit)
+            .ok_or(RlnPublishError::NotAMember)?;
+        let store = self.store.clone();
+        let id = tokio::task::spawn_blocking(move || store.allocate_rln_message_id(epoch, limit))
+            .await
+            .map_err(|e| RlnPublishError::Prove(e.to_string()))?
+            .map_err(RlnPublishError::Quota)?;
+        let (draft, root) = {
+            let ch = self.channel();
+            let draft = ch
+                .draft(identity, topic.as_str(), payload, now, id)
+                .map_err(|e| match e {
+                    DraftError::NotAMember => RlnPublishError::NotAMember,
+                    other => RlnPublishError::Prove(other.to_string()),
+                })?;
+            (draft, ch.membership().root())
+        };
+        let partial = self.partial_for(identity, root).await;
+        let proved = self
+            .pool
+            .prove(draft.witness.clone(), partial)
+            .await
+            .map_err(|e| match e {
+                PoolError::Busy(_) => RlnPublishError::Busy,
+                other => RlnPublishError::Prove(other.to_string()),
+            })?;
+        self.metrics
+            .rln
+            .proof_seconds
+            .observe(proved.took.as_secs_f64());
+        let raw = draft.finish(proved.value.0, proved.value.1).encode();
+        let message_id = self.net.current().publish_anonymous(topic, raw).await?;
+        self.metrics.rln.published.inc();
+        Ok(Published {
+            message_id,
+            epoch,
+            proof_ms: proved.took.as_millis() as u64,
+        })
+    }
+
+    /// The cached partial proof under `root`, computing it once per root; `None` (a full proof
+    /// then) when the pool cannot make one now.
+    async fn partial_for(&self, identity: &RlnIdentity, root: Fr) -> Option<Arc<PartialProof>> {
+        if let Some((r, p)) = self.partial.lock().expect("partial lock").as_ref() {
+            if *r == root {
+                return Some(p.clone());
+            }
+        }
+        let input = {
+            let ch = self.channel();
+            if ch.membership().root() != root {
+                return None;
+            }
+            ch.partial_witness(identity).ok()?
+        };
+        let p = Arc::new(self.pool.partial(input).await.ok()?.value);
+        *self.partial.lock().expect("partial lock") = Some((root, p.clone()));
+        Some(p)
+    }
+
+    /// What `/v1/rln/status` shows.
+    pub fn status(&self) -> Value {
+        let ch = self.channel();
+        let m = ch.membership();
+        json!({
+            "identifier": self.cfg.identifier,
+            "epoch": self.cfg.rules.epoch_of(now_ms()),
+            "epoch_secs": self.cfg.rules.epoch_secs,
+            "members": m.members(),
+            "root": fr_to_hex(&m.root()),
+            "roots": m.roots().iter().map(fr_to_hex).collect::<Vec<_>>(),
+            "identity": self.identity.as_ref().map(|id| json!({
+                "id_commitment": fr_to_hex(&id.id_commitment()),
+                "leaf": m.leaf_of(id).map(|(index, limit)| json!({"index": index, "limit": limit})),
+            })),
+        })
+    }
+
+    /// What `/v1/rln/removed` serves: the revealed secrets (public once revealed) a late joiner
+    /// removes from its tree.
+    pub fn removed(&self) -> Result<Value, crate::store::StoreError> {
+        let removed = self.store.rln_removed()?;
+        Ok(json!({
+            "removed": removed.iter().map(|r| {
+                let id = RlnIdentity::from_secret_bytes(&r.secret).ok();
+                json!({
+                    "secret": hex::encode(r.secret),
+                    "id_commitment": id.map(|i| fr_to_hex(&i.id_commitment())),
+                    "removed_at_ms": r.removed_at_ms,
+                })
+            }).collect::<Vec<_>>(),
+        }))
+    }
+}
+
+/// How long a publisher waits for a proof before the API gives up is bounded by the pool; this
+/// is the API's own ceiling.
+pub(crate) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
