@@ -76,6 +76,8 @@ pub struct RunningNode {
     /// Kept alive for its background task; consumers hold its watch receivers.
     _registry: Box<dyn RegistrySource>,
     _chain: Option<NodeChain>,
+    /// Held to know when every task has let go of it (shutdown waits for that).
+    store: Arc<StateStore>,
 }
 
 /// What an embedding signer plugs into the node: how its leader builds proposals and how its
@@ -267,6 +269,7 @@ impl RunningNode {
             tasks,
             _registry: registry,
             _chain: chain,
+            store,
         })
     }
 
@@ -292,9 +295,20 @@ impl RunningNode {
                 let _ = t.await;
             }
         };
-        if tokio::time::timeout(Duration::from_secs(10), all)
-            .await
-            .is_err()
+        // The store closes when its last holder goes (an API connection finishing, an aborted
+        // task being dropped): wait for that, so a node restarted in-process can reopen it.
+        let store = self.store;
+        let released = async {
+            while Arc::strong_count(&store) > 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), async {
+            all.await;
+            released.await;
+        })
+        .await
+        .is_err()
         {
             tracing::warn!("shutdown took longer than 10 s; exiting anyway");
         }

@@ -155,9 +155,10 @@ impl Dispatch {
             .own_keys
             .push(service.local_peer_id());
         let forward = Self::forward_anonymous(service.clone(), anonymous, self.anonymous.clone());
-        let events = tokio::spawn(self.clone().run(events));
+        // One task for both, so aborting it stops both.
+        let events = self.clone().run(events);
         tokio::spawn(async move {
-            let _ = tokio::join!(forward, events);
+            tokio::join!(forward, events);
         })
     }
 

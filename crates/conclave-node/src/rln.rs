@@ -5,6 +5,8 @@
 //! the signed `rln-slash` topic → every node verifies it → removal, persisted**. This module is
 //! the channel's one writer; proofs run on the [`ProofPool`], never on the async runtime.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,9 +17,10 @@ use conclave_rln::{
     PoolError, ProofPool, PublishError as DraftError, RlnChannel, RlnIdentifier, RlnIdentity,
     RlnMembership, RlnRegistration, SlashingEvidence,
 };
+use futures::stream::{FuturesUnordered, StreamExt};
 use prost::Message as _;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc, watch, Semaphore};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::RlnConfig;
 use crate::metrics::{NodeMetrics, OutcomeLabels};
@@ -90,8 +93,6 @@ pub(crate) struct RlnNode {
     metrics: Arc<NodeMetrics>,
     net: NodeNetwork,
     pub deliveries: broadcast::Sender<Arc<AnonymousDelivery>>,
-    /// Validations in flight (each holds a permit): the bound on queued proofs.
-    inflight: Semaphore,
 }
 
 /// The wall clock epochs are computed from (a chain clock's blocks have nothing to do with them).
@@ -144,7 +145,6 @@ impl RlnNode {
         }
         Ok(Arc::new(RlnNode {
             pool: ProofPool::new(cfg.workers, cfg.queue),
-            inflight: Semaphore::new(cfg.queue),
             cfg,
             channel: Mutex::new(channel),
             identity,
@@ -184,6 +184,10 @@ impl RlnNode {
         self.apply_view(&view.borrow_and_update());
         let mut announce = tokio::time::interval(self.cfg.announce_removed);
         announce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Validations and notices in flight, owned by this task: stopping it stops them all
+        // (nothing outlives the node, e.g. its state store).
+        let mut work: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> =
+            FuturesUnordered::new();
         loop {
             tokio::select! {
                 changed = view.changed() => {
@@ -191,24 +195,21 @@ impl RlnNode {
                     let v = view.borrow_and_update().clone();
                     self.apply_view(&v);
                 }
+                Some(()) = work.next(), if !work.is_empty() => {}
                 m = inbox.recv() => {
                     let Some((service, m)) = m else { return };
-                    let Ok(permit) = self.inflight.try_acquire() else {
+                    if work.len() >= self.cfg.queue {
                         self.count("ignored", "busy");
                         let _ = service.report_anonymous(m.id, Acceptance::Ignore).await;
                         continue;
-                    };
-                    permit.forget();
+                    }
                     let me = self.clone();
-                    tokio::spawn(async move {
-                        me.validate(service, m).await;
-                        me.inflight.add_permits(1);
-                    });
+                    work.push(Box::pin(async move { me.validate(service, m).await }));
                 }
                 d = signed.recv() => match d {
                     Ok(d) if d.topic == slash_topic => {
                         let me = self.clone();
-                        tokio::spawn(async move { me.on_notice(&d.payload).await });
+                        work.push(Box::pin(async move { me.on_notice(&d.payload).await }));
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => {

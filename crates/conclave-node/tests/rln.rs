@@ -27,7 +27,7 @@ fn op(i: usize) -> OperatorId {
     OperatorId([0x20 + i as u8; 20])
 }
 
-fn registry(peers: &[String], rate: &[String], addrs: &[Vec<String>]) -> String {
+fn registry(peers: &[String], rate: &[String], limit: u32, addrs: &[Vec<String>]) -> String {
     let mut s = String::new();
     for (i, p) in peers.iter().enumerate() {
         let a: Vec<String> = addrs
@@ -42,7 +42,7 @@ fn registry(peers: &[String], rate: &[String], addrs: &[Vec<String>]) -> String 
     }
     for (i, r) in rate.iter().enumerate() {
         s.push_str(&format!(
-            "[[rln]]\noperator = \"{}\"\nindex = {}\nrate_commitment = \"{r}\"\nlimit = {LIMIT}\n",
+            "[[rln]]\noperator = \"{}\"\nindex = {}\nrate_commitment = \"{r}\"\nlimit = {limit}\n",
             op(i),
             i * 2
         ));
@@ -51,11 +51,15 @@ fn registry(peers: &[String], rate: &[String], addrs: &[Vec<String>]) -> String 
 }
 
 async fn start(dir: &Path, name: &str) -> RunningNode {
+    start_with(dir, name, "").await
+}
+
+async fn start_with(dir: &Path, name: &str, extra: &str) -> RunningNode {
     let config = format!(
         "key_file = \"{name}.key\"\nregistry_file = \"registry.toml\"\nstate_dir = \"{name}-state\"\n\
          listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\nregistry_poll_ms = 50\n\
          rln = true\nrln_key = \"{name}.rln\"\nrln_identifier = \"conclave/test\"\nrln_topics = [\"anon\"]\n\
-         rln_announce_removed_secs = 1\n"
+         rln_announce_removed_secs = 1\n{extra}"
     );
     common::start_node(dir, name, &config, &[], NodeHooks::default()).await
 }
@@ -134,7 +138,11 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
         rates.push(format!("0x{}", fr_to_hex(&id.rate_commitment(LIMIT))));
         ids.push(id);
     }
-    std::fs::write(d.join("registry.toml"), registry(&peers, &rates, &[])).unwrap();
+    std::fs::write(
+        d.join("registry.toml"),
+        registry(&peers, &rates, LIMIT, &[]),
+    )
+    .unwrap();
     let mut nodes = Vec::new();
     for n in &NAMES[..5] {
         nodes.push(start(d, n).await);
@@ -143,7 +151,11 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
     for n in &nodes {
         addrs.push(listen_addrs(n, 1).await);
     }
-    std::fs::write(d.join("registry.toml"), registry(&peers, &rates, &addrs)).unwrap();
+    std::fs::write(
+        d.join("registry.toml"),
+        registry(&peers, &rates, LIMIT, &addrs),
+    )
+    .unwrap();
     for n in &nodes {
         until_json(n, "/readyz", "readiness", |v| v["ready"] == true).await;
         until_json(n, "/v1/rln/status", "the RLN tree", |v| v["members"] == 6).await;
@@ -302,6 +314,117 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
 
     late.shutdown().await;
     for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Honest traffic at the quota across many short epochs, with a node restarted in the middle:
+/// nobody is ever slashed, because message ids come from a persisted counter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
+    const EPOCH_LIMIT: u32 = 1;
+    let extra = "rln_epoch_secs = 2\nrln_timestamp_tolerance_ms = 6000\n";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = &NAMES[..5];
+    let mut peers = Vec::new();
+    let mut rates = Vec::new();
+    for n in names {
+        peers.push(
+            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
+                .unwrap()
+                .to_string(),
+        );
+        let id = keys::generate_rln(&d.join(format!("{n}.rln"))).unwrap();
+        rates.push(format!("0x{}", fr_to_hex(&id.rate_commitment(EPOCH_LIMIT))));
+    }
+    std::fs::write(
+        d.join("registry.toml"),
+        registry(&peers, &rates, EPOCH_LIMIT, &[]),
+    )
+    .unwrap();
+    let mut nodes = Vec::new();
+    for n in names {
+        nodes.push(Some(start_with(d, n, extra).await));
+    }
+    let mut addrs = Vec::new();
+    for n in nodes.iter().flatten() {
+        addrs.push(listen_addrs(n, 1).await);
+    }
+    std::fs::write(
+        d.join("registry.toml"),
+        registry(&peers, &rates, EPOCH_LIMIT, &addrs),
+    )
+    .unwrap();
+    for n in nodes.iter().flatten() {
+        until_json(n, "/readyz", "readiness", |v| v["ready"] == true).await;
+        until_json(n, "/v1/rln/status", "the RLN tree", |v| v["members"] == 5).await;
+    }
+
+    // Every node publishes as fast as it can (one message per 2 s epoch is its quota) for about
+    // six epochs; node c restarts half-way, in the middle of an epoch it may already have used.
+    let restarted = 2;
+    let mut published = vec![0usize; names.len()];
+    let mut refused_quota = 0;
+    let end = Instant::now() + Duration::from_secs(12);
+    let mut restarted_at = None;
+    while Instant::now() < end {
+        for (i, slot) in nodes.iter().enumerate() {
+            let Some(n) = slot else { continue };
+            let (status, v) = post(
+                n,
+                "/v1/rln/publish/anon",
+                format!("{i}:{}", published[i]).as_bytes(),
+            )
+            .await;
+            match status {
+                200 => published[i] += 1,
+                429 => refused_quota += 1,
+                503 => {} // the anonymous mesh is still (re)forming
+                other => panic!("unexpected {other}: {v}"),
+            }
+        }
+        if restarted_at.is_none()
+            && Instant::now() + Duration::from_secs(6) > end
+            && published[restarted] > 0
+        {
+            nodes[restarted].take().unwrap().shutdown().await;
+            nodes[restarted] = Some(start_with(d, names[restarted], extra).await);
+            restarted_at = Some(Instant::now());
+        }
+    }
+    assert!(restarted_at.is_some(), "the restart happened");
+    assert!(
+        published.iter().all(|p| *p >= 2),
+        "every node published in several epochs: {published:?}"
+    );
+    assert!(
+        refused_quota > 0,
+        "the quota was reached (and refused, not exceeded)"
+    );
+    // Let the last messages settle, then check that nobody was ever slashed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for n in nodes.iter().flatten() {
+        let v = get_json(n, "/v1/rln/removed").await;
+        assert_eq!(
+            v["removed"].as_array().unwrap().len(),
+            0,
+            "an honest member was removed: {v}"
+        );
+        assert_eq!(get_json(n, "/v1/rln/status").await["members"], 5);
+        let text = get(n, "/metrics").await.1;
+        assert_eq!(
+            metric(
+                &text,
+                "conclave_rln_messages_total",
+                "reason=\"double_signal\""
+            ),
+            0.0
+        );
+        assert_eq!(metric(&text, "conclave_rln_slashings_total", ""), 0.0);
+        assert!(metric(&text, "conclave_rln_messages_total", "outcome=\"accepted\"") > 0.0);
+    }
+    for n in nodes.into_iter().flatten() {
         n.shutdown().await;
     }
 }
