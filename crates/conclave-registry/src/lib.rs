@@ -15,7 +15,9 @@ use conclave_core::{Clock, MembershipView, Moment, SystemClock};
 use tokio::sync::watch;
 
 pub use clock_chain::ClockChain;
-pub use document::{GroupEntry, NodeEntry, OperatorEntry, RegistryDocument, RegistryError};
+pub use document::{
+    GroupEntry, NodeEntry, OperatorEntry, RegistryDocument, RegistryError, RlnEntry,
+};
 pub use file::FileRegistry;
 
 /// What a registry backend reports about itself besides the view: operators need to see that an

@@ -6,6 +6,7 @@
 
 mod chain;
 mod coord;
+mod rln;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -128,6 +129,7 @@ impl NodeProc {
 fn registry_doc(
     entries: &[(usize, &str, Vec<String>)],
     groups: &[(GroupId, Vec<usize>)],
+    rln: &[conclave_registry::RlnEntry],
 ) -> String {
     let present = |i: &usize| entries.iter().any(|(j, _, _)| j == i);
     let doc = RegistryDocument {
@@ -138,7 +140,11 @@ fn registry_doc(
                 name: Some(format!("devnet operator {i}")),
                 nodes: vec![NodeEntry {
                     peer_id: peer.to_string(),
-                    scopes: vec![TOPIC.into(), coord::COORD_SCOPE.into()],
+                    scopes: vec![
+                        TOPIC.into(),
+                        coord::COORD_SCOPE.into(),
+                        conclave_node::SLASH_TOPIC.into(),
+                    ],
                     valid_until: None,
                     valid_until_block: None,
                     addresses: addrs.clone(),
@@ -153,7 +159,12 @@ fn registry_doc(
                 seats: seats.iter().map(|i| operator(*i).to_string()).collect(),
             })
             .collect(),
-        rln: Vec::new(),
+        // A member's RLN leaf goes with its registration.
+        rln: rln
+            .iter()
+            .filter(|r| present(&(r.index as usize)))
+            .cloned()
+            .collect(),
     };
     toml::to_string(&doc).expect("registry serializes")
 }
@@ -409,13 +420,22 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
     }
     let intruder_peer = keys::generate(&dir.join("intruder.key"), KeyType::Ed25519)?.to_string();
     let groups = coord::groups(victim, args.group_seats);
+    // The anonymous channel runs on the registry file (on-chain RLN registration is not built
+    // yet), with a spammer and its twin besides the member that gets removed.
+    let rln_entries = match args.chain {
+        ChainKind::File if n >= 4 => rln::identities(&dir, n)?,
+        _ => Vec::new(),
+    };
     let bare: Vec<(usize, &str, Vec<String>)> =
         (0..n).map(|i| (i, peers[i].as_str(), vec![])).collect();
-    write_atomic(&dir.join("registry.toml"), &registry_doc(&bare, &groups))?;
+    write_atomic(
+        &dir.join("registry.toml"),
+        &registry_doc(&bare, &groups, &rln_entries),
+    )?;
     // The member to be removed reads its own stale copy: it plays a node that ignores its removal.
     write_atomic(
         &dir.join("victim-registry.toml"),
-        &registry_doc(&bare, &groups),
+        &registry_doc(&bare, &groups, &rln_entries),
     )?;
 
     let mut chain = match args.chain {
@@ -435,6 +455,9 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
             None => file_registry("registry.toml"),
         };
         reg.push_str(&coord::node_config(chain.is_some(), genesis_ms));
+        if !rln_entries.is_empty() {
+            reg.push_str(&rln::node_config(i));
+        }
         nodes.push(spawn_node(&exe, &dir, &format!("node-{i}"), &reg, &[])?);
     }
     let result = drive(
@@ -447,6 +470,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
         started,
         chain.as_mut(),
         genesis_ms,
+        &rln_entries,
     )
     .await;
     for node in nodes.iter_mut() {
@@ -488,6 +512,7 @@ async fn drive(
     started: Instant,
     mut chain: Option<&mut chain::ChainNet>,
     genesis_ms: u64,
+    rln_entries: &[conclave_registry::RlnEntry],
 ) -> anyhow::Result<bool> {
     let n = args.nodes;
     let victim = n - 1;
@@ -505,10 +530,13 @@ async fn drive(
     match chain.as_deref() {
         Some(c) => c.set_addresses(&entries).await?,
         None => {
-            write_atomic(&dir.join("registry.toml"), &registry_doc(&entries, &groups))?;
+            write_atomic(
+                &dir.join("registry.toml"),
+                &registry_doc(&entries, &groups, rln_entries),
+            )?;
             write_atomic(
                 &dir.join("victim-registry.toml"),
-                &registry_doc(&entries, &groups),
+                &registry_doc(&entries, &groups, rln_entries),
             )?;
         }
     }
@@ -545,7 +573,7 @@ async fn drive(
     with_intruder.push((n, intruder_peer, vec![]));
     write_atomic(
         &dir.join("intruder-registry.toml"),
-        &registry_doc(&with_intruder, &groups),
+        &registry_doc(&with_intruder, &groups, rln_entries),
     )?;
     let seeds: Vec<String> = entries
         .iter()
@@ -698,7 +726,7 @@ async fn drive(
                         .collect();
                     write_atomic(
                         &dir.join("registry.toml"),
-                        &registry_doc(&remaining, &groups),
+                        &registry_doc(&remaining, &groups, rln_entries),
                     )?;
                     removal_started = Some(Instant::now());
                     println!(
@@ -742,6 +770,14 @@ async fn drive(
         let _ = p.await;
     }
     tokio::time::sleep(DRAIN).await;
+
+    // The anonymous channel, on the members still registered.
+    let rln_report = if rln_entries.is_empty() {
+        None
+    } else {
+        let spammer = keys::load_rln(&dir.join(format!("node-{}.rln", rln::SPAMMER)))?;
+        Some(rln::run(&http, nodes, victim, &hex::encode(spammer.secret_bytes())).await?)
+    };
 
     // Books.
     let settle = if chain.is_some() {
@@ -853,7 +889,8 @@ async fn drive(
         && intruder_clean
         && removal_ok
         && rotation_ok
-        && coordination.ok();
+        && coordination.ok()
+        && rln_report.as_ref().is_none_or(|r| r.ok());
 
     if let Some(path) = &args.report {
         let report = serde_json::json!({
@@ -871,6 +908,16 @@ async fn drive(
                 "latency_ms": latencies,
             },
             "eviction_ms": eviction.map(|e| e.as_millis() as u64),
+            "rln": rln_report.as_ref().map(|r| serde_json::json!({
+                "posted": r.posted,
+                "expected": r.expected,
+                "delivered": r.delivered,
+                "removed_by": r.removed_by,
+                "members": r.members,
+                "removal_ms": r.removal.map(|d| d.as_millis() as u64),
+                "refused_after": r.refused_after,
+                "proof_ms": r.proof_ms,
+            })),
             "coordination": {
                 "group_seats": groups[0].1.len(),
                 "windows": coordination.windows,
@@ -978,6 +1025,32 @@ async fn drive(
             all.len(),
             groups[0].1.len()
         );
+    }
+    match &rln_report {
+        Some(r) => {
+            println!(
+                "  rln               anonymous posts delivered {} / {}; proofs {} ms each (median)",
+                r.delivered,
+                r.expected,
+                {
+                    let mut p = r.proof_ms.clone();
+                    p.sort_unstable();
+                    percentile(&p, 0.5)
+                }
+            );
+            println!(
+                "  rln slashing      node-{}'s identity (also on node-{}) double signalled: removed by {} / {} members{}; its next post {}",
+                rln::SPAMMER,
+                rln::TWIN,
+                r.removed_by,
+                r.members,
+                r.removal
+                    .map(|d| format!(" {} ms after", d.as_millis()))
+                    .unwrap_or_default(),
+                if r.refused_after { "refused" } else { "NOT refused" }
+            );
+        }
+        None => println!("  rln               not run (needs the registry file, as on-chain RLN registration is not built yet, and at least 4 nodes)"),
     }
     for m in &missing {
         println!("  missing           {m}");

@@ -1,0 +1,221 @@
+//! The RLN phase of the devnet: members post anonymously, and one member's RLN identity — copied
+//! onto a second node, as a careless operator's hot standby would be — sends twice in one epoch:
+//! the double signal reveals its secret and every member removes it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use conclave_node::keys;
+use conclave_registry::RlnEntry;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::{get_json, operator, NodeProc};
+
+/// The anonymous topic and the RLN settings every devnet node runs with.
+pub const ANON_TOPIC: &str = "anon";
+pub const LIMIT: u32 = 4;
+/// The member whose identity is also used by [`TWIN`].
+pub const SPAMMER: usize = 1;
+pub const TWIN: usize = 2;
+
+/// Generates one RLN identity per member; returns their registry entries (leaf `i` = member `i`).
+pub fn identities(dir: &Path, n: usize) -> anyhow::Result<Vec<RlnEntry>> {
+    (0..n)
+        .map(|i| {
+            let id = keys::generate_rln(&dir.join(format!("node-{i}.rln")))?;
+            Ok(RlnEntry {
+                operator: operator(i).to_string(),
+                index: i as u32,
+                rate_commitment: format!(
+                    "0x{}",
+                    conclave_rln::fr_to_hex(&id.rate_commitment(LIMIT))
+                ),
+                limit: LIMIT,
+            })
+        })
+        .collect()
+}
+
+/// Configuration lines for member `i` (the twin runs with the spammer's identity).
+pub fn node_config(i: usize) -> String {
+    let key = if i == TWIN { SPAMMER } else { i };
+    format!(
+        "rln = true\nrln_key = \"node-{key}.rln\"\nrln_identifier = \"conclave/devnet\"\n\
+         rln_topics = [\"{ANON_TOPIC}\"]\nrln_announce_removed_secs = 2\n"
+    )
+}
+
+/// What the phase saw.
+pub struct RlnReport {
+    pub posted: usize,
+    pub expected: usize,
+    pub delivered: usize,
+    /// Members that removed the spammer, of those asked.
+    pub removed_by: usize,
+    pub members: usize,
+    pub removal: Option<Duration>,
+    /// The spammer's node refused its next publish (it is no longer a member).
+    pub refused_after: bool,
+    pub proof_ms: Vec<u64>,
+}
+
+impl RlnReport {
+    pub fn ok(&self) -> bool {
+        self.posted > 0
+            && self.delivered == self.expected
+            && self.removed_by == self.members
+            && self.refused_after
+    }
+}
+
+async fn post(http: &reqwest::Client, node: &NodeProc, body: &[u8]) -> (u16, Value) {
+    match http
+        .post(node.url(&format!("/v1/rln/publish/{ANON_TOPIC}")))
+        .body(body.to_vec())
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(e) => (0, Value::String(e.to_string())),
+    }
+}
+
+/// Runs the phase on members `0..members` (all still registered).
+pub async fn run(
+    http: &reqwest::Client,
+    nodes: &[NodeProc],
+    members: usize,
+    secret_of_spammer: &str,
+) -> anyhow::Result<RlnReport> {
+    // Every member subscribes; each counts the posts it receives until told to stop.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut readers = Vec::new();
+    for node in &nodes[..members] {
+        let url = format!("ws://{}/v1/rln/subscribe/{ANON_TOPIC}", node.api());
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .with_context(|| format!("subscribing at {url}"))?;
+        let mut stop = stop_rx.clone();
+        readers.push(tokio::spawn(async move {
+            let mut got = BTreeMap::<String, usize>::new();
+            loop {
+                let msg = tokio::select! {
+                    m = ws.next() => match m {
+                        Some(Ok(m)) => m,
+                        _ => break,
+                    },
+                    _ = stop.changed() => break,
+                };
+                let Ok(v) = serde_json::from_str::<Value>(msg.to_text().unwrap_or("")) else {
+                    continue;
+                };
+                if let Some(p) = v["payload_base64"]
+                    .as_str()
+                    .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
+                {
+                    *got.entry(String::from_utf8_lossy(&p).into_owned())
+                        .or_default() += 1;
+                }
+            }
+            got
+        }));
+    }
+
+    // Honest posts: every member but the spammer and its twin, once each.
+    let honest: Vec<usize> = (0..members)
+        .filter(|i| *i != SPAMMER && *i != TWIN)
+        .collect();
+    let mut posted = Vec::new();
+    let mut proof_ms = Vec::new();
+    for &i in &honest {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, v) =
+                post(http, &nodes[i], format!("honest from node-{i}").as_bytes()).await;
+            if status == 200 {
+                posted.push(i);
+                proof_ms.extend(v["proof_ms"].as_u64());
+                break;
+            }
+            // 503: the anonymous mesh is still forming.
+            if status != 503 || Instant::now() > deadline {
+                println!("  rln: node-{i} could not post anonymously: {status} {v}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    // The spammer and its twin each post once, in the same epoch: the same message id twice.
+    let epoch_secs = 10;
+    while (super::now_ms() / 1000) % epoch_secs >= epoch_secs - 4 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let started = Instant::now();
+    let (a, b) = tokio::join!(
+        post(http, &nodes[SPAMMER], b"spam from node-1"),
+        post(http, &nodes[TWIN], b"spam from node-1's twin"),
+    );
+    println!(
+        "node-{SPAMMER} and node-{TWIN} (same RLN identity) posted: {} and {}",
+        a.0, b.0
+    );
+    let mut removal = None;
+    let mut removed_by = 0;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        removed_by = 0;
+        for node in &nodes[..members] {
+            if let Ok((_, v)) = get_json(http, &node.url("/v1/rln/removed")).await {
+                if v["removed"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|x| x["secret"] == secret_of_spammer))
+                {
+                    removed_by += 1;
+                }
+            }
+        }
+        if removed_by == members {
+            removal = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some(r) = removal {
+        println!(
+            "node-{SPAMMER}'s RLN identity removed by every member {} ms after its double signal",
+            r.as_millis()
+        );
+    }
+    let (after, _) = post(http, &nodes[SPAMMER], b"spam again").await;
+    // Let the last deliveries arrive, then read the tallies.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_tx.send_replace(true);
+
+    let mut delivered = 0;
+    for r in readers {
+        let got = r.await.unwrap_or_default();
+        delivered += posted
+            .iter()
+            .filter(|i| got.contains_key(&format!("honest from node-{i}")))
+            .count();
+    }
+    Ok(RlnReport {
+        posted: posted.len(),
+        // Every member but the poster receives each post.
+        expected: posted.len() * (members - 1),
+        delivered,
+        removed_by,
+        members,
+        removal,
+        refused_after: after == 409,
+        proof_ms,
+    })
+}
