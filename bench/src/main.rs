@@ -6,14 +6,16 @@
 //! a run where a baseline fails is not reported.
 //!
 //! Systems so far: Conclave and baseline (a), plain rust-libp2p gossipsub. Scenarios so far:
-//! broadcast latency at a fixed offered rate (in-process nodes on TCP loopback) and coordination
-//! completion (`conclave devnet`, nodes as separate processes).
+//! broadcast latency at a fixed offered rate (in-process nodes on TCP loopback), coordination
+//! completion (`conclave devnet`, nodes as separate processes) and RLN proofs (Conclave's proof
+//! pool beside zerokit called directly).
 
 mod broadcast;
 mod cluster;
 mod conclave;
 mod coordination;
 mod plain;
+mod rln_proofs;
 mod stats;
 
 use std::path::PathBuf;
@@ -50,6 +52,7 @@ struct Args {
 enum Scenario {
     Broadcast,
     Coordination,
+    Rln,
 }
 
 #[derive(Clone, Copy, Serialize, PartialEq, Eq)]
@@ -88,6 +91,7 @@ struct Report {
     reps: usize,
     rows: Vec<Row>,
     coordination: Vec<CoordinationRow>,
+    rln: Vec<rln_proofs::RlnRow>,
 }
 
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -165,6 +169,40 @@ fn markdown(r: &Report) -> String {
             f(&row.max_ms),
         ));
     }
+    if !r.rln.is_empty() {
+        s.push_str(
+            "\n## RLN proofs (zerokit rln 3.0.0, depth-20 tree, one proof at a time)\n\n\
+             | | p50 ms | p99 ms |\n|---|---|---|\n",
+        );
+    }
+    for row in &r.rln {
+        for (what, p50, p99) in [
+            (
+                "prove: zerokit directly",
+                &row.zerokit_prove_p50_ms,
+                &row.zerokit_prove_p99_ms,
+            ),
+            (
+                "prove: Conclave proof pool",
+                &row.pool_prove_p50_ms,
+                &row.pool_prove_p99_ms,
+            ),
+            (
+                "prove: pool, cached partial proof",
+                &row.pool_partial_prove_p50_ms,
+                &row.pool_partial_prove_p99_ms,
+            ),
+        ] {
+            s.push_str(&format!("| {what} | {} | {} |\n", f(p50), f(p99)));
+        }
+        s.push_str(&format!(
+            "\nVerification on one core: zerokit directly {} /s, through the pool {} /s ({} proofs and {} verifications per repetition).\n",
+            f(&row.zerokit_verify_per_s),
+            f(&row.pool_verify_per_s),
+            row.params.proofs,
+            row.params.verifications
+        ));
+    }
     s
 }
 
@@ -223,6 +261,21 @@ async fn main() -> anyhow::Result<()> {
         };
         coordination.push(coordination::measure(p, args.reps).await?);
     }
+    let mut rln_rows = Vec::new();
+    if wants(Scenario::Rln) {
+        let p = if args.quick {
+            rln_proofs::RlnParams {
+                proofs: 5,
+                verifications: 50,
+            }
+        } else {
+            rln_proofs::RlnParams {
+                proofs: 20,
+                verifications: 200,
+            }
+        };
+        rln_rows.push(rln_proofs::measure(p, args.reps).await?);
+    }
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -244,6 +297,7 @@ async fn main() -> anyhow::Result<()> {
         reps: args.reps,
         rows,
         coordination,
+        rln: rln_rows,
     };
     let stem = args.out.join(format!("bench-{date_unix}"));
     std::fs::write(
