@@ -122,6 +122,43 @@ fn peer_score() -> (PeerScoreParams, PeerScoreThresholds) {
     (params, thresholds)
 }
 
+/// What sets the signed and the anonymous gossipsub apart; everything else they share.
+struct Channel {
+    prefix: &'static str,
+    mode: ValidationMode,
+    id: fn(&gossipsub::Message) -> MessageId,
+    authenticity: MessageAuthenticity,
+}
+
+impl Channel {
+    /// A gossipsub with the shared mesh, scoring and manual validation.
+    fn build(
+        self,
+        mesh: &MeshParams,
+        max_transmit: usize,
+        metrics: &mut Registry,
+    ) -> Result<gossipsub::Behaviour, NetError> {
+        let mut builder = gossipsub::ConfigBuilder::default();
+        let config = mesh
+            .configure(&mut builder)
+            .protocol_id_prefix(self.prefix)
+            .validation_mode(self.mode)
+            .validate_messages()
+            .message_id_fn(self.id)
+            .max_transmit_size(max_transmit)
+            .build()
+            .map_err(|e| NetError::Gossipsub(e.to_string()))?;
+        let mut gossipsub = gossipsub::Behaviour::new(self.authenticity, config)
+            .map_err(|e| NetError::Gossipsub(e.to_string()))?
+            .with_metrics(metrics, Default::default());
+        let (params, thresholds) = peer_score();
+        gossipsub
+            .with_peer_score(params, thresholds)
+            .map_err(NetError::Gossipsub)?;
+        Ok(gossipsub)
+    }
+}
+
 pub(crate) struct BehaviourParams<'a> {
     pub view: Arc<MembershipView>,
     pub clock: Arc<dyn Clock>,
@@ -134,47 +171,27 @@ impl Behaviour {
     pub(crate) fn new(key: &Keypair, p: BehaviourParams<'_>) -> Result<Self, NetError> {
         let mesh = MeshParams::for_members(p.view.nodes().count());
         mesh.validate()?;
-        let mut builder = gossipsub::ConfigBuilder::default();
-        let config = mesh
-            .configure(&mut builder)
-            .protocol_id_prefix(SIGNED_PROTOCOL_PREFIX)
-            .validation_mode(ValidationMode::Strict)
-            .validate_messages()
-            .message_id_fn(message_id)
-            // Room for gossipsub's own framing (signature, key, seqno, topic) around the envelope.
-            .max_transmit_size(p.max_message_bytes + 4096)
-            .build()
-            .map_err(|e| NetError::Gossipsub(e.to_string()))?;
-        let mut gossipsub =
-            gossipsub::Behaviour::new(MessageAuthenticity::Signed(key.clone()), config)
-                .map_err(|e| NetError::Gossipsub(e.to_string()))?
-                .with_metrics(p.metrics, Default::default());
-        let (params, thresholds) = peer_score();
-        gossipsub
-            .with_peer_score(params, thresholds)
-            .map_err(NetError::Gossipsub)?;
-
-        let mut builder = gossipsub::ConfigBuilder::default();
-        let config = mesh
-            .configure(&mut builder)
-            .protocol_id_prefix(ANONYMOUS_PROTOCOL_PREFIX)
-            .validation_mode(ValidationMode::Anonymous)
-            .validate_messages()
-            .message_id_fn(anonymous_message_id)
-            // The RLN frame carries a proof and five field elements besides the payload.
-            .max_transmit_size(p.max_message_bytes + 4096)
-            .build()
-            .map_err(|e| NetError::Gossipsub(e.to_string()))?;
-        let mut anonymous = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)
-            .map_err(|e| NetError::Gossipsub(e.to_string()))?
-            .with_metrics(
-                p.metrics.sub_registry_with_prefix("anonymous"),
-                Default::default(),
-            );
-        let (params, thresholds) = peer_score();
-        anonymous
-            .with_peer_score(params, thresholds)
-            .map_err(NetError::Gossipsub)?;
+        // Room for gossipsub's own framing (signature, key, seqno, topic) around the envelope,
+        // and for the RLN frame's proof and field elements around an anonymous payload.
+        let max_transmit = p.max_message_bytes + 4096;
+        let gossipsub = Channel {
+            prefix: SIGNED_PROTOCOL_PREFIX,
+            mode: ValidationMode::Strict,
+            id: message_id,
+            authenticity: MessageAuthenticity::Signed(key.clone()),
+        }
+        .build(&mesh, max_transmit, p.metrics)?;
+        let anonymous = Channel {
+            prefix: ANONYMOUS_PROTOCOL_PREFIX,
+            mode: ValidationMode::Anonymous,
+            id: anonymous_message_id,
+            authenticity: MessageAuthenticity::Anonymous,
+        }
+        .build(
+            &mesh,
+            max_transmit,
+            p.metrics.sub_registry_with_prefix("anonymous"),
+        )?;
 
         Ok(Behaviour {
             gate: MembershipGate::new(p.view, p.clock),

@@ -619,29 +619,13 @@ impl Worker {
     }
 
     fn subscribe_anonymous(&mut self, topic: &TopicName) {
-        let gt = anonymous_topic(topic);
         let gs = &mut self.swarm.behaviour_mut().anonymous;
-        match gs.subscribe(&gt) {
-            Ok(true) => {
-                let _ = gs.set_topic_params(gt, topic_score_params());
-                tracing::info!(%topic, "subscribed to the anonymous channel");
-            }
-            Ok(false) => {}
-            Err(e) => tracing::error!(%topic, error = %e, "anonymous subscribe failed"),
-        }
+        join_topic(gs, anonymous_topic(topic), topic, "anonymous");
     }
 
     fn subscribe(&mut self, topic: &TopicName) {
-        let gt = gossip_topic(topic);
         let gs = &mut self.swarm.behaviour_mut().gossipsub;
-        match gs.subscribe(&gt) {
-            Ok(true) => {
-                let _ = gs.set_topic_params(gt, topic_score_params());
-                tracing::info!(%topic, "subscribed");
-            }
-            Ok(false) => {}
-            Err(e) => tracing::error!(%topic, error = %e, "subscribe failed"),
-        }
+        join_topic(gs, gossip_topic(topic), topic, "signed");
     }
 
     fn subscribed_peers(&self, topic: &TopicName) -> usize {
@@ -740,21 +724,7 @@ impl Worker {
                 };
                 let _ = reply.send(r);
             }
-            Command::ReportAnonymous { id, acceptance } => {
-                let acceptance = match acceptance {
-                    Acceptance::Accept => MessageAcceptance::Accept,
-                    Acceptance::Ignore => MessageAcceptance::Ignore,
-                    Acceptance::Reject => MessageAcceptance::Reject,
-                };
-                self.swarm
-                    .behaviour_mut()
-                    .anonymous
-                    .report_message_validation_result(
-                        &id.message_id,
-                        &id.propagation_source,
-                        acceptance,
-                    );
-            }
+            Command::ReportAnonymous { id, acceptance } => self.report_anonymous(&id, acceptance),
             Command::HandOver { reply } => {
                 self.handed_over = true;
                 let queued = self
@@ -1143,6 +1113,18 @@ impl Worker {
 }
 
 impl Worker {
+    fn report_anonymous(&mut self, id: &AnonymousMessageId, acceptance: Acceptance) {
+        let acceptance = match acceptance {
+            Acceptance::Accept => MessageAcceptance::Accept,
+            Acceptance::Ignore => MessageAcceptance::Ignore,
+            Acceptance::Reject => MessageAcceptance::Reject,
+        };
+        self.swarm
+            .behaviour_mut()
+            .anonymous
+            .report_message_validation_result(&id.message_id, &id.propagation_source, acceptance);
+    }
+
     /// Hands anonymous messages to the application's validator; when its queue is full the
     /// message is ignored (not forwarded, nobody penalized) and counted.
     fn on_anonymous(&mut self, event: gossipsub::Event) {
@@ -1159,14 +1141,7 @@ impl Worker {
             propagation_source,
         };
         let Some(topic) = anonymous_topic_name(&message.topic) else {
-            self.swarm
-                .behaviour_mut()
-                .anonymous
-                .report_message_validation_result(
-                    &id.message_id,
-                    &id.propagation_source,
-                    MessageAcceptance::Reject,
-                );
+            self.report_anonymous(&id, Acceptance::Reject);
             return;
         };
         let held = AnonymousMessage {
@@ -1179,15 +1154,25 @@ impl Worker {
                 mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m.id,
             };
             self.metrics.anonymous_dropped.inc();
-            self.swarm
-                .behaviour_mut()
-                .anonymous
-                .report_message_validation_result(
-                    &id.message_id,
-                    &id.propagation_source,
-                    MessageAcceptance::Ignore,
-                );
+            self.report_anonymous(&id, Acceptance::Ignore);
         }
+    }
+}
+
+/// Subscribes `gs` to `gt` with the topic scoring; `channel` names the gossipsub in logs.
+fn join_topic(
+    gs: &mut gossipsub::Behaviour,
+    gt: gossipsub::IdentTopic,
+    topic: &TopicName,
+    channel: &'static str,
+) {
+    match gs.subscribe(&gt) {
+        Ok(true) => {
+            let _ = gs.set_topic_params(gt, topic_score_params());
+            tracing::info!(%topic, channel, "subscribed");
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(%topic, channel, error = %e, "subscribe failed"),
     }
 }
 

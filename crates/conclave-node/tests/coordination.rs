@@ -40,18 +40,7 @@ fn g2_seats() -> Vec<OperatorId> {
 }
 
 fn registry(peers: &[String], addrs: &[Vec<String>]) -> String {
-    let mut s = String::new();
-    for (i, p) in peers.iter().enumerate() {
-        let a: Vec<String> = addrs
-            .get(i)
-            .map(|v| v.iter().map(|x| format!("\"{x}\"")).collect())
-            .unwrap_or_default();
-        s.push_str(&format!(
-            "[[operators]]\naddress = \"{}\"\n[[operators.nodes]]\npeer_id = \"{p}\"\nscopes = [\"signers\", \"coord\"]\naddresses = [{}]\n",
-            op(i),
-            a.join(", ")
-        ));
-    }
+    let mut s = common::operators_toml(peers, addrs, &["signers", "coord"], op);
     for (g, seats) in [(G1, g1_seats()), (G2, g2_seats())] {
         let seats: Vec<String> = seats.iter().map(|o| format!("\"{o}\"")).collect();
         s.push_str(&format!(

@@ -28,18 +28,7 @@ fn op(i: usize) -> OperatorId {
 }
 
 fn registry(peers: &[String], rate: &[String], limit: u32, addrs: &[Vec<String>]) -> String {
-    let mut s = String::new();
-    for (i, p) in peers.iter().enumerate() {
-        let a: Vec<String> = addrs
-            .get(i)
-            .map(|v| v.iter().map(|x| format!("\"{x}\"")).collect())
-            .unwrap_or_default();
-        s.push_str(&format!(
-            "[[operators]]\naddress = \"{}\"\n[[operators.nodes]]\npeer_id = \"{p}\"\nscopes = [\"rln-slash\"]\naddresses = [{}]\n",
-            op(i),
-            a.join(", ")
-        ));
-    }
+    let mut s = common::operators_toml(peers, addrs, &[conclave_node::SLASH_TOPIC], op);
     for (i, r) in rate.iter().enumerate() {
         s.push_str(&format!(
             "[[rln]]\noperator = \"{}\"\nindex = {}\nrate_commitment = \"{r}\"\nlimit = {limit}\n",

@@ -94,3 +94,28 @@ pub fn now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+/// `[[operators]]` entries: operator `op(i)` authorizes node key `peers[i]` for `scopes`, with
+/// `addrs[i]` (if known yet) as dial hints.
+pub fn operators_toml(
+    peers: &[String],
+    addrs: &[Vec<String>],
+    scopes: &[&str],
+    op: impl Fn(usize) -> conclave_core::OperatorId,
+) -> String {
+    let scopes: Vec<String> = scopes.iter().map(|s| format!("\"{s}\"")).collect();
+    let mut s = String::new();
+    for (i, p) in peers.iter().enumerate() {
+        let a: Vec<String> = addrs
+            .get(i)
+            .map(|v| v.iter().map(|x| format!("\"{x}\"")).collect())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "[[operators]]\naddress = \"{}\"\n[[operators.nodes]]\npeer_id = \"{p}\"\nscopes = [{}]\naddresses = [{}]\n",
+            op(i),
+            scopes.join(", "),
+            a.join(", ")
+        ));
+    }
+    s
+}
