@@ -34,7 +34,8 @@ use stats::{RunFigures, Spread};
     about = "Conclave beside its baselines, in one run"
 )]
 struct Args {
-    /// A smoke run: N = 4 and 15, 1 KiB, 100 msg/s, 5 s per repetition.
+    /// A smoke run (under 3 minutes): broadcast at N = 4 and 15, 1 KiB, 100 msg/s, 3 s per
+    /// repetition; coordination on 7 members; a few RLN proofs.
     #[arg(long)]
     quick: bool,
     /// Repetitions per configuration (figures are their median).
@@ -214,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let wants = |sc: Scenario| args.scenarios.is_empty() || args.scenarios.contains(&sc);
     let (ns, sizes, rate, duration_s): (&[usize], &[usize], u32, u64) = if args.quick {
-        (&[4, 15], &[1024], 100, 5)
+        (&[4, 15], &[1024], 100, 3)
     } else {
         (&[4, 15, 50], &[256, 1024, 16 * 1024], 100, 10)
     };
@@ -248,7 +249,7 @@ async fn main() -> anyhow::Result<()> {
             CoordinationParams {
                 members: 7,
                 group_seats: 30,
-                duration_s: 8,
+                duration_s: 5,
                 rate: 1.0,
             }
         } else {
@@ -265,8 +266,8 @@ async fn main() -> anyhow::Result<()> {
     if wants(Scenario::Rln) {
         let p = if args.quick {
             rln_proofs::RlnParams {
-                proofs: 5,
-                verifications: 50,
+                proofs: 3,
+                verifications: 30,
             }
         } else {
             rln_proofs::RlnParams {
