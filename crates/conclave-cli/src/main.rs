@@ -129,12 +129,17 @@ fn init_logging(json: bool) {
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// Installs the SIGINT and SIGTERM handlers now — before the node starts, so a signal during
+/// start-up is neither lost nor fatal — and returns what completes on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
 
@@ -176,8 +181,9 @@ fn main() -> anyhow::Result<()> {
             let cfg = raw.validate(&base)?;
             init_logging(cfg.json_logs);
             runtime.block_on(async {
+                let stop = shutdown_signal();
                 let node = RunningNode::start(cfg).await?;
-                shutdown_signal().await;
+                stop.await;
                 node.shutdown().await;
                 anyhow::Ok(())
             })?;
