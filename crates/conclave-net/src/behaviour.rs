@@ -27,6 +27,10 @@ const IDENTIFY_PROTOCOL: &str = "/conclave/id/1.0.0";
 const TOPIC_PREFIX: &str = "conclave/1/";
 const ANONYMOUS_TOPIC_PREFIX: &str = "conclave/anon/1/";
 
+/// Room allowed beyond the payload limit for gossipsub's framing (signature, key, seqno, topic)
+/// and for the RLN frame's proof and field elements.
+pub(crate) const FRAME_OVERHEAD: usize = 4096;
+
 /// The gossipsub topic of a Conclave topic name.
 pub fn gossip_topic(name: &TopicName) -> IdentTopic {
     IdentTopic::new(format!("{TOPIC_PREFIX}{name}"))
@@ -171,9 +175,7 @@ impl Behaviour {
     pub(crate) fn new(key: &Keypair, p: BehaviourParams<'_>) -> Result<Self, NetError> {
         let mesh = MeshParams::for_members(p.view.nodes().count());
         mesh.validate()?;
-        // Room for gossipsub's own framing (signature, key, seqno, topic) around the envelope,
-        // and for the RLN frame's proof and field elements around an anonymous payload.
-        let max_transmit = p.max_message_bytes + 4096;
+        let max_transmit = p.max_message_bytes + FRAME_OVERHEAD;
         let gossipsub = Channel {
             prefix: SIGNED_PROTOCOL_PREFIX,
             mode: ValidationMode::Strict,

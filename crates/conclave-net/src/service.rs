@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::behaviour::{
     anonymous_topic, anonymous_topic_name, gossip_topic, topic_name, topic_score_params, Behaviour,
-    BehaviourEvent, BehaviourParams,
+    BehaviourEvent, BehaviourParams, FRAME_OVERHEAD,
 };
 use crate::gate::Denied;
 use crate::metrics::{DeniedLabels, MessageLabels, NetMetrics, PublishLabels, ReasonLabels};
@@ -708,7 +708,7 @@ impl Worker {
                 let _ = reply.send(());
             }
             Command::PublishAnonymous { topic, data, reply } => {
-                let max = self.limits.max_message_bytes + 4096;
+                let max = self.limits.max_message_bytes + FRAME_OVERHEAD;
                 let r = if data.len() > max {
                     Err(PublishError::TooLarge {
                         size: data.len(),

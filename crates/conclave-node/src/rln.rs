@@ -13,9 +13,9 @@ use std::time::Duration;
 use conclave_core::{Clock, MembershipView, SystemClock, TopicName};
 use conclave_net::{Acceptance, AnonymousMessage, Delivery, NetworkService, PublishError};
 use conclave_rln::{
-    fr_from_bytes, fr_to_bytes, fr_to_hex, EvidenceError, Fr, NullifierLog, Outcome, PartialProof,
-    PoolError, ProofPool, PublishError as DraftError, RlnChannel, RlnIdentifier, RlnIdentity,
-    RlnMembership, RlnRegistration, SlashingEvidence,
+    fr_from_bytes, fr_to_bytes, fr_to_hex, EvidenceError, Fr, Ignored, NullifierLog, Outcome,
+    PartialProof, PoolError, ProofPool, PublishError as DraftError, RlnChannel, RlnIdentifier,
+    RlnIdentity, RlnMembership, RlnRegistration, SlashingEvidence,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
 use prost::Message as _;
@@ -93,6 +93,10 @@ pub(crate) struct RlnNode {
     metrics: Arc<NodeMetrics>,
     net: NodeNetwork,
     pub deliveries: broadcast::Sender<Arc<AnonymousDelivery>>,
+}
+
+fn slash_topic() -> TopicName {
+    SLASH_TOPIC.parse().expect("a valid topic name")
 }
 
 /// The wall clock epochs are computed from (a chain clock's blocks have nothing to do with them).
@@ -177,7 +181,7 @@ impl RlnNode {
         mut signed: broadcast::Receiver<Arc<Delivery>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let slash_topic: TopicName = SLASH_TOPIC.parse().expect("a valid topic name");
+        let slash_topic = slash_topic();
         if let Err(e) = self.net.subscribe(slash_topic.clone()).await {
             tracing::error!(error = %e, "cannot subscribe to the slashing topic");
         }
@@ -199,7 +203,7 @@ impl RlnNode {
                 m = inbox.recv() => {
                     let Some((service, m)) = m else { return };
                     if work.len() >= self.cfg.queue {
-                        self.count("ignored", "busy");
+                        self.count("ignored", Ignored::Busy.label());
                         let _ = service.report_anonymous(m.id, Acceptance::Ignore).await;
                         continue;
                     }
@@ -260,7 +264,7 @@ impl RlnNode {
                         let mut ch = self.channel();
                         ch.commit(pending, v.value, now_ms())
                     }
-                    Err(_) => Outcome::Ignore(conclave_rln::Ignored::Busy),
+                    Err(_) => Outcome::Ignore(Ignored::Busy),
                 }
             }
         };
@@ -293,8 +297,11 @@ impl RlnNode {
                     evidence: Some(evidence.clone()),
                     removed_secrets: Vec::new(),
                 };
-                let topic: TopicName = SLASH_TOPIC.parse().expect("a valid topic name");
-                if let Err(e) = self.net.publish(topic, notice.encode_to_vec()).await {
+                if let Err(e) = self
+                    .net
+                    .publish(slash_topic(), notice.encode_to_vec())
+                    .await
+                {
                     tracing::warn!(error = %e, "cannot gossip slashing evidence");
                 }
                 if let Err(e) = self.slash(&evidence).await {
@@ -402,8 +409,11 @@ impl RlnNode {
                 .map(|r| r.secret.to_vec())
                 .collect(),
         };
-        let topic: TopicName = SLASH_TOPIC.parse().expect("a valid topic name");
-        if let Err(e) = self.net.publish(topic, notice.encode_to_vec()).await {
+        if let Err(e) = self
+            .net
+            .publish(slash_topic(), notice.encode_to_vec())
+            .await
+        {
             tracing::debug!(error = %e, "removal announcement not sent");
         }
     }
@@ -516,6 +526,5 @@ impl RlnNode {
     }
 }
 
-/// How long a publisher waits for a proof before the API gives up is bounded by the pool; this
-/// is the API's own ceiling.
+/// The API's ceiling on one anonymous publish (id allocation, proof, gossip).
 pub(crate) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);

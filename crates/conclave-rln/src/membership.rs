@@ -60,8 +60,8 @@ impl RlnMembership {
         }
     }
 
-    /// Largest index a depth-20 tree holds.
-    pub const MAX_INDEX: u32 = (1 << DEFAULT_TREE_DEPTH) - 1;
+    /// Largest index a depth-20 tree holds (the registry checks the same bound).
+    pub const MAX_INDEX: u32 = conclave_core::RLN_MAX_INDEX;
 
     /// Brings the tree to `registrations` minus the removed members; returns whether the root
     /// changed. Only changed leaves are rewritten.

@@ -154,7 +154,8 @@ pub async fn run(
     }
 
     // The spammer and its twin each post once, in the same epoch: the same message id twice.
-    let epoch_secs = 10;
+    // The nodes run the default epochs.
+    let epoch_secs = conclave_rln::EpochRules::default().epoch_secs;
     while (super::now_ms() / 1000) % epoch_secs >= epoch_secs - 4 {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
