@@ -237,15 +237,17 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
         "removed everywhere within one epoch (took {took:?})"
     );
     assert_ne!(removed_root, root);
-    // The first spam message was valid and delivered; the second was not.
+    // Whichever spam message a node saw first was valid; the second, the double signal, is never
+    // delivered (which one comes first may differ between nodes).
     for ws in subs.iter_mut().take(3) {
         let mut got = Vec::new();
         while let Some(v) = next(ws, Duration::from_millis(300)).await {
             got.push(payload(&v));
         }
+        let spam = got.iter().filter(|p| p.starts_with(b"spam ")).count();
         assert!(
-            !got.iter().any(|p| p == b"spam two"),
-            "the double signal is not delivered"
+            spam <= 1,
+            "the double signal was delivered ({spam} spam messages)"
         );
     }
 
@@ -350,14 +352,22 @@ async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
         until_json(n, "/v1/rln/status", "the RLN tree", |v| v["members"] == 5).await;
     }
 
-    // Every node publishes as fast as it can (one message per 2 s epoch is its quota) for about
-    // six epochs; node c restarts half-way, in the middle of an epoch it may already have used.
+    // Every node publishes as fast as it can (one message per 2 s epoch is its quota) in at least
+    // four epochs; node c restarts half-way, right after a round, in an epoch it has likely just
+    // used.
     let restarted = 2;
     let mut published = vec![0usize; names.len()];
     let mut refused_quota = 0;
-    let end = Instant::now() + Duration::from_secs(12);
     let mut restarted_at = None;
-    while Instant::now() < end {
+    // Driven by progress, not by a fixed time, so a loaded machine only makes it slower: node c
+    // restarts once every node has published twice, and the run ends once every node has
+    // published four times and the quota has been hit.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(restarted_at.is_some() && published.iter().all(|p| *p >= 4) && refused_quota > 0) {
+        assert!(
+            Instant::now() < deadline,
+            "no progress: published {published:?}, refused {refused_quota}, restarted {restarted_at:?}"
+        );
         for (i, slot) in nodes.iter().enumerate() {
             let Some(n) = slot else { continue };
             let (status, v) = post(
@@ -373,24 +383,12 @@ async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
                 other => panic!("unexpected {other}: {v}"),
             }
         }
-        if restarted_at.is_none()
-            && Instant::now() + Duration::from_secs(6) > end
-            && published[restarted] > 0
-        {
+        if restarted_at.is_none() && published.iter().all(|p| *p >= 2) {
             nodes[restarted].take().unwrap().shutdown().await;
             nodes[restarted] = Some(start_with(d, names[restarted], extra).await);
             restarted_at = Some(Instant::now());
         }
     }
-    assert!(restarted_at.is_some(), "the restart happened");
-    assert!(
-        published.iter().all(|p| *p >= 2),
-        "every node published in several epochs: {published:?}"
-    );
-    assert!(
-        refused_quota > 0,
-        "the quota was reached (and refused, not exceeded)"
-    );
     // Let the last messages settle, then check that nobody was ever slashed.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for n in nodes.iter().flatten() {
