@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {Poseidon} from "./Poseidon.sol";
+
 /// @title ConclaveRegistry
 /// @notice Who may be on a Conclave network. Governance (the owner) admits operators (cold EVM
 ///         addresses) and defines scopes and signing groups; each operator authorizes the hot node
@@ -15,6 +17,8 @@ contract ConclaveRegistry {
     uint256 public constant MAX_ADDRESSES = 8;
     /// @notice At most this many seats per group.
     uint256 public constant MAX_SEATS = 1024;
+    /// @notice The largest RLN leaf index: the anonymous channel's tree has depth 20.
+    uint256 public constant MAX_RLN_INDEX = 2 ** 20 - 1;
 
     /// @notice A node key's authorization. Valid at block h iff its operator is registered in the
     ///         same generation (removing an operator voids its keys for good, even if it is added
@@ -39,6 +43,8 @@ contract ConclaveRegistry {
     address public owner;
     /// @notice The block this registry was deployed in: where log sync starts.
     uint64 public immutable deployBlock;
+    /// @notice zerokit's Poseidon, deployed with the registry: checks revealed RLN secrets.
+    Poseidon public immutable poseidon;
 
     mapping(address => bool) public isOperator;
     /// @notice Incremented each time an operator is added; delegations carry the value.
@@ -66,6 +72,9 @@ contract ConclaveRegistry {
     event GroupRemoved(bytes20 indexed groupId);
     event RlnRegistered(uint256 indexed index, address indexed operator, uint256 rateCommitment, uint32 limit);
     event RlnRemoved(uint256 indexed index, address indexed by);
+    /// @notice A membership removed because its secret was revealed (by a double signal): the
+    ///         secret is public from here on, so late joiners learn it from the chain too.
+    event RlnSlashed(uint256 indexed index, address indexed by, uint256 idSecret);
 
     error NotOwner(address caller);
     error NotOperator(address caller);
@@ -91,6 +100,8 @@ contract ConclaveRegistry {
     error UnknownRlnIndex(uint256 index);
     error RlnAlreadyRemoved(uint256 index);
     error NotRlnOwner(uint256 index, address caller);
+    error RlnTreeFull(uint256 maxIndex);
+    error WrongRlnSecret(uint256 index);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner(msg.sender);
@@ -105,6 +116,7 @@ contract ConclaveRegistry {
     constructor() {
         owner = msg.sender;
         deployBlock = uint64(block.number);
+        poseidon = new Poseidon();
         emit OwnershipTransferred(address(0), msg.sender);
     }
 
@@ -268,21 +280,46 @@ contract ConclaveRegistry {
     // ---------------------------------------------------------------- RLN memberships
 
     /// @notice Registers an RLN membership for the caller; its leaf index is the returned index.
+    ///         The rate commitment must be a BN254 field element (nodes could not use it otherwise).
     function registerRln(uint256 rateCommitment, uint32 limit) external onlyOperator returns (uint256 index) {
-        if (rateCommitment == 0 || limit == 0) revert InvalidRlnMembership(rateCommitment, limit);
+        if (rateCommitment == 0 || rateCommitment >= poseidon.Q() || limit == 0) {
+            revert InvalidRlnMembership(rateCommitment, limit);
+        }
         index = rlnMemberships.length;
+        if (index > MAX_RLN_INDEX) revert RlnTreeFull(MAX_RLN_INDEX);
         rlnMemberships.push(RlnMembership(msg.sender, rateCommitment, limit, false));
         emit RlnRegistered(index, msg.sender, rateCommitment, limit);
     }
 
     /// @notice Removes an RLN membership (governance, or the operator that registered it).
     function removeRln(uint256 index) external {
-        if (index >= rlnMemberships.length) revert UnknownRlnIndex(index);
-        RlnMembership storage m = rlnMemberships[index];
+        RlnMembership storage m = _liveRln(index);
         if (msg.sender != owner && msg.sender != m.operator) revert NotRlnOwner(index, msg.sender);
-        if (m.removed) revert RlnAlreadyRemoved(index);
         m.removed = true;
         emit RlnRemoved(index, msg.sender);
+    }
+
+    /// @notice Removes the membership whose secret is `idSecret`. Anyone may call: knowing the
+    ///         secret is the proof (a member that signals twice in an epoch reveals it), checked
+    ///         here as Poseidon(Poseidon(idSecret), limit) == the registered rate commitment.
+    function slashRln(uint256 index, uint256 idSecret) external {
+        RlnMembership storage m = _liveRln(index);
+        if (idSecret >= poseidon.Q() || rlnRateCommitment(idSecret, m.limit) != m.rateCommitment) {
+            revert WrongRlnSecret(index);
+        }
+        m.removed = true;
+        emit RlnSlashed(index, msg.sender, idSecret);
+    }
+
+    /// @notice The rate commitment of secret `idSecret` with `limit`, as zerokit computes it.
+    function rlnRateCommitment(uint256 idSecret, uint32 limit) public view returns (uint256) {
+        return poseidon.hash2(poseidon.hash1(idSecret), limit);
+    }
+
+    function _liveRln(uint256 index) private view returns (RlnMembership storage m) {
+        if (index >= rlnMemberships.length) revert UnknownRlnIndex(index);
+        m = rlnMemberships[index];
+        if (m.removed) revert RlnAlreadyRemoved(index);
     }
 
     // ---------------------------------------------------------------- views

@@ -2,7 +2,7 @@
 //! reasons turned into plain words. Used by `conclave registry …`, the devnet and the tests.
 
 use alloy::network::EthereumWallet;
-use alloy::primitives::{Address, Bytes, FixedBytes, B256};
+use alloy::primitives::{Address, Bytes, FixedBytes, B256, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 pub use alloy::signers::local::PrivateKeySigner;
 use conclave_core::{GroupId, OperatorId, PeerId};
@@ -29,6 +29,15 @@ pub enum AdminError {
 pub struct TxOutcome {
     pub tx_hash: B256,
     pub block: u64,
+}
+
+/// What a slashing submission achieved.
+#[derive(Debug, Clone, Copy)]
+pub enum SlashOutcome {
+    /// Our transaction removed the membership.
+    Removed(TxOutcome),
+    /// Somebody else's did (or governance removed it) first: nothing left to do.
+    AlreadyRemoved,
 }
 
 /// A signer's handle on one deployed registry.
@@ -150,6 +159,11 @@ pub fn describe(e: &E) -> String {
             "{} may not remove RLN registration {} (only its operator or governance)",
             x.caller, x.index
         ),
+        E::RlnTreeFull(x) => format!("the RLN tree is full (indices up to {})", x.maxIndex),
+        E::WrongRlnSecret(x) => format!(
+            "the secret does not open the rate commitment of RLN registration {}",
+            x.index
+        ),
     }
 }
 
@@ -173,10 +187,7 @@ impl RegistryAdmin {
             url: url.into(),
             message: "deployment receipt has no contract address".into(),
         })?;
-        let outcome = TxOutcome {
-            tx_hash: receipt.transaction_hash,
-            block: receipt.block_number.unwrap_or_default(),
-        };
+        let outcome = outcome_of(&receipt);
         Ok((
             RegistryAdmin {
                 contract: ConclaveRegistry::new(contract, p),
@@ -231,6 +242,13 @@ impl RegistryAdmin {
         &self,
         call: alloy::contract::CallBuilder<&DynProvider, D>,
     ) -> Result<TxOutcome, AdminError> {
+        Ok(outcome_of(&self.mine_receipt(call).await?))
+    }
+
+    async fn mine_receipt<D: alloy::contract::CallDecoder>(
+        &self,
+        call: alloy::contract::CallBuilder<&DynProvider, D>,
+    ) -> Result<alloy::rpc::types::TransactionReceipt, AdminError> {
         let pending = call.send().await.map_err(|e| rpc_or_revert(&self.url, e))?;
         let receipt = wait_receipt(pending).await.map_err(|e| self.rpc(e))?;
         if !receipt.status() {
@@ -239,10 +257,7 @@ impl RegistryAdmin {
                 receipt.transaction_hash
             )));
         }
-        Ok(TxOutcome {
-            tx_hash: receipt.transaction_hash,
-            block: receipt.block_number.unwrap_or_default(),
-        })
+        Ok(receipt)
     }
 
     /// Governance: admits an operator (its cold address).
@@ -364,6 +379,85 @@ impl RegistryAdmin {
     /// Governance: deletes a group.
     pub async fn remove_group(&self, id: GroupId) -> Result<TxOutcome, AdminError> {
         self.mine(self.contract.removeGroup(FixedBytes(id.0))).await
+    }
+
+    /// Operator: registers an RLN membership (`rate_commitment` big-endian, as
+    /// `conclave rln show` prints it); returns the transaction and the leaf index assigned.
+    pub async fn register_rln(
+        &self,
+        rate_commitment: [u8; 32],
+        limit: u32,
+    ) -> Result<(TxOutcome, u64), AdminError> {
+        let call = self
+            .contract
+            .registerRln(U256::from_be_bytes(rate_commitment), limit);
+        let receipt = self.mine_receipt(call).await?;
+        let index = receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| l.log_decode::<ConclaveRegistry::RlnRegistered>().ok())
+            .map(|l| l.inner.data.index.saturating_to())
+            .ok_or_else(|| self.rpc("the registration receipt has no RlnRegistered event"))?;
+        Ok((outcome_of(&receipt), index))
+    }
+
+    /// Governance or the registering operator: removes an RLN membership.
+    pub async fn remove_rln(&self, index: u64) -> Result<TxOutcome, AdminError> {
+        self.mine(self.contract.removeRln(U256::from(index))).await
+    }
+
+    /// Anyone: removes membership `index` by revealing its secret (recovered from a double
+    /// signal). Idempotent: a membership already removed, before or during our attempt, is
+    /// [`SlashOutcome::AlreadyRemoved`], not an error.
+    pub async fn slash_rln(
+        &self,
+        index: u64,
+        secret: [u8; 32],
+    ) -> Result<SlashOutcome, AdminError> {
+        if self.rln_removed(index).await? {
+            return Ok(SlashOutcome::AlreadyRemoved);
+        }
+        let call = self
+            .contract
+            .slashRln(U256::from(index), U256::from_be_bytes(secret));
+        match self.mine(call).await {
+            Ok(tx) => Ok(SlashOutcome::Removed(tx)),
+            // Lost a race: another submission landed between our check and our transaction.
+            Err(e) => match self.rln_removed(index).await {
+                Ok(true) => Ok(SlashOutcome::AlreadyRemoved),
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Whether RLN membership `index` is removed on-chain (as of the latest block).
+    pub async fn rln_removed(&self, index: u64) -> Result<bool, AdminError> {
+        let call = self.contract.rlnMembership(U256::from(index));
+        match call.call().await {
+            Ok(m) => Ok(m.removed),
+            Err(e) => Err(rpc_or_revert(&self.url, e)),
+        }
+    }
+
+    /// The contract's own Poseidon(Poseidon(secret), limit), for checking it against zerokit.
+    pub async fn rln_rate_commitment(
+        &self,
+        secret: [u8; 32],
+        limit: u32,
+    ) -> Result<[u8; 32], AdminError> {
+        let call = self
+            .contract
+            .rlnRateCommitment(U256::from_be_bytes(secret), limit);
+        let c = call.call().await.map_err(|e| rpc_or_revert(&self.url, e))?;
+        Ok(c.to_be_bytes())
+    }
+}
+
+fn outcome_of(receipt: &alloy::rpc::types::TransactionReceipt) -> TxOutcome {
+    TxOutcome {
+        tx_hash: receipt.transaction_hash,
+        block: receipt.block_number.unwrap_or_default(),
     }
 }
 

@@ -9,7 +9,7 @@ pub mod bindings;
 mod state;
 mod sync;
 
-pub use admin::{AdminError, RegistryAdmin, TxOutcome};
+pub use admin::{AdminError, RegistryAdmin, SlashOutcome, TxOutcome};
 /// Contract and operator addresses, as the EVM backend takes them.
 pub use alloy::primitives::Address;
 pub use state::{ChainState, RlnRegistration, Skipped};

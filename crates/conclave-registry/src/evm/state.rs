@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use alloy::primitives::{Address, Bytes};
 use conclave_core::{
     Expiry, Group, GroupId, MembershipView, Multiaddr, NodeAuthorization, OperatorId, PeerId,
-    TopicName, ViewBuilder, ViewSource,
+    RlnMember, TopicName, ViewBuilder, ViewSource,
 };
 
 use super::bindings::ConclaveRegistry::ConclaveRegistryEvents as Event;
@@ -104,13 +104,19 @@ impl ChainState {
                 limit: e.limit,
                 removed: false,
             }),
-            Event::RlnRemoved(e) => {
-                let i: u64 = e.index.saturating_to();
-                if let Some(m) = self.rln.iter_mut().find(|m| m.index == i) {
-                    m.removed = true;
-                }
-            }
+            Event::RlnRemoved(e) => self.remove_rln(e.index.saturating_to()),
+            Event::RlnSlashed(e) => self.remove_rln(e.index.saturating_to()),
             Event::OwnershipTransferred(_) => {}
+        }
+    }
+
+    fn remove_rln(&mut self, index: u64) {
+        // Registrations are pushed in index order, so the index is the position.
+        if let Some(m) = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.rln.get_mut(i))
+        {
+            m.removed = true;
         }
     }
 
@@ -181,6 +187,22 @@ impl ChainState {
             };
             if let Err(e) = b.group(group) {
                 skipped.push(format!("group 0x{}: {e}", alloy::hex::encode(id)));
+            }
+        }
+        // Removed memberships are left out: their leaves are empty in every node's tree.
+        for r in self.rln.iter().filter(|r| !r.removed) {
+            let Ok(index) = u32::try_from(r.index) else {
+                skipped.push(format!("RLN leaf {}: beyond the tree", r.index));
+                continue;
+            };
+            let member = RlnMember {
+                operator: r.operator,
+                index,
+                rate_commitment: r.rate_commitment,
+                limit: r.limit,
+            };
+            if let Err(e) = b.rln_member(member) {
+                skipped.push(e.to_string());
             }
         }
         (b.build(), skipped)
@@ -257,5 +279,59 @@ mod tests {
         let (v, skipped) = s.to_view(ViewSource::Empty);
         assert!(v.authorization(&peer, at(20)).is_err());
         assert!(skipped.is_empty(), "{skipped:?}");
+    }
+
+    #[test]
+    fn rln_memberships_follow_registrations_and_removals() {
+        use alloy::primitives::U256;
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let mut s = ChainState::default();
+        s.apply(&Event::OperatorAdded(C::OperatorAdded { operator: a }));
+        s.apply(&Event::OperatorAdded(C::OperatorAdded { operator: b }));
+        for (i, op) in [a, a, b].into_iter().enumerate() {
+            s.apply(&Event::RlnRegistered(C::RlnRegistered {
+                index: U256::from(i),
+                operator: op,
+                rateCommitment: U256::from(100 + i),
+                limit: 2,
+            }));
+        }
+        let leaves = |s: &ChainState| -> Vec<u32> {
+            s.to_view(ViewSource::Empty)
+                .0
+                .rln_members()
+                .map(|m| m.index)
+                .collect()
+        };
+        assert_eq!(leaves(&s), vec![0, 1, 2]);
+        let (v, _) = s.to_view(ViewSource::Empty);
+        let m = v.rln_members().next().unwrap();
+        assert_eq!((m.operator, m.limit), (OperatorId(a.0 .0), 2));
+        assert_eq!(m.rate_commitment[31], 100);
+
+        s.apply(&Event::RlnSlashed(C::RlnSlashed {
+            index: U256::from(1),
+            by: b,
+            idSecret: U256::from(7),
+        }));
+        s.apply(&Event::RlnRemoved(C::RlnRemoved {
+            index: U256::from(9),
+            by: b,
+        }));
+        assert_eq!(
+            leaves(&s),
+            vec![0, 2],
+            "slashed leaf gone, unknown index ignored"
+        );
+        assert!(s.rln()[1].removed);
+
+        // A removed operator's memberships leave the view, with the reason.
+        s.apply(&Event::OperatorRemoved(C::OperatorRemoved { operator: b }));
+        let (v, skipped) = s.to_view(ViewSource::Empty);
+        assert_eq!(v.rln_members().count(), 1);
+        assert!(
+            skipped[0].contains("RLN leaf 2 belongs to operator"),
+            "{skipped:?}"
+        );
     }
 }
