@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use conclave_core::{GroupId, Moment, OperatorId, PeerId};
 use conclave_node::keys;
 use conclave_registry::evm::{
-    admin, Address, EvmConfig, EvmRegistry, RegistryAdmin, TxOutcome, OPEN_ENDED,
+    admin, Address, EvmConfig, EvmRegistry, RegistryAdmin, SlashOutcome, TxOutcome, OPEN_ENDED,
 };
 use conclave_registry::RegistrySource;
 use serde_json::{json, Value};
@@ -114,6 +114,35 @@ pub enum ChainCommand {
         /// Operator addresses, in seat order (repeats allowed).
         #[arg(long, value_delimiter = ',', required = true)]
         seats: Vec<OperatorId>,
+    },
+    /// Operator: register an RLN membership (the anonymous channel's leaf) for the signer.
+    RegisterRln {
+        #[command(flatten)]
+        at: ContractArgs,
+        /// The RLN identity file (`conclave rln keygen`); only its public half goes on-chain.
+        #[arg(long)]
+        rln_key: PathBuf,
+        /// Messages per epoch the membership allows.
+        #[arg(long, default_value_t = 1)]
+        limit: u32,
+    },
+    /// Governance or the registering operator: remove an RLN membership.
+    RemoveRln {
+        #[command(flatten)]
+        at: ContractArgs,
+        #[arg(long)]
+        index: u64,
+    },
+    /// Anyone: remove RLN membership `index` by revealing its secret (as `GET /v1/rln/removed`
+    /// lists it after a double signal). Nodes with `rln_chain_key` do this themselves.
+    SlashRln {
+        #[command(flatten)]
+        at: ContractArgs,
+        #[arg(long)]
+        index: u64,
+        /// The revealed identity secret (64 hex digits).
+        #[arg(long)]
+        secret: String,
     },
     /// Print the registry as nodes see it (JSON), synced to the newest block.
     Show {
@@ -303,6 +332,29 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
                 .cloned()
                 .unwrap_or(Value::Null);
             print_state(&group, None);
+        }
+        ChainCommand::RegisterRln { at, rln_key, limit } => {
+            let id = keys::load_rln(&rln_key)?;
+            let commitment = conclave_rln::fr_to_bytes(&id.rate_commitment(limit));
+            let (tx, index) = connect(&at)?.register_rln(commitment, limit).await?;
+            print_outcome(&format!("RLN leaf {index} registered"), tx);
+            let state = snapshot(&at.chain.rpc_url, at.contract).await?;
+            print_state(&state["rln"], None);
+        }
+        ChainCommand::RemoveRln { at, index } => {
+            let tx = connect(&at)?.remove_rln(index).await?;
+            print_outcome(&format!("RLN leaf {index} removed"), tx);
+        }
+        ChainCommand::SlashRln { at, index, secret } => {
+            let secret = conclave_rln::fr_from_hex(&secret)
+                .map_err(|e| anyhow::anyhow!("--secret: {e} (expected 64 hex digits)"))?;
+            let bytes = conclave_rln::fr_to_bytes(&secret);
+            match connect(&at)?.slash_rln(index, bytes).await? {
+                SlashOutcome::Removed(tx) => {
+                    print_outcome(&format!("RLN leaf {index} slashed"), tx)
+                }
+                SlashOutcome::AlreadyRemoved => println!("RLN leaf {index} was already removed"),
+            }
         }
         ChainCommand::Show { rpc_url, contract } => {
             print_state(&snapshot(&rpc_url, contract).await?, None);

@@ -342,6 +342,12 @@ pub fn describe_view(
             "id": g.id.to_string(),
             "seats": g.seats.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "rln": view.rln_members().map(|m| json!({
+            "index": m.index,
+            "operator": m.operator.to_string(),
+            "rate_commitment": format!("0x{}", hex::encode(m.rate_commitment)),
+            "limit": m.limit,
+        })).collect::<Vec<_>>(),
     })
 }
 

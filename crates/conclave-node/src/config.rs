@@ -86,6 +86,13 @@ pub struct NodeConfig {
     pub rln_queue: usize,
     /// How often a node re-announces the removed members it knows (for late joiners).
     pub rln_announce_removed_secs: u64,
+    /// With the evm registry: a file holding an Ethereum private key (hex, mode 0600) this node
+    /// signs on-chain removals of slashed members with. Without it the node removes them
+    /// locally and leaves the chain to other nodes.
+    pub rln_chain_key: Option<PathBuf>,
+    /// Seconds each node waits per turn before submitting an on-chain removal itself (turns
+    /// differ per slashed leaf), so normally one transaction is sent, not one per node.
+    pub rln_chain_stagger_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -135,6 +142,8 @@ impl Default for NodeConfig {
             rln_workers: 1,
             rln_queue: 64,
             rln_announce_removed_secs: 10,
+            rln_chain_key: None,
+            rln_chain_stagger_secs: 12,
         }
     }
 }
@@ -181,6 +190,9 @@ pub struct RlnConfig {
     pub workers: usize,
     pub queue: usize,
     pub announce_removed: Duration,
+    /// The key file on-chain removals are signed with (evm registry only).
+    pub chain_key: Option<PathBuf>,
+    pub chain_stagger: Duration,
 }
 
 /// The configuration after validation, with paths resolved against the config file's folder.
@@ -416,6 +428,7 @@ impl NodeConfig {
                 ("rln_workers", self.rln_workers as u64),
                 ("rln_queue", self.rln_queue as u64),
                 ("rln_announce_removed_secs", self.rln_announce_removed_secs),
+                ("rln_chain_stagger_secs", self.rln_chain_stagger_secs),
             ] {
                 if v == 0 {
                     return Err(invalid(key.into(), "0", "a positive number"));
@@ -428,8 +441,17 @@ impl NodeConfig {
                     "the network's name, the same on every node",
                 ));
             }
+            if self.rln_chain_key.is_some() && !matches!(registry, RegistryChoice::Evm(_)) {
+                return Err(invalid(
+                    "rln_chain_key".into(),
+                    &self.registry,
+                    "registry = \"evm\" (on-chain removal needs the registry contract)",
+                ));
+            }
             Some(RlnConfig {
                 key_file: self.rln_key.as_ref().map(|k| base.join(k)),
+                chain_key: self.rln_chain_key.as_ref().map(|k| base.join(k)),
+                chain_stagger: Duration::from_secs(self.rln_chain_stagger_secs),
                 identifier: self.rln_identifier.clone(),
                 topics: topic_list("rln_topics", &self.rln_topics)?,
                 rules: conclave_rln::EpochRules {

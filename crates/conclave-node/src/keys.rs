@@ -4,6 +4,7 @@
 //! convenience, the PeerId it derives (checked on load). Written with mode 0600 and refused when
 //! group or others can read it.
 
+use conclave_registry::evm::admin::PrivateKeySigner;
 use std::fmt;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -148,6 +149,16 @@ pub fn generate_rln(path: &Path) -> Result<RlnIdentity, KeyError> {
 }
 
 /// Loads an RLN identity, refusing loose permissions and inconsistent files.
+/// Loads an Ethereum signing key (hex, as `conclave registry` takes it), refusing loose
+/// permissions.
+pub fn load_eth(path: &Path) -> Result<PrivateKeySigner, KeyError> {
+    let text = read_secret_file(path)?;
+    conclave_registry::evm::admin::parse_eth_key(&text).map_err(|e| KeyError::Format {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
 pub fn load_rln(path: &Path) -> Result<RlnIdentity, KeyError> {
     let text = read_secret_file(path)?;
     let format = |message: String| KeyError::Format {

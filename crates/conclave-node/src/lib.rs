@@ -13,6 +13,7 @@ mod metrics;
 mod network;
 mod readiness;
 mod rln;
+mod rln_chain;
 mod rotation;
 pub mod store;
 
@@ -24,7 +25,7 @@ use conclave_coord::{AcceptAll, DefaultGenerator, ProposalGenerator, ProposalVal
 use conclave_core::{Clock, PeerId, SystemClock};
 use conclave_net::{NetError, NetworkService};
 use conclave_registry::clock_chain::ClockChain;
-use conclave_registry::evm::{EvmError, EvmRegistry};
+use conclave_registry::evm::{EvmError, EvmRegistry, RegistryAdmin};
 use conclave_registry::{ChainClock, FileRegistry, RegistryError, RegistrySource};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
@@ -164,8 +165,26 @@ impl RunningNode {
             Some(rcfg) => {
                 let (tx, rx) = tokio::sync::mpsc::channel(rcfg.queue);
                 let (anon_deliveries, _) = broadcast::channel(DELIVERY_FANOUT);
+                let chain_removal = match (&rcfg.chain_key, &cfg.registry) {
+                    (Some(key), RegistryChoice::Evm(evm)) => Some(rln_chain::ChainRemoval {
+                        admin: RegistryAdmin::connect(
+                            &evm.rpc_url,
+                            evm.contract,
+                            keys::load_eth(key)?,
+                        )
+                        .map_err(|e| {
+                            NodeError::Chain(EvmError::Url(evm.rpc_url.clone(), e.to_string()))
+                        })?,
+                        stagger: rcfg.chain_stagger,
+                        view: registry.view(),
+                        net: net.clone(),
+                        metrics: node_metrics.clone(),
+                    }),
+                    _ => None,
+                };
                 let node = rln::RlnNode::new(
                     rcfg.clone(),
+                    chain_removal,
                     store.clone(),
                     node_metrics.clone(),
                     net.clone(),

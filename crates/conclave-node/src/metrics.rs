@@ -33,6 +33,7 @@ pub(crate) struct RlnMetrics {
     pub published: Counter,
     pub slashings: Counter,
     pub members: Gauge,
+    pub onchain_removals: Family<ReasonLabel, Counter>,
 }
 
 impl Default for RlnMetrics {
@@ -46,6 +47,7 @@ impl Default for RlnMetrics {
             published: Counter::default(),
             slashings: Counter::default(),
             members: Gauge::default(),
+            onchain_removals: Family::default(),
         }
     }
 }
@@ -179,6 +181,11 @@ impl NodeMetrics {
             "rln_members",
             "Leaves in the RLN membership tree",
             m.rln.members.clone(),
+        );
+        registry.register(
+            "rln_onchain_removals",
+            "Slashed members this node removed from the on-chain registry, by outcome (submitted, already_removed, failed)",
+            m.rln.onchain_removals.clone(),
         );
     }
 }

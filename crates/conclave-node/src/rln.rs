@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::config::RlnConfig;
 use crate::metrics::{NodeMetrics, OutcomeLabels};
 use crate::network::NodeNetwork;
+use crate::rln_chain::ChainRemoval;
 use crate::store::{AllocateError, StateStore};
 
 /// The signed topic slashing evidence and removal lists travel on (a registry scope).
@@ -92,6 +93,8 @@ pub(crate) struct RlnNode {
     store: Arc<StateStore>,
     metrics: Arc<NodeMetrics>,
     net: NodeNetwork,
+    /// With the EVM registry and a chain key: removes slashed members on-chain too.
+    chain: Option<ChainRemoval>,
     pub deliveries: broadcast::Sender<Arc<AnonymousDelivery>>,
 }
 
@@ -124,6 +127,7 @@ impl RlnNode {
     /// Loads the identity and the persisted removals; the tree follows the view from `run`.
     pub fn new(
         cfg: RlnConfig,
+        chain: Option<ChainRemoval>,
         store: Arc<StateStore>,
         metrics: Arc<NodeMetrics>,
         net: NodeNetwork,
@@ -156,6 +160,7 @@ impl RlnNode {
             store,
             metrics,
             net,
+            chain,
             deliveries,
         }))
     }
@@ -360,11 +365,20 @@ impl RlnNode {
             leaf = examined.index,
             "removing an RLN member for double signalling"
         );
-        self.remove(&examined.identity).await;
+        // Only the call that took the leaf out goes on to the chain (evidence arrives from
+        // several peers, and our own detection races with theirs).
+        if self.remove(&examined.identity).await {
+            if let Some(chain) = &self.chain {
+                chain
+                    .remove(examined.index, examined.identity.secret_bytes())
+                    .await;
+            }
+        }
         Ok(())
     }
 
-    async fn remove(&self, identity: &RlnIdentity) {
+    /// Removes the member locally and persists the removal; true if it was still in the tree.
+    async fn remove(&self, identity: &RlnIdentity) -> bool {
         let dropped = {
             let mut ch = self.channel();
             let dropped = ch.remove(identity);
@@ -390,6 +404,7 @@ impl RlnNode {
         if dropped {
             self.metrics.rln.slashings.inc();
         }
+        dropped
     }
 
     async fn announce_removed(&self) {

@@ -15,7 +15,7 @@ use conclave_node::keys::{self, KeyType};
 use conclave_node::{NodeHooks, RunningNode};
 use conclave_rln::{
     fr_from_bytes, fr_to_hex, EpochRules, NullifierLog, ProofPool, RlnChannel, RlnIdentifier,
-    RlnMembership, RlnRegistration,
+    RlnIdentity, RlnMembership, RlnRegistration,
 };
 use futures::StreamExt;
 use serde_json::Value;
@@ -110,6 +110,46 @@ fn metric(text: &str, name: &str, labels: &str) -> f64 {
         .sum()
 }
 
+/// Member `id` sends two different messages under message id 0 in one epoch (a double signal),
+/// proven for real under the tree of `regs`, gossiped from `node`. Returns the forger's channel
+/// and pool for later messages, and when the gossip started.
+async fn double_signal(
+    node: &RunningNode,
+    regs: Vec<RlnRegistration>,
+    id: &RlnIdentity,
+) -> (RlnChannel, ProofPool, Instant) {
+    let mut membership = RlnMembership::new(5);
+    membership.apply(regs).unwrap();
+    let forge = RlnChannel::new(
+        EpochRules::default(),
+        RlnIdentifier::new("conclave/test"),
+        membership,
+        NullifierLog::new(100, 1 << 20),
+    );
+    let pool = ProofPool::new(1, 4);
+    let rules = EpochRules::default();
+    // Stay clear of an epoch border so both messages share the epoch.
+    while (now_ms() / 1000) % rules.epoch_secs >= rules.epoch_secs - 3 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut frames = Vec::new();
+    for (k, body) in [&b"spam one"[..], b"spam two"].iter().enumerate() {
+        let draft = forge
+            .draft(id, "anon", body.to_vec(), now_ms() + k as u64, 0)
+            .unwrap();
+        let p = pool.prove(draft.witness.clone(), None).await.unwrap().value;
+        frames.push(draft.finish(p.0, p.1).encode());
+    }
+    let started = Instant::now();
+    for f in frames {
+        node.network()
+            .publish_anonymous("anon".parse().unwrap(), f)
+            .await
+            .unwrap();
+    }
+    (forge, pool, started)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_messages_and_slashing_across_five_nodes() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,36 +221,9 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
             limit: LIMIT,
         })
         .collect();
-    let mut membership = RlnMembership::new(5);
-    membership.apply(regs).unwrap();
-    let forge = RlnChannel::new(
-        EpochRules::default(),
-        RlnIdentifier::new("conclave/test"),
-        membership,
-        NullifierLog::new(100, 1 << 20),
-    );
-    let pool = ProofPool::new(1, 4);
-    let rules = EpochRules::default();
-    // Stay clear of an epoch border so both messages share the epoch.
-    while (now_ms() / 1000) % rules.epoch_secs >= rules.epoch_secs - 3 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut frames = Vec::new();
-    for (k, body) in [&b"spam one"[..], b"spam two"].iter().enumerate() {
-        let draft = forge
-            .draft(&ids[spammer], "anon", body.to_vec(), now_ms() + k as u64, 0)
-            .unwrap();
-        let p = pool.prove(draft.witness.clone(), None).await.unwrap().value;
-        frames.push(draft.finish(p.0, p.1).encode());
-    }
+    let (forge, pool, started) = double_signal(&nodes[spammer], regs, &ids[spammer]).await;
     let e_net = nodes[spammer].network();
-    let started = Instant::now();
-    for f in &frames {
-        e_net
-            .publish_anonymous("anon".parse().unwrap(), f.clone())
-            .await
-            .unwrap();
-    }
+    let rules = EpochRules::default();
     let secret = hex::encode(ids[spammer].secret_bytes());
     let mut removed_root = Value::Null;
     for n in &nodes {
@@ -412,6 +425,145 @@ async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
         assert!(metric(&text, "conclave_rln_messages_total", "outcome=\"accepted\"") > 0.0);
     }
     for n in nodes.into_iter().flatten() {
+        n.shutdown().await;
+    }
+}
+
+/// With the on-chain registry: memberships are registered through the contract, and a double
+/// signal removes the member on every node and, once, on-chain — submitted by one node (any
+/// account may: the contract checks the revealed secret), the others finding it done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_evm_registry_one_node_removes_the_spammer_on_chain() {
+    use conclave_registry::evm::anvil::{Anvil, DEV_KEYS};
+    use conclave_registry::evm::{admin, RegistryAdmin, OPEN_ENDED};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Automine: every transaction is a block, and nodes apply blocks at once (0 confirmations).
+    let anvil = Anvil::spawn(&[]).unwrap();
+    let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEYS[0]).unwrap())
+        .await
+        .unwrap();
+    gov.define_scope(0, conclave_node::SLASH_TOPIC)
+        .await
+        .unwrap();
+    // Operators are accounts 1..=5; nodes a..d sign removals with accounts 6..=9, which are no
+    // operators. The spammer's node (e) has no chain key.
+    let names = &NAMES[..5];
+    let mut ops = Vec::new();
+    let mut peers = Vec::new();
+    let mut ids = Vec::new();
+    let mut regs = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let op = RegistryAdmin::connect(
+            &anvil.url,
+            gov.contract(),
+            admin::parse_eth_key(DEV_KEYS[i + 1]).unwrap(),
+        )
+        .unwrap();
+        gov.add_operator(OperatorId(op.signer().0 .0))
+            .await
+            .unwrap();
+        let peer = keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519).unwrap();
+        op.authorize(&peer, 1, 0, OPEN_ENDED).await.unwrap();
+        let id = keys::generate_rln(&d.join(format!("{n}.rln"))).unwrap();
+        let rate = id.rate_commitment(LIMIT);
+        let (_, index) = op
+            .register_rln(conclave_rln::fr_to_bytes(&rate), LIMIT)
+            .await
+            .unwrap();
+        regs.push(RlnRegistration {
+            index: index as u32,
+            rate_commitment: rate,
+            limit: LIMIT,
+        });
+        if i < 4 {
+            let key = d.join(format!("{n}.eth"));
+            std::fs::write(&key, DEV_KEYS[6 + i]).unwrap();
+            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+        }
+        ops.push(op);
+        peers.push(peer);
+        ids.push(id);
+    }
+    let contract = gov.contract().to_string();
+    let mut nodes = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let chain_key = if i < 4 {
+            format!("rln_chain_key = \"{n}.eth\"\nrln_chain_stagger_secs = 2\n")
+        } else {
+            String::new()
+        };
+        let config = format!(
+            "key_file = \"{n}.key\"\nstate_dir = \"{n}-state\"\n\
+             registry = \"evm\"\nevm_rpc_url = \"{}\"\nevm_contract = \"{contract}\"\n\
+             evm_confirmations = 0\nevm_poll_ms = 100\n\
+             listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\n\
+             rln = true\nrln_key = \"{n}.rln\"\nrln_identifier = \"conclave/test\"\n\
+             rln_topics = [\"anon\"]\n{chain_key}",
+            anvil.url
+        );
+        nodes.push(common::start_node(d, n, &config, &[], NodeHooks::default()).await);
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let addr = listen_addrs(n, 1).await;
+        ops[i].set_node_addresses(&peers[i], addr).await.unwrap();
+    }
+    for n in &nodes {
+        until_json(n, "/readyz", "readiness", |v| v["ready"] == true).await;
+        until_json(n, "/v1/rln/status", "the RLN tree from the chain", |v| {
+            v["members"] == 5
+        })
+        .await;
+    }
+    let v = get_json(&nodes[0], "/v1/membership").await;
+    assert_eq!(v["rln"].as_array().unwrap().len(), 5, "{v}");
+
+    let spammer = 4;
+    let leaf = u64::from(regs[spammer].index);
+    double_signal(&nodes[spammer], regs, &ids[spammer]).await;
+    for n in &nodes {
+        until_json(n, "/v1/rln/status", "the spammer's removal", |v| {
+            v["members"] == 4
+        })
+        .await;
+    }
+    // Every chain-key node finishes its turn: exactly one submitted, the rest found it done.
+    let deadline = Instant::now() + WAIT;
+    let (submitted, already) = loop {
+        let (mut submitted, mut already) = (0.0, 0.0);
+        for n in &nodes {
+            let text = get(n, "/metrics").await.1;
+            let m = |r| metric(&text, "conclave_rln_onchain_removals_total", r);
+            submitted += m("reason=\"submitted\"");
+            already += m("reason=\"already_removed\"");
+            assert_eq!(m("reason=\"failed\""), 0.0, "a submission failed");
+        }
+        if submitted + already >= 4.0 || Instant::now() > deadline {
+            break (submitted, already);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!((submitted, already), (1.0, 3.0));
+    assert!(gov.rln_removed(leaf).await.unwrap(), "removed on-chain");
+    // The chain's view now leaves the leaf out too, and every node keeps the same root.
+    let root = get_json(&nodes[0], "/v1/rln/status").await["root"].clone();
+    for n in &nodes {
+        until_json(
+            n,
+            "/v1/membership",
+            "the chain view without the leaf",
+            |v| v["rln"].as_array().is_some_and(|r| r.len() == 4),
+        )
+        .await;
+        let status = get_json(n, "/v1/rln/status").await;
+        assert_eq!(
+            (status["members"].clone(), status["root"].clone()),
+            (4.into(), root.clone())
+        );
+    }
+    for n in nodes {
         n.shutdown().await;
     }
 }
