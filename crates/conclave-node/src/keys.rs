@@ -149,6 +149,14 @@ pub fn generate_rln(path: &Path) -> Result<RlnIdentity, KeyError> {
 }
 
 /// Loads an RLN identity, refusing loose permissions and inconsistent files.
+/// Generates an Ethereum account key for `rln_chain_key` (0600, never overwritten); fund its
+/// address so the node can pay for on-chain removals.
+pub fn generate_eth(path: &Path) -> Result<PrivateKeySigner, KeyError> {
+    let key = PrivateKeySigner::random();
+    write_secret_file(path, &format!("0x{}\n", hex::encode(key.to_bytes())))?;
+    Ok(key)
+}
+
 /// Loads an Ethereum signing key (hex, as `conclave registry` takes it), refusing loose
 /// permissions.
 pub fn load_eth(path: &Path) -> Result<PrivateKeySigner, KeyError> {

@@ -14,10 +14,14 @@ use conclave_registry::evm::admin::{self, PrivateKeySigner};
 use conclave_registry::evm::anvil::{Anvil, RpcProxy, DEV_KEY_0};
 use conclave_registry::evm::{RegistryAdmin, OPEN_ENDED};
 
+use conclave_registry::RlnEntry;
+
 use super::TOPIC;
 
 /// Confirmations the nodes wait for before applying a registry change.
 pub const CONFIRMATIONS: u64 = 2;
+/// Scope bits of every member's node key: the devnet topic, coordination, RLN slashing.
+const SCOPES: u64 = 0b111;
 
 pub struct ChainNet {
     pub anvil: Anvil,
@@ -30,6 +34,8 @@ pub struct ChainNet {
     pub block_time: Duration,
     /// node-0's next key (in its key directory) once generated.
     pub rotation_key: Option<PeerId>,
+    /// Members hold RLN memberships (and hot accounts for on-chain removals).
+    rln: bool,
 }
 
 impl ChainNet {
@@ -40,20 +46,37 @@ impl ChainNet {
         peers: &[String],
         victim: usize,
         groups: &[(conclave_core::GroupId, Vec<usize>)],
+        rln: &[RlnEntry],
         block_time: Duration,
     ) -> anyhow::Result<ChainNet> {
         let anvil = Anvil::spawn(&[]).context("starting anvil (run scripts/install-deps.sh)")?;
         let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEY_0)?).await?;
         gov.define_scope(0, TOPIC).await?;
         gov.define_scope(1, super::coord::COORD_SCOPE).await?;
+        gov.define_scope(2, conclave_node::SLASH_TOPIC).await?;
         let mut operators = Vec::new();
         for peer in peers {
             let key = PrivateKeySigner::random();
             anvil.set_balance(key.address(), 10u128.pow(20)).await?;
             let op = RegistryAdmin::connect(&anvil.url, gov.contract(), key)?;
             gov.add_operator(OperatorId(op.signer().0 .0)).await?;
-            op.authorize(&peer.parse()?, 0b11, 0, OPEN_ENDED).await?;
+            op.authorize(&peer.parse()?, SCOPES, 0, OPEN_ENDED).await?;
             operators.push(op);
+        }
+        // Each member's operator registers its RLN membership: leaf i is member i's. Each node
+        // gets a funded hot account to submit removals of slashed members with.
+        for (i, e) in rln.iter().enumerate() {
+            let rate =
+                conclave_rln::fr_to_bytes(&conclave_rln::fr_from_hex(&e.rate_commitment).map_err(
+                    |err| anyhow::anyhow!("rate commitment {}: {err}", e.rate_commitment),
+                )?);
+            let (_, index) = operators[i].register_rln(rate, e.limit).await?;
+            anyhow::ensure!(
+                index == i as u64,
+                "RLN leaf {index} registered for member {i}"
+            );
+            let hot = keys::generate_eth(&dir.join(format!("node-{i}.eth")))?;
+            anvil.set_balance(hot.address(), 10u128.pow(20)).await?;
         }
         for (id, seats) in groups {
             let seats: Vec<OperatorId> = seats
@@ -76,6 +99,7 @@ impl ChainNet {
             miner: None,
             block_time,
             rotation_key,
+            rln: !rln.is_empty(),
         };
         net.anvil.mine(CONFIRMATIONS).await?;
         println!(
@@ -112,7 +136,18 @@ impl ChainNet {
         if i == 0 {
             s.push_str("key_dir = \"node-0-keys\"\n");
         }
+        if self.rln {
+            s.push_str(&format!(
+                "rln_chain_key = \"node-{i}.eth\"\nrln_chain_stagger_secs = {}\n",
+                super::rln::CHAIN_STAGGER_SECS
+            ));
+        }
         s
+    }
+
+    /// Whether RLN leaf `index` is removed on-chain.
+    pub async fn rln_removed(&self, index: u64) -> anyhow::Result<bool> {
+        Ok(self.gov.rln_removed(index).await?)
     }
 
     /// Every operator publishes its node's addresses on-chain; they apply once confirmed.
@@ -148,7 +183,7 @@ impl ChainNet {
         let new = self.rotation_key.expect("generated at start");
         let head = self.operators[0].block().await?;
         let tx = self.operators[0]
-            .rotate(&old.parse()?, &new, 0b11, OPEN_ENDED, head + grace)
+            .rotate(&old.parse()?, &new, SCOPES, OPEN_ENDED, head + grace)
             .await?;
         println!(
             "rotated node-0 {old} -> {new} on-chain (tx {}, block {}; old key revoked from block {})",

@@ -420,11 +420,12 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
     }
     let intruder_peer = keys::generate(&dir.join("intruder.key"), KeyType::Ed25519)?.to_string();
     let groups = coord::groups(victim, args.group_seats);
-    // The anonymous channel runs on the registry file (on-chain RLN registration is not built
-    // yet), with a spammer and its twin besides the member that gets removed.
-    let rln_entries = match args.chain {
-        ChainKind::File if n >= 4 => rln::identities(&dir, n)?,
-        _ => Vec::new(),
+    // The anonymous channel: memberships in the registry file or registered on-chain, with a
+    // spammer and its twin besides the member that gets removed.
+    let rln_entries = if n >= 4 {
+        rln::identities(&dir, n)?
+    } else {
+        Vec::new()
     };
     let bare: Vec<(usize, &str, Vec<String>)> =
         (0..n).map(|i| (i, peers[i].as_str(), vec![])).collect();
@@ -440,9 +441,10 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
 
     let mut chain = match args.chain {
         ChainKind::File => None,
-        ChainKind::Anvil => {
-            Some(chain::ChainNet::start(&dir, &peers, victim, &groups, args.block_time).await?)
-        }
+        ChainKind::Anvil => Some(
+            chain::ChainNet::start(&dir, &peers, victim, &groups, &rln_entries, args.block_time)
+                .await?,
+        ),
     };
 
     let started = Instant::now();
@@ -776,7 +778,16 @@ async fn drive(
         None
     } else {
         let spammer = keys::load_rln(&dir.join(format!("node-{}.rln", rln::SPAMMER)))?;
-        Some(rln::run(&http, nodes, victim, &hex::encode(spammer.secret_bytes())).await?)
+        Some(
+            rln::run(
+                &http,
+                nodes,
+                victim,
+                &hex::encode(spammer.secret_bytes()),
+                chain.as_deref(),
+            )
+            .await?,
+        )
     };
 
     // Books.
@@ -917,6 +928,12 @@ async fn drive(
                 "removal_ms": r.removal.map(|d| d.as_millis() as u64),
                 "refused_after": r.refused_after,
                 "proof_ms": r.proof_ms,
+                "onchain": r.onchain.as_ref().map(|c| serde_json::json!({
+                    "removed": c.removed,
+                    "submitted": c.submitted,
+                    "already_removed": c.already_removed,
+                    "removal_ms": c.after.map(|d| d.as_millis() as u64),
+                })),
             })),
             "coordination": {
                 "group_seats": groups[0].1.len(),
@@ -1049,8 +1066,19 @@ async fn drive(
                     .unwrap_or_default(),
                 if r.refused_after { "refused" } else { "NOT refused" }
             );
+            if let Some(c) = &r.onchain {
+                println!(
+                    "  rln on-chain      slashRln {}{}: {} node submitted, {} found it done",
+                    if c.removed { "landed" } else { "NOT landed" },
+                    c.after
+                        .map(|d| format!(" {} ms after the double signal", d.as_millis()))
+                        .unwrap_or_default(),
+                    c.submitted,
+                    c.already_removed
+                );
+            }
         }
-        None => println!("  rln               not run (needs the registry file, as on-chain RLN registration is not built yet, and at least 4 nodes)"),
+        None => println!("  rln               not run (needs at least 4 nodes)"),
     }
     for m in &missing {
         println!("  missing           {m}");

@@ -13,7 +13,8 @@ use conclave_registry::RlnEntry;
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::{get_json, operator, NodeProc};
+use super::chain::ChainNet;
+use super::{get_json, metric_sum, operator, NodeProc};
 
 /// The anonymous topic and the RLN settings every devnet node runs with.
 pub const ANON_TOPIC: &str = "anon";
@@ -21,6 +22,8 @@ pub const LIMIT: u32 = 4;
 /// The member whose identity is also used by [`TWIN`].
 pub const SPAMMER: usize = 1;
 pub const TWIN: usize = 2;
+/// With `--chain anvil`: seconds each node waits per turn before submitting the removal.
+pub const CHAIN_STAGGER_SECS: u64 = 2;
 
 /// Generates one RLN identity per member; returns their registry entries (leaf `i` = member `i`).
 pub fn identities(dir: &Path, n: usize) -> anyhow::Result<Vec<RlnEntry>> {
@@ -61,6 +64,19 @@ pub struct RlnReport {
     /// The spammer's node refused its next publish (it is no longer a member).
     pub refused_after: bool,
     pub proof_ms: Vec<u64>,
+    /// With the on-chain registry: how the removal reached the contract.
+    pub onchain: Option<OnchainRemoval>,
+}
+
+/// The slashed membership's removal from the registry contract.
+pub struct OnchainRemoval {
+    pub removed: bool,
+    /// Members whose node sent the transaction (one, when turns work), and members that found
+    /// it already done; each member counts once its turn is over.
+    pub submitted: f64,
+    pub already_removed: f64,
+    /// From the double signal to the removal being on-chain.
+    pub after: Option<Duration>,
 }
 
 impl RlnReport {
@@ -69,6 +85,10 @@ impl RlnReport {
             && self.delivered == self.expected
             && self.removed_by == self.members
             && self.refused_after
+            && self
+                .onchain
+                .as_ref()
+                .is_none_or(|c| c.removed && c.submitted == 1.0)
     }
 }
 
@@ -93,6 +113,7 @@ pub async fn run(
     nodes: &[NodeProc],
     members: usize,
     secret_of_spammer: &str,
+    chain: Option<&ChainNet>,
 ) -> anyhow::Result<RlnReport> {
     // Every member subscribes; each counts the posts it receives until told to stop.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -196,6 +217,10 @@ pub async fn run(
         );
     }
     let (after, _) = post(http, &nodes[SPAMMER], b"spam again").await;
+    let onchain = match chain {
+        Some(c) => Some(onchain_removal(http, &nodes[..members], c, started).await?),
+        None => None,
+    };
     // Let the last deliveries arrive, then read the tallies.
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop_tx.send_replace(true);
@@ -218,5 +243,51 @@ pub async fn run(
         removal,
         refused_after: after == 409,
         proof_ms,
+        onchain,
     })
+}
+
+/// Waits until the spammer's leaf is removed on-chain and every member's turn is over (each
+/// node counts its outcome in `conclave_rln_onchain_removals_total`).
+async fn onchain_removal(
+    http: &reqwest::Client,
+    members: &[NodeProc],
+    chain: &ChainNet,
+    started: Instant,
+) -> anyhow::Result<OnchainRemoval> {
+    // Every turn (one per registered node key), plus the transactions and the polls.
+    let deadline = Instant::now() + Duration::from_secs(CHAIN_STAGGER_SECS * 20 + 30);
+    let mut report = OnchainRemoval {
+        removed: false,
+        submitted: 0.0,
+        already_removed: 0.0,
+        after: None,
+    };
+    while Instant::now() < deadline {
+        if !report.removed && chain.rln_removed(SPAMMER as u64).await? {
+            report.removed = true;
+            report.after = Some(started.elapsed());
+        }
+        let (mut submitted, mut already) = (0.0, 0.0);
+        for node in members {
+            if let Ok(r) = http.get(node.url("/metrics")).send().await {
+                let text = r.text().await.unwrap_or_default();
+                let name = "conclave_rln_onchain_removals_total";
+                submitted += metric_sum(&text, name, &["reason=\"submitted\""]);
+                already += metric_sum(&text, name, &["reason=\"already_removed\""]);
+            }
+        }
+        (report.submitted, report.already_removed) = (submitted, already);
+        // Turns end within (node keys x stagger) after the removal; a node that learned of the
+        // removal from the chain before the evidence reached it has no turn to count.
+        let turns_over = report.after.is_some_and(|a| {
+            started.elapsed()
+                > a + Duration::from_secs(CHAIN_STAGGER_SECS * (members.len() as u64 + 3))
+        });
+        if report.removed && (submitted + already >= members.len() as f64 || turns_over) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(report)
 }
