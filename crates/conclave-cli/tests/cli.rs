@@ -235,6 +235,11 @@ fn devnet_on_a_chain_rotates_and_revokes_without_losing_messages() {
         "{text}"
     );
     assert!(text.contains("removed node      0 of"), "{text}");
+    // RLN memberships registered on-chain; the slashed one removed there by one node.
+    assert!(
+        text.contains("rln on-chain      slashRln landed") && text.contains("1 node submitted"),
+        "{text}"
+    );
 }
 
 /// Runs `conclave` with `CONCLAVE_ETH_KEY` set to `eth_key`, or unset.
@@ -431,6 +436,60 @@ fn registry_commands_change_the_chain_and_explain_refusals() {
         node(&old)["expiry"].as_str().unwrap().starts_with("Block("),
         "{v}"
     );
+
+    // RLN: the operator registers a membership from its identity file; a wrong secret is refused
+    // in words, the right one (anyone may reveal it) removes the leaf, once.
+    let rln_key = dir.path().join("op.rln");
+    let ids: serde_json::Value = serde_json::from_str(&stdout(&conclave(&[
+        "rln",
+        "keygen",
+        "--out",
+        rln_key.to_str().unwrap(),
+        "--limit",
+        "3",
+    ])))
+    .unwrap();
+    let out = run(
+        with(
+            "register-rln",
+            &["--rln-key", rln_key.to_str().unwrap(), "--limit", "3"],
+        ),
+        DEV_KEYS[1],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("RLN leaf 0 registered: tx 0x"), "{text}");
+    assert!(
+        text.contains(ids["rate_commitment"].as_str().unwrap()),
+        "the view lists the leaf: {text}"
+    );
+    let out = run(
+        with("slash-rln", &["--index", "0", "--secret", &"11".repeat(32)]),
+        DEV_KEYS[5],
+    );
+    assert!(
+        stderr(&out).contains("does not open the rate commitment"),
+        "{}",
+        stderr(&out)
+    );
+    let secret = std::fs::read_to_string(&rln_key).unwrap();
+    let secret = secret
+        .lines()
+        .find_map(|l| l.strip_prefix("secret = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned();
+    for expected in [
+        "RLN leaf 0 slashed: tx 0x",
+        "RLN leaf 0 was already removed",
+    ] {
+        let out = run(
+            with("slash-rln", &["--index", "0", "--secret", &secret]),
+            DEV_KEYS[5],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains(expected), "{}", stdout(&out));
+    }
 
     // Groups (governance), then the operator's removal voids its keys.
     let group = "0x1111111111111111111111111111111111111111";
