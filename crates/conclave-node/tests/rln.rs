@@ -110,44 +110,72 @@ fn metric(text: &str, name: &str, labels: &str) -> f64 {
         .sum()
 }
 
-/// Member `id` sends two different messages under message id 0 in one epoch (a double signal),
-/// proven for real under the tree of `regs`, gossiped from `node`. Returns the forger's channel
-/// and pool for later messages, and when the gossip started.
-async fn double_signal(
-    node: &RunningNode,
-    regs: Vec<RlnRegistration>,
-    id: &RlnIdentity,
-) -> (RlnChannel, ProofPool, Instant) {
-    let mut membership = RlnMembership::new(5);
-    membership.apply(regs).unwrap();
-    let forge = RlnChannel::new(
-        EpochRules::default(),
-        RlnIdentifier::new("conclave/test"),
-        membership,
-        NullifierLog::new(100, 1 << 20),
-    );
-    let pool = ProofPool::new(1, 4);
+/// A member's client outside the nodes: drafts and proves frames for any identity under the
+/// tree of the registrations it was given (real proofs), for sending raw through a node.
+struct Forger {
+    channel: RlnChannel,
+    pool: ProofPool,
+}
+
+impl Forger {
+    fn new(regs: Vec<RlnRegistration>) -> Self {
+        let mut membership = RlnMembership::new(5);
+        membership.apply(regs).unwrap();
+        Forger {
+            channel: RlnChannel::new(
+                EpochRules::default(),
+                RlnIdentifier::new("conclave/test"),
+                membership,
+                NullifierLog::new(100, 1 << 20),
+            ),
+            pool: ProofPool::new(1, 4),
+        }
+    }
+
+    /// A freshly proven frame (a new proof every call, even for the same message).
+    async fn frame(&self, id: &RlnIdentity, body: &[u8], ts: u64, message_id: u32) -> Vec<u8> {
+        let draft = self
+            .channel
+            .draft(id, "anon", body.to_vec(), ts, message_id)
+            .unwrap();
+        let p = self
+            .pool
+            .prove(draft.witness.clone(), None)
+            .await
+            .unwrap()
+            .value;
+        draft.finish(p.0, p.1).encode()
+    }
+
+    /// Member `id` sends two different messages under message id 0 in one epoch (a double
+    /// signal), gossiped from `node`. Returns when the gossip started.
+    async fn double_signal(&self, node: &RunningNode, id: &RlnIdentity) -> Instant {
+        let mut frames = Vec::new();
+        for (k, body) in [&b"spam one"[..], b"spam two"].iter().enumerate() {
+            frames.push(self.frame(id, body, now_ms() + k as u64, 0).await);
+        }
+        let started = Instant::now();
+        send_raw(node, frames).await;
+        started
+    }
+}
+
+/// Stays clear of an epoch border, so messages sent next share the epoch.
+async fn mid_epoch() {
     let rules = EpochRules::default();
-    // Stay clear of an epoch border so both messages share the epoch.
     while (now_ms() / 1000) % rules.epoch_secs >= rules.epoch_secs - 3 {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let mut frames = Vec::new();
-    for (k, body) in [&b"spam one"[..], b"spam two"].iter().enumerate() {
-        let draft = forge
-            .draft(id, "anon", body.to_vec(), now_ms() + k as u64, 0)
-            .unwrap();
-        let p = pool.prove(draft.witness.clone(), None).await.unwrap().value;
-        frames.push(draft.finish(p.0, p.1).encode());
-    }
-    let started = Instant::now();
+}
+
+/// Gossips frames as they are, bypassing the node's own publish checks.
+async fn send_raw(node: &RunningNode, frames: Vec<Vec<u8>>) {
     for f in frames {
         node.network()
             .publish_anonymous("anon".parse().unwrap(), f)
             .await
             .unwrap();
     }
-    (forge, pool, started)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,8 +249,49 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
             limit: LIMIT,
         })
         .collect();
-    let (forge, pool, started) = double_signal(&nodes[spammer], regs, &ids[spammer]).await;
-    let e_net = nodes[spammer].network();
+    let forge = Forger::new(regs);
+
+    // A duplicate — the same message proven twice (two proofs, so two gossip ids, one nullifier
+    // and one share) — is delivered once and ignored the second time, never slashed.
+    mid_epoch().await;
+    let ts = now_ms();
+    let mut dup = Vec::new();
+    for _ in 0..2 {
+        dup.push(forge.frame(&ids[0], b"said twice", ts, LIMIT - 1).await);
+    }
+    assert_ne!(dup[0], dup[1], "two different proofs");
+    send_raw(&nodes[0], dup).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut ignored = 0.0;
+        for n in &nodes[1..] {
+            let text = get(n, "/metrics").await.1;
+            ignored += metric(&text, "conclave_rln_messages_total", "reason=\"duplicate\"");
+        }
+        if ignored >= 4.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "duplicates ignored by {ignored} of 4 nodes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (ws, n) in subs.iter_mut().zip(&nodes[1..]) {
+        let mut got = 0;
+        while let Some(v) = next(ws, Duration::from_millis(500)).await {
+            got += usize::from(payload(&v) == b"said twice");
+        }
+        assert_eq!(got, 1, "delivered once");
+        assert_eq!(
+            get_json(n, "/v1/rln/status").await["members"],
+            6,
+            "nobody slashed"
+        );
+    }
+
+    mid_epoch().await;
+    let started = forge.double_signal(&nodes[spammer], &ids[spammer]).await;
     let rules = EpochRules::default();
     let secret = hex::encode(ids[spammer].secret_bytes());
     let mut removed_root = Value::Null;
@@ -268,20 +337,10 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
     // under the old root is refused by everyone.
     let (status, v) = post(&nodes[spammer], "/v1/rln/publish/anon", b"still here?").await;
     assert_eq!(status, 409, "{v}");
-    let draft = forge
-        .draft(
-            &ids[spammer],
-            "anon",
-            b"after removal".to_vec(),
-            now_ms(),
-            1,
-        )
-        .unwrap();
-    let p = pool.prove(draft.witness.clone(), None).await.unwrap().value;
-    e_net
-        .publish_anonymous("anon".parse().unwrap(), draft.finish(p.0, p.1).encode())
-        .await
-        .unwrap();
+    let after = forge
+        .frame(&ids[spammer], b"after removal", now_ms(), 1)
+        .await;
+    send_raw(&nodes[spammer], vec![after]).await;
     for ws in subs.iter_mut().take(3) {
         while let Some(v) = next(ws, Duration::from_millis(1500)).await {
             assert_ne!(payload(&v), b"after removal");
@@ -522,7 +581,10 @@ async fn with_the_evm_registry_one_node_removes_the_spammer_on_chain() {
 
     let spammer = 4;
     let leaf = u64::from(regs[spammer].index);
-    double_signal(&nodes[spammer], regs, &ids[spammer]).await;
+    mid_epoch().await;
+    Forger::new(regs)
+        .double_signal(&nodes[spammer], &ids[spammer])
+        .await;
     for n in &nodes {
         until_json(n, "/v1/rln/status", "the spammer's removal", |v| {
             v["members"] == 4
