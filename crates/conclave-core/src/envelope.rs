@@ -1,10 +1,14 @@
 use thiserror::Error;
 
-/// What a signed-channel message carries inside gossipsub's signed frame.
+/// What a signed-channel message carries as its gossipsub data.
 ///
-/// Gossipsub already signs (source, seqno, data) with the node key, so the envelope carries no
-/// second signature; it adds the sender's timestamp, which lets receivers refuse replays that
-/// arrive after gossipsub's duplicate cache has forgotten the original.
+/// The node key's signature lives here rather than in gossipsub's frame: gossipsub verifies its
+/// own signatures on every copy that arrives (a node in a mesh of D receives up to D copies),
+/// while the envelope's is checked once per message, after gossipsub dropped the duplicates —
+/// the message id covers the whole envelope, signature included, so a tampered copy is a
+/// different message and cannot shadow the real one. The timestamp lets receivers refuse replays
+/// that arrive after the duplicate cache has forgotten the original; the nonce keeps two equal
+/// payloads sent in the same millisecond apart.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Envelope {
     /// Sender's wall clock, milliseconds since the Unix epoch.
@@ -13,7 +17,16 @@ pub struct Envelope {
     /// The application payload, opaque to Conclave.
     #[prost(bytes = "vec", tag = "2")]
     pub payload: Vec<u8>,
+    /// Unique per message of one sender.
+    #[prost(uint64, tag = "3")]
+    pub nonce: u64,
+    /// The sender's node key over [`Envelope::signing_bytes`].
+    #[prost(bytes = "vec", tag = "4")]
+    pub signature: Vec<u8>,
 }
+
+/// Domain separation of envelope signatures from every other use of a node key.
+const SIGNING_DOMAIN: &[u8] = b"conclave/signed-envelope/v1\0";
 
 /// Why an envelope's timestamp is unacceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -27,6 +40,21 @@ pub enum TimestampError {
 }
 
 impl Envelope {
+    /// What the node key signs: the domain, the topic (so a message cannot be moved to another
+    /// topic), the timestamp, the nonce and the payload, length-prefixed where variable.
+    pub fn signing_bytes(&self, topic: &str) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(SIGNING_DOMAIN.len() + 28 + topic.len() + self.payload.len());
+        out.extend_from_slice(SIGNING_DOMAIN);
+        out.extend_from_slice(&(topic.len() as u32).to_be_bytes());
+        out.extend_from_slice(topic.as_bytes());
+        out.extend_from_slice(&self.timestamp_ms.to_be_bytes());
+        out.extend_from_slice(&self.nonce.to_be_bytes());
+        out.extend_from_slice(&(self.payload.len() as u64).to_be_bytes());
+        out.extend_from_slice(&self.payload);
+        out
+    }
+
     /// Checks the timestamp against the receiver's clock, symmetric tolerance both ways.
     pub fn check_timestamp(&self, now_ms: u64, tolerance_ms: u64) -> Result<(), TimestampError> {
         if self.timestamp_ms + tolerance_ms < now_ms {
@@ -55,6 +83,8 @@ mod tests {
         let env = Envelope {
             timestamp_ms: 100_000,
             payload: b"hello".to_vec(),
+            nonce: 7,
+            signature: vec![1; 64],
         };
         let bytes = env.encode_to_vec();
         assert_eq!(Envelope::decode(bytes.as_slice()).unwrap(), env);
@@ -74,6 +104,40 @@ mod tests {
                 tolerance_ms: 30_000
             })
         );
+    }
+
+    #[test]
+    fn the_signature_covers_topic_timestamp_nonce_and_payload() {
+        let env = Envelope {
+            timestamp_ms: 1,
+            payload: b"ab".to_vec(),
+            nonce: 2,
+            signature: vec![],
+        };
+        let base = env.signing_bytes("signers");
+        assert_ne!(base, env.signing_bytes("coord"));
+        for other in [
+            Envelope {
+                timestamp_ms: 9,
+                ..env.clone()
+            },
+            Envelope {
+                nonce: 9,
+                ..env.clone()
+            },
+            Envelope {
+                payload: b"abc".to_vec(),
+                ..env.clone()
+            },
+        ] {
+            assert_ne!(base, other.signing_bytes("signers"));
+        }
+        // The signature itself is not signed (it could not be).
+        let signed = Envelope {
+            signature: vec![5; 64],
+            ..env
+        };
+        assert_eq!(base, signed.signing_bytes("signers"));
     }
 
     #[test]

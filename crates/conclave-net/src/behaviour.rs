@@ -20,7 +20,7 @@ use crate::NetError;
 
 /// Protocol id prefix of the signed channel; keeps Conclave meshes apart from other gossipsub
 /// networks on the same hosts.
-const SIGNED_PROTOCOL_PREFIX: &str = "/conclave/signed";
+const SIGNED_PROTOCOL_PREFIX: &str = "/conclave/signed/2";
 /// Protocol id prefix of the anonymous (RLN) channel: a second gossipsub with its own meshes.
 const ANONYMOUS_PROTOCOL_PREFIX: &str = "/conclave/anon";
 const IDENTIFY_PROTOCOL: &str = "/conclave/id/1.0.0";
@@ -71,14 +71,16 @@ pub(crate) struct Behaviour {
     pub ping: ping::Behaviour,
 }
 
-/// Message id = SHA-256(source ‖ sequence number ‖ data): unique per signed publish, and equal
-/// for the same signed message arriving over several paths.
+/// Message id = SHA-256(source ‖ data): the data is the signed envelope (timestamp, nonce,
+/// signature), so the id is unique per publish, equal for every copy of it, and different for
+/// any altered copy — a forgery cannot take the real message's place in the duplicate cache.
+/// Gossipsub's sequence number is left out: re-wrapping a valid envelope under a new one is the
+/// same message, not a new one.
 fn message_id(m: &gossipsub::Message) -> MessageId {
     let mut h = Sha256::new();
     if let Some(src) = &m.source {
         h.update(src.to_bytes());
     }
-    h.update(m.sequence_number.unwrap_or_default().to_be_bytes());
     h.update(&m.data);
     MessageId::from(h.finalize().to_vec())
 }
@@ -176,11 +178,13 @@ impl Behaviour {
         let mesh = MeshParams::for_members(p.view.nodes().count());
         mesh.validate()?;
         let max_transmit = p.max_message_bytes + FRAME_OVERHEAD;
+        // The envelope carries the signature (see `Envelope`): gossipsub names the author and
+        // verifies nothing, so a message is verified once, not once per copy received.
         let gossipsub = Channel {
             prefix: SIGNED_PROTOCOL_PREFIX,
-            mode: ValidationMode::Strict,
+            mode: ValidationMode::Permissive,
             id: message_id,
-            authenticity: MessageAuthenticity::Signed(key.clone()),
+            authenticity: MessageAuthenticity::Author(key.public().to_peer_id()),
         }
         .build(&mesh, max_transmit, p.metrics)?;
         let anonymous = Channel {

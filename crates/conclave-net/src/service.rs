@@ -11,6 +11,7 @@ use conclave_core::{
 };
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, PublishError as GossipPublishError};
+use libp2p::identity::Keypair;
 use libp2p::metrics::Recorder;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{DialError, ListenError, SwarmEvent};
@@ -322,6 +323,8 @@ impl NetworkService {
             metrics: net_metrics,
             libp2p_metrics,
             clock: config.clock.clone(),
+            key: config.keypair.clone(),
+            nonce: rand::random(),
             limits: ValidationLimits {
                 max_message_bytes: config.max_message_bytes,
                 timestamp_tolerance_ms: config.timestamp_tolerance.as_millis() as u64,
@@ -497,6 +500,10 @@ impl NetworkService {
 struct Worker {
     swarm: Swarm<Behaviour>,
     local: PeerId,
+    /// Signs every envelope this node publishes.
+    key: Keypair,
+    /// The next envelope's nonce (random start, so a restart does not reuse nonces).
+    nonce: u64,
     commands: mpsc::Receiver<Command>,
     view: watch::Receiver<Arc<MembershipView>>,
     view_open: bool,
@@ -797,11 +804,15 @@ impl Worker {
         topic: &TopicName,
         payload: &[u8],
     ) -> Result<String, GossipPublishError> {
-        let data = Envelope {
+        let mut envelope = Envelope {
             timestamp_ms: self.clock.now_ms(),
             payload: payload.to_vec(),
-        }
-        .encode_to_vec();
+            nonce: self.nonce,
+            signature: Vec::new(),
+        };
+        self.nonce = self.nonce.wrapping_add(1);
+        envelope.signature = self.key.sign(&envelope.signing_bytes(topic.as_str()))?;
+        let data = envelope.encode_to_vec();
         let id = self
             .swarm
             .behaviour_mut()

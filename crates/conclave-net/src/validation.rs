@@ -4,6 +4,7 @@
 use conclave_core::{
     Envelope, MembershipView, Moment, OperatorId, PeerId, TimestampError, TopicName, Unauthorized,
 };
+use libp2p::identity::PublicKey;
 use prost::Message;
 use thiserror::Error;
 
@@ -33,6 +34,8 @@ pub enum Rejection {
     TooLarge { size: usize, max: usize },
     #[error("envelope does not decode: {0}")]
     Undecodable(String),
+    #[error("source {0}: the envelope's signature does not verify with its key")]
+    BadSignature(PeerId),
     #[error(transparent)]
     Timestamp(#[from] TimestampError),
 }
@@ -46,6 +49,7 @@ impl Rejection {
             Rejection::Unauthorized { reason, .. } => reason.label(),
             Rejection::TooLarge { .. } => "too_large",
             Rejection::Undecodable(_) => "undecodable",
+            Rejection::BadSignature(_) => "bad_signature",
             Rejection::Timestamp(TimestampError::TooOld { .. }) => "stale",
             Rejection::Timestamp(TimestampError::InFuture { .. }) => "future",
         }
@@ -60,8 +64,22 @@ pub struct Validated {
     pub envelope: Envelope,
 }
 
+/// The public key a source's PeerId inlines (ed25519 and secp256k1 keys are short enough that the
+/// PeerId is the key itself), or `None` for a hashed PeerId.
+fn inline_key(source: &PeerId) -> Option<PublicKey> {
+    let bytes = source.to_bytes();
+    // An identity multihash: code 0x00, length, then the protobuf-encoded key.
+    match bytes.as_slice() {
+        [0x00, len, key @ ..] if *len as usize == key.len() => {
+            PublicKey::try_decode_protobuf(key).ok()
+        }
+        _ => None,
+    }
+}
+
 /// Checks a signed-channel message, cheapest test first: size, source, authorization for the
-/// topic at `at`, decoding, timestamp. Gossipsub has already verified the signature (Strict mode).
+/// topic at `at`, decoding, timestamp, and last the signature with the source's key. Gossipsub
+/// verifies nothing (it has dropped duplicates), so this runs once per message, not per copy.
 pub fn validate_signed(
     view: &MembershipView,
     at: Moment,
@@ -87,6 +105,10 @@ pub fn validate_signed(
         .operator;
     let envelope = Envelope::decode(data).map_err(|e| Rejection::Undecodable(e.to_string()))?;
     envelope.check_timestamp(now_ms, limits.timestamp_tolerance_ms)?;
+    let key = inline_key(&source).ok_or(Rejection::BadSignature(source))?;
+    if !key.verify(&envelope.signing_bytes(topic.as_str()), &envelope.signature) {
+        return Err(Rejection::BadSignature(source));
+    }
     Ok(Validated {
         source,
         operator,
@@ -98,6 +120,7 @@ pub fn validate_signed(
 mod tests {
     use super::*;
     use conclave_core::{NodeAuthorization, ViewBuilder, ViewSource};
+    use libp2p::identity::Keypair;
 
     const LIMITS: ValidationLimits = ValidationLimits {
         max_message_bytes: 1024,
@@ -109,8 +132,9 @@ mod tests {
         block: None,
     };
 
-    fn setup() -> (MembershipView, PeerId, TopicName) {
-        let peer = PeerId::random();
+    fn setup() -> (MembershipView, Keypair, TopicName) {
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
         let topic: TopicName = "signers".parse().unwrap();
         let op = OperatorId([7; 20]);
         let mut b = ViewBuilder::new(ViewSource::Empty);
@@ -126,28 +150,31 @@ mod tests {
             },
         )
         .unwrap();
-        (b.build(), peer, topic)
+        (b.build(), key, topic)
     }
 
-    fn envelope(ts: u64, payload: &[u8]) -> Vec<u8> {
-        Envelope {
+    fn signed(key: &Keypair, topic: &str, ts: u64, payload: &[u8]) -> Vec<u8> {
+        let mut e = Envelope {
             timestamp_ms: ts,
             payload: payload.to_vec(),
-        }
-        .encode_to_vec()
+            nonce: 1,
+            signature: vec![],
+        };
+        e.signature = key.sign(&e.signing_bytes(topic)).unwrap();
+        e.encode_to_vec()
     }
 
     #[test]
     fn accepts_a_member_in_scope_and_on_time() {
-        let (view, peer, topic) = setup();
+        let (view, key, topic) = setup();
         let v = validate_signed(
             &view,
             AT,
             NOW_MS,
             LIMITS,
-            Some(peer),
+            Some(key.public().to_peer_id()),
             &topic,
-            &envelope(NOW_MS - 5, b"hi"),
+            &signed(&key, "signers", NOW_MS - 5, b"hi"),
         )
         .unwrap();
         assert_eq!(v.operator, OperatorId([7; 20]));
@@ -156,7 +183,9 @@ mod tests {
 
     #[test]
     fn refuses_each_violation_with_its_label() {
-        let (view, peer, topic) = setup();
+        let (view, key, topic) = setup();
+        let peer = key.public().to_peer_id();
+        let envelope = |ts, p: &[u8]| signed(&key, "signers", ts, p);
         let ok = envelope(NOW_MS, b"x");
         let other: TopicName = "other".parse().unwrap();
         let check = |src: Option<PeerId>, t: &TopicName, data: &[u8]| {
@@ -176,6 +205,18 @@ mod tests {
         assert_eq!(
             check(Some(peer), &topic, &envelope(NOW_MS + 30_001, b"x")),
             "future"
+        );
+        // Signed by another key, signed for another topic, or altered after signing.
+        let stranger = Keypair::generate_ed25519();
+        let forged = signed(&stranger, "signers", NOW_MS, b"x");
+        assert_eq!(check(Some(peer), &topic, &forged), "bad_signature");
+        let moved = signed(&key, "other", NOW_MS, b"x");
+        assert_eq!(check(Some(peer), &topic, &moved), "bad_signature");
+        let mut altered = Envelope::decode(ok.as_slice()).unwrap();
+        altered.payload = b"y".to_vec();
+        assert_eq!(
+            check(Some(peer), &topic, &altered.encode_to_vec()),
+            "bad_signature"
         );
     }
 }
