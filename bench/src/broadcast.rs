@@ -1,16 +1,18 @@
-//! The broadcast-latency scenario: a fixed offered rate of messages, senders in turn, every
-//! delivery timed from publish to the receiving application (one clock: the same process).
+//! The broadcast scenarios: a fixed offered rate of messages, senders in turn, every delivery
+//! timed from publish to the receiving application (one clock: the same process). Latency runs
+//! one rate; the throughput search climbs a ladder of rates on the same cluster until p99
+//! exceeds its bound or deliveries go missing.
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::oneshot;
 
 use crate::cluster::Cluster;
-use crate::stats::Samples;
+use crate::stats::{process_cpu_us, RunFigures, Samples};
 
-/// Header of every bench payload: sender (u16), sequence (u32), send time since the run's start (ns).
-const HEADER: usize = 2 + 4 + 8;
+/// Header of every bench payload: step (u8), sender (u16), sequence (u32), send time since the
+/// step's start (ns). The step tells a late delivery of an earlier step from this step's.
+const HEADER: usize = 1 + 2 + 4 + 8;
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct BroadcastParams {
@@ -18,57 +20,92 @@ pub struct BroadcastParams {
     pub size: usize,
     /// Messages per second offered, all senders together.
     pub rate: u32,
-    pub duration_s: u64,
+    pub duration_s: f64,
 }
 
-/// Lets the mesh settle (a few heartbeats) before measuring; the same for every system.
-const SETTLE: Duration = Duration::from_secs(2);
+/// Lets the mesh settle (a few heartbeats) after start; the same for every system.
+pub const SETTLE: Duration = Duration::from_secs(2);
 /// Time for in-flight messages after the last publish.
-const DRAIN: Duration = Duration::from_secs(2);
+const DRAIN: Duration = Duration::from_secs(1);
 
-pub async fn run(mut cluster: Cluster, p: BroadcastParams) -> Samples {
-    tokio::time::sleep(SETTLE).await;
+/// One measurement window on a running cluster: publishes `rate × duration` messages, then
+/// waits out the drain, collecting this step's deliveries.
+pub async fn step(cluster: &mut Cluster, p: BroadcastParams, step: u8) -> Samples {
     let base = Instant::now();
-    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
-    let mut deliveries =
-        std::mem::replace(&mut cluster.deliveries, tokio::sync::mpsc::channel(1).1);
-    let collector = tokio::spawn(async move {
-        let mut latencies = Vec::new();
-        loop {
-            tokio::select! {
-                d = deliveries.recv() => match d {
-                    Some((_, payload)) if payload.len() >= HEADER => {
-                        let sent = u64::from_be_bytes(payload[6..14].try_into().expect("8 bytes"));
-                        let now = base.elapsed().as_nanos() as u64;
-                        latencies.push(now.saturating_sub(sent) / 1000);
-                    }
-                    Some(_) => {}
-                    None => break,
-                },
-                _ = &mut stop_rx => break,
-            }
-        }
-        latencies
-    });
-    let total = p.rate as u64 * p.duration_s;
+    let cpu = process_cpu_us();
+    let total = (p.rate as f64 * p.duration_s).round() as u64;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / p.rate as f64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let pad = vec![0xa5u8; p.size.saturating_sub(HEADER)];
-    for k in 0..total {
-        tick.tick().await;
-        let sender = (k % p.nodes as u64) as usize;
-        let mut payload = Vec::with_capacity(p.size.max(HEADER));
-        payload.extend((sender as u16).to_be_bytes());
-        payload.extend((k as u32).to_be_bytes());
-        payload.extend((base.elapsed().as_nanos() as u64).to_be_bytes());
-        payload.extend(&pad);
-        let _ = cluster.publish[sender].send(payload).await;
+    let mut latencies_us = Vec::with_capacity((total * p.nodes as u64) as usize);
+    let mut sent = 0u64;
+    let drain = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(drain);
+    loop {
+        tokio::select! {
+            _ = tick.tick(), if sent < total => {
+                let sender = (sent % p.nodes as u64) as usize;
+                let mut payload = Vec::with_capacity(p.size.max(HEADER));
+                payload.push(step);
+                payload.extend((sender as u16).to_be_bytes());
+                payload.extend((sent as u32).to_be_bytes());
+                payload.extend((base.elapsed().as_nanos() as u64).to_be_bytes());
+                payload.extend(&pad);
+                let _ = cluster.publish[sender].send(payload).await;
+                sent += 1;
+                if sent == total {
+                    drain.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+                }
+            }
+            d = cluster.deliveries.recv() => match d {
+                Some((_, payload)) if payload.len() >= HEADER && payload[0] == step => {
+                    let at = u64::from_be_bytes(payload[7..15].try_into().expect("8 bytes"));
+                    let now = base.elapsed().as_nanos() as u64;
+                    latencies_us.push(now.saturating_sub(at) / 1000);
+                }
+                Some(_) => {}
+                None => break,
+            },
+            _ = &mut drain => break,
+        }
     }
-    tokio::time::sleep(DRAIN).await;
-    let _ = stop_tx.send(());
-    let latencies_us = collector.await.unwrap_or_default();
     Samples {
         latencies_us,
         expected: total * (p.nodes as u64 - 1),
+        cpu_us: process_cpu_us().saturating_sub(cpu),
     }
+}
+
+/// What a throughput search found on one cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ladder {
+    /// The highest offered rate that met the bound (0 if none did).
+    pub sustained: u32,
+    /// Every rung tried: (offered msg/s, its figures).
+    pub rungs: Vec<(u32, RunFigures)>,
+}
+
+/// Climbs `rates` until a rung's p99 exceeds `p99_bound_ms` or its delivery ratio drops below
+/// `min_delivery`.
+pub async fn ladder(
+    cluster: &mut Cluster,
+    base: BroadcastParams,
+    rates: &[u32],
+    p99_bound_ms: f64,
+    min_delivery: f64,
+) -> Ladder {
+    let mut out = Ladder {
+        sustained: 0,
+        rungs: Vec::new(),
+    };
+    for (k, &rate) in rates.iter().enumerate() {
+        let p = BroadcastParams { rate, ..base };
+        let f = step(cluster, p, 100 + k as u8).await.figures();
+        out.rungs.push((rate, f));
+        if f.p99_ms > p99_bound_ms || f.delivery_ratio < min_delivery {
+            break;
+        }
+        out.sustained = rate;
+    }
+    out
 }

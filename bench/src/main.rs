@@ -5,16 +5,20 @@
 //! summary under `bench/results/`. Every figure is the median of the repetitions, with min and max;
 //! a run where a baseline fails is not reported.
 //!
-//! Systems so far: Conclave and baseline (a), plain rust-libp2p gossipsub. Scenarios so far:
-//! broadcast latency at a fixed offered rate (in-process nodes on TCP loopback), coordination
-//! completion (`conclave devnet`, nodes as separate processes) and RLN proofs (Conclave's proof
-//! pool beside zerokit called directly).
+//! Systems: Conclave and three baselines — (a) plain rust-libp2p gossipsub, (b) the sBTC profile
+//! (secp256k1 keys, gossipsub signing plus an application-level secp256k1 signature) and (c) a
+//! central TCP relay. Scenarios: broadcast latency at a fixed offered rate and the sustained
+//! throughput search (in-process nodes on TCP loopback), coordination completion (`conclave
+//! devnet`, nodes as separate processes) and RLN proofs (Conclave's proof pool beside zerokit
+//! called directly). Plots (SVG) are drawn by [`plots`].
 
 mod broadcast;
 mod cluster;
 mod conclave;
 mod coordination;
-mod plain;
+mod gossip;
+mod plots;
+mod relay;
 mod rln_proofs;
 mod stats;
 
@@ -34,8 +38,8 @@ use stats::{RunFigures, Spread};
     about = "Conclave beside its baselines, in one run"
 )]
 struct Args {
-    /// A smoke run (under 3 minutes): broadcast at N = 4 and 15, 1 KiB, 100 msg/s, 3 s per
-    /// repetition; coordination on 7 members; a few RLN proofs.
+    /// A smoke run (under 3 minutes): broadcast at N = 15, 1 KiB, 100 msg/s, 2 s per repetition,
+    /// with a short throughput search; coordination on 7 members; a few RLN proofs.
     #[arg(long)]
     quick: bool,
     /// Repetitions per configuration (figures are their median).
@@ -47,6 +51,12 @@ struct Args {
     /// Scenarios to run (default: all).
     #[arg(long = "scenario", value_enum)]
     scenarios: Vec<Scenario>,
+    /// Broadcast node counts, replacing the preset's (e.g. `--nodes 4,8,15`).
+    #[arg(long, value_delimiter = ',')]
+    nodes: Vec<usize>,
+    /// Broadcast systems to measure (default: all; a baseline left out has no ratio).
+    #[arg(long = "system", value_enum)]
+    systems: Vec<System>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,18 +66,41 @@ enum Scenario {
     Rln,
 }
 
-#[derive(Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Serialize, PartialEq, Eq, Debug, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 enum System {
     Conclave,
     PlainGossipsub,
+    SbtcProfile,
+    CentralRelay,
 }
 
 impl System {
+    /// The baselines first: a run whose baseline fails stops before Conclave is measured.
+    const ALL: [System; 4] = [
+        System::PlainGossipsub,
+        System::SbtcProfile,
+        System::CentralRelay,
+        System::Conclave,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             System::Conclave => "conclave",
             System::PlainGossipsub => "plain-gossipsub",
+            System::SbtcProfile => "sbtc-profile",
+            System::CentralRelay => "central-relay",
+        }
+    }
+
+    async fn start(self, nodes: usize) -> anyhow::Result<cluster::Cluster> {
+        match self {
+            System::Conclave => conclave::start(nodes, MAX_MESSAGE).await,
+            System::PlainGossipsub => {
+                gossip::start(gossip::Profile::Plain, nodes, MAX_MESSAGE).await
+            }
+            System::SbtcProfile => gossip::start(gossip::Profile::Sbtc, nodes, MAX_MESSAGE).await,
+            System::CentralRelay => relay::start(nodes, MAX_MESSAGE).await,
         }
     }
 }
@@ -82,7 +115,28 @@ struct Row {
     p99_ms: Spread,
     max_ms: Spread,
     delivery_ratio: Spread,
+    cpu_us_per_delivery: Spread,
+    /// Latencies of every repetition, pooled and thinned (for the CDF plot), in ms.
+    #[serde(skip)]
+    cdf_ms: Vec<f64>,
+    /// The throughput search, when this configuration ran one.
+    throughput: Option<Throughput>,
 }
+
+/// Sustained throughput: the highest offered rate with p99 within the bound and (nearly) every
+/// message delivered, per repetition, and its median.
+#[derive(Serialize)]
+struct Throughput {
+    p99_bound_ms: f64,
+    rung_s: f64,
+    sustained_msgs_per_s: Spread,
+    ladders: Vec<broadcast::Ladder>,
+}
+
+/// The throughput search's bound on p99 (the issue's definition of "sustained").
+const P99_BOUND_MS: f64 = 50.0;
+/// A rung with fewer deliveries than this does not count as sustained.
+const MIN_DELIVERY: f64 = 0.999;
 
 #[derive(Serialize)]
 struct Report {
@@ -97,22 +151,71 @@ struct Report {
 
 const MAX_MESSAGE: usize = 64 * 1024;
 
-async fn measure(system: System, p: BroadcastParams, reps: usize) -> anyhow::Result<Row> {
+/// How a throughput search runs: the rates climbed and each rung's length.
+#[derive(Clone, Copy)]
+struct LadderSpec {
+    rates: &'static [u32],
+    rung_s: f64,
+}
+
+async fn measure(
+    system: System,
+    p: BroadcastParams,
+    reps: usize,
+    ladder: Option<LadderSpec>,
+) -> anyhow::Result<Row> {
     let mut runs = Vec::new();
+    let mut pooled = Vec::new();
+    let mut ladders = Vec::new();
     for r in 0..reps {
-        let cluster = match system {
-            System::Conclave => conclave::start(p.nodes, MAX_MESSAGE).await,
-            System::PlainGossipsub => plain::start(p.nodes, MAX_MESSAGE).await,
-        }
-        .with_context(|| format!("{} with {} nodes", system.name(), p.nodes))?;
-        let f = broadcast::run(cluster, p).await.figures();
+        // A fresh cluster per repetition: repetitions share nothing but the machine.
+        let mut cluster = system
+            .start(p.nodes)
+            .await
+            .with_context(|| format!("{} with {} nodes", system.name(), p.nodes))?;
+        tokio::time::sleep(broadcast::SETTLE).await;
+        let samples = broadcast::step(&mut cluster, p, r as u8).await;
+        pooled.extend(samples.latencies_us.iter().map(|v| *v as f64 / 1000.0));
+        let f = samples.figures();
         eprintln!(
-            "  {:<16} n={:<3} {:>5} B {:>4} msg/s rep {}: p50 {:.2} ms p99 {:.2} ms max {:.2} ms delivered {:.4}",
-            system.name(), p.nodes, p.size, p.rate, r + 1, f.p50_ms, f.p99_ms, f.max_ms, f.delivery_ratio
+            "  {:<16} n={:<3} {:>5} B {:>4} msg/s rep {}: p50 {:.2} ms p99 {:.2} ms max {:.2} ms delivered {:.4}, {:.0} µs CPU per delivery",
+            system.name(), p.nodes, p.size, p.rate, r + 1, f.p50_ms, f.p99_ms, f.max_ms, f.delivery_ratio, f.cpu_us_per_delivery
         );
         runs.push(f);
+        if let Some(spec) = ladder {
+            let base = BroadcastParams {
+                duration_s: spec.rung_s,
+                ..p
+            };
+            let l =
+                broadcast::ladder(&mut cluster, base, spec.rates, P99_BOUND_MS, MIN_DELIVERY).await;
+            eprintln!(
+                "  {:<16} n={:<3} sustained {} msg/s (rungs: {})",
+                system.name(),
+                p.nodes,
+                l.sustained,
+                l.rungs
+                    .iter()
+                    .map(|(rate, f)| format!(
+                        "{rate}: p99 {:.1} ms, {:.4}",
+                        f.p99_ms, f.delivery_ratio
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            ladders.push(l);
+        }
     }
     let spread = |g: fn(&RunFigures) -> f64| Spread::of(runs.iter().map(g));
+    pooled.sort_by(f64::total_cmp);
+    let keep = 2000usize;
+    let cdf_ms = if pooled.len() > keep {
+        (0..keep)
+            .map(|k| pooled[k * (pooled.len() - 1) / (keep - 1)])
+            .collect()
+    } else {
+        pooled
+    };
     Ok(Row {
         system,
         params: p,
@@ -121,7 +224,15 @@ async fn measure(system: System, p: BroadcastParams, reps: usize) -> anyhow::Res
         p99_ms: spread(|f| f.p99_ms),
         max_ms: spread(|f| f.max_ms),
         delivery_ratio: spread(|f| f.delivery_ratio),
+        cpu_us_per_delivery: spread(|f| f.cpu_us_per_delivery),
         runs,
+        cdf_ms,
+        throughput: ladder.map(|spec| Throughput {
+            p99_bound_ms: P99_BOUND_MS,
+            rung_s: spec.rung_s,
+            sustained_msgs_per_s: Spread::of(ladders.iter().map(|l| l.sustained as f64)),
+            ladders,
+        }),
     })
 }
 
@@ -134,12 +245,14 @@ fn markdown(r: &Report) -> String {
     if !r.rows.is_empty() {
         s.push_str(
             "\n## Broadcast latency (in-process nodes, TCP loopback)\n\n\
-             | system | nodes | size | offered msg/s | p50 ms | p99 ms | max ms | delivered |\n|---|---|---|---|---|---|---|---|\n",
+             CPU per delivery: the whole process's CPU time (every node, and the harness) over the \
+             messages delivered — the cost of a delivery, whatever the latency.\n\n\
+             | system | nodes | size | offered msg/s | p50 ms | p99 ms | max ms | delivered | CPU µs/delivery |\n|---|---|---|---|---|---|---|---|---|\n",
         );
     }
     for row in &r.rows {
         s.push_str(&format!(
-            "| {} | {} | {} B | {} | {} | {} | {} | {:.4} |\n",
+            "| {} | {} | {} B | {} | {} | {} | {} | {:.4} | {:.0} ({:.0}–{:.0}) |\n",
             row.system.name(),
             row.params.nodes,
             row.params.size,
@@ -147,7 +260,79 @@ fn markdown(r: &Report) -> String {
             f(&row.p50_ms),
             f(&row.p99_ms),
             f(&row.max_ms),
-            row.delivery_ratio.median
+            row.delivery_ratio.median,
+            row.cpu_us_per_delivery.median,
+            row.cpu_us_per_delivery.min,
+            row.cpu_us_per_delivery.max
+        ));
+    }
+    // Conclave's p99 as a multiple of each baseline's, per configuration.
+    let ours: Vec<&Row> = r
+        .rows
+        .iter()
+        .filter(|x| x.system == System::Conclave)
+        .collect();
+    if !ours.is_empty() {
+        s.push_str(
+            "\nConclave's p99 as a multiple of each baseline's (median p99 over median p99):\n\n\
+             | nodes | size | × plain-gossipsub | × sbtc-profile | × central-relay |\n|---|---|---|---|---|\n",
+        );
+    }
+    for c in &ours {
+        let ratio = |sys: System| {
+            r.rows
+                .iter()
+                .find(|x| {
+                    x.system == sys
+                        && x.params.nodes == c.params.nodes
+                        && x.params.size == c.params.size
+                })
+                .map(|b| format!("{:.2}", c.p99_ms.median / b.p99_ms.median))
+                .unwrap_or_else(|| "–".into())
+        };
+        s.push_str(&format!(
+            "| {} | {} B | {} | {} | {} |\n",
+            c.params.nodes,
+            c.params.size,
+            ratio(System::PlainGossipsub),
+            ratio(System::SbtcProfile),
+            ratio(System::CentralRelay)
+        ));
+    }
+    let searched: Vec<(&Row, &Throughput)> = r
+        .rows
+        .iter()
+        .filter_map(|x| x.throughput.as_ref().map(|t| (x, t)))
+        .collect();
+    if let Some((_, t)) = searched.first() {
+        s.push_str(&format!(
+            "\n## Sustained throughput (highest offered rate with p99 ≤ {} ms and ≥ {:.1} % delivered; {} s per rung)\n\n\
+             | system | nodes | size | msg/s | × sbtc-profile |\n|---|---|---|---|---|\n",
+            t.p99_bound_ms,
+            MIN_DELIVERY * 100.0,
+            t.rung_s
+        ));
+    }
+    for (row, t) in &searched {
+        let sbtc = searched.iter().find(|(b, _)| {
+            b.system == System::SbtcProfile
+                && b.params.nodes == row.params.nodes
+                && b.params.size == row.params.size
+        });
+        let vs = match sbtc {
+            Some((_, b)) if b.sustained_msgs_per_s.median > 0.0 => format!(
+                "{:.2}",
+                t.sustained_msgs_per_s.median / b.sustained_msgs_per_s.median
+            ),
+            _ => "–".into(),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} B | {} | {} |\n",
+            row.system.name(),
+            row.params.nodes,
+            row.params.size,
+            f(&t.sustained_msgs_per_s),
+            vs
         ));
     }
     if !r.coordination.is_empty() {
@@ -214,30 +399,65 @@ async fn main() -> anyhow::Result<()> {
         bail!("--reps must be at least 1");
     }
     let wants = |sc: Scenario| args.scenarios.is_empty() || args.scenarios.contains(&sc);
-    let (ns, sizes, rate, duration_s): (&[usize], &[usize], u32, u64) = if args.quick {
-        (&[4, 15], &[1024], 100, 3)
+    // Latency at 100 msg/s offered for every (nodes, size); the throughput search at 1 KiB for
+    // the node counts in `searched` (each repetition's cluster climbs the ladder after its
+    // latency window).
+    let (ns, sizes, duration_s, searched, spec): (&[usize], &[usize], f64, &[usize], LadderSpec) =
+        if args.quick {
+            (
+                &[15],
+                &[1024],
+                2.0,
+                &[15],
+                LadderSpec {
+                    rates: &[100, 200, 400, 800, 1600],
+                    rung_s: 1.0,
+                },
+            )
+        } else {
+            (
+                &[4, 15, 50],
+                &[256, 1024, 16 * 1024],
+                10.0,
+                &[4, 15],
+                LadderSpec {
+                    rates: &[100, 200, 400, 800, 1600, 3200, 6400],
+                    rung_s: 3.0,
+                },
+            )
+        };
+    let ns = if args.nodes.is_empty() {
+        ns
     } else {
-        (&[4, 15, 50], &[256, 1024, 16 * 1024], 100, 10)
+        &args.nodes[..]
     };
+    if ns.iter().any(|n| *n < 2) {
+        bail!("--nodes: a broadcast needs at least 2 nodes");
+    }
     let mut rows = Vec::new();
     for &nodes in ns.iter().filter(|_| wants(Scenario::Broadcast)) {
         for &size in sizes {
             let p = BroadcastParams {
                 nodes,
                 size,
-                rate,
+                rate: 100,
                 duration_s,
             };
-            // The baseline first: a run whose baseline fails is not reported.
-            let base = measure(System::PlainGossipsub, p, args.reps).await?;
-            if base.delivery_ratio.median < 0.99 {
-                bail!(
-                    "baseline plain-gossipsub delivered only {:.4} of its messages at n={nodes}, {size} B: not reporting this run",
-                    base.delivery_ratio.median
-                );
+            for system in System::ALL
+                .into_iter()
+                .filter(|s| args.systems.is_empty() || args.systems.contains(s))
+            {
+                let search = (size == 1024 && searched.contains(&nodes)).then_some(spec);
+                let row = measure(system, p, args.reps, search).await?;
+                if system != System::Conclave && row.delivery_ratio.median < 0.99 {
+                    bail!(
+                        "baseline {} delivered only {:.4} of its messages at n={nodes}, {size} B: not reporting this run",
+                        system.name(),
+                        row.delivery_ratio.median
+                    );
+                }
+                rows.push(row);
             }
-            rows.push(base);
-            rows.push(measure(System::Conclave, p, args.reps).await?);
         }
     }
     std::fs::create_dir_all(&args.out)
@@ -305,7 +525,12 @@ async fn main() -> anyhow::Result<()> {
         stem.with_extension("json"),
         serde_json::to_string_pretty(&report)?,
     )?;
-    let md = markdown(&report);
+    let plots = plots::draw(&report, &stem)?;
+    let mut md = markdown(&report);
+    for p in &plots {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        md.push_str(&format!("\n![{name}]({name})\n"));
+    }
     std::fs::write(stem.with_extension("md"), &md)?;
     println!("{md}");
     println!("written {}.json and .md", stem.display());

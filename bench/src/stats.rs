@@ -2,11 +2,26 @@
 
 use serde::Serialize;
 
-/// One run's delivery latencies (µs) and how many deliveries were expected.
+/// One run's delivery latencies (µs), how many deliveries were expected, and the CPU time the
+/// whole process (every node and the harness) used meanwhile.
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
     pub latencies_us: Vec<u64>,
     pub expected: u64,
+    pub cpu_us: u64,
+}
+
+/// User + system CPU time of this process so far (µs).
+pub fn process_cpu_us() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(u) => {
+            let us =
+                |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+            us(u.user_time()) + us(u.system_time())
+        }
+        Err(_) => 0,
+    }
 }
 
 /// The figures of one run.
@@ -17,6 +32,8 @@ pub struct RunFigures {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub delivery_ratio: f64,
+    /// CPU time per delivered message (µs): the cost of a delivery, whatever the latency.
+    pub cpu_us_per_delivery: f64,
 }
 
 /// The nearest-rank percentile of sorted values (NaN when there are none).
@@ -44,6 +61,11 @@ impl Samples {
                 0.0
             } else {
                 l.len() as f64 / self.expected as f64
+            },
+            cpu_us_per_delivery: if l.is_empty() {
+                f64::NAN
+            } else {
+                self.cpu_us as f64 / l.len() as f64
             },
         }
     }
@@ -78,12 +100,14 @@ mod tests {
         let s = Samples {
             latencies_us: (1..=100).rev().map(|v| v * 1000).collect(),
             expected: 200,
+            cpu_us: 5000,
         };
         let f = s.figures();
         assert_eq!(f.p50_ms, 51.0);
         assert_eq!(f.p99_ms, 99.0);
         assert_eq!(f.max_ms, 100.0);
         assert_eq!(f.delivery_ratio, 0.5);
+        assert_eq!(f.cpu_us_per_delivery, 50.0);
         let sp = Spread::of([3.0, 1.0, 2.0]);
         assert_eq!((sp.median, sp.min, sp.max), (2.0, 1.0, 3.0));
     }

@@ -1,15 +1,27 @@
-//! Baseline (a): plain rust-libp2p gossipsub — the same transport (TCP + Noise + Yamux), the same
-//! mesh degrees and heartbeat, but no membership gate and no application validation. What Conclave
-//! costs on top of gossipsub is the difference.
+//! Baselines (a) and (b) on rust-libp2p gossipsub — the same transport (TCP + Noise + Yamux), the
+//! same mesh degrees and heartbeat as Conclave, no membership gate.
+//!
+//! (a) **plain**: ed25519 node keys, gossipsub's own signatures, no application validation. What
+//! Conclave costs on top of gossipsub is the difference.
+//! (b) **sBTC profile**: what sBTC signers run today — secp256k1 node keys for gossipsub's Strict
+//! signing, plus a second, application-level secp256k1 ECDSA signature (over SHA-256 of the
+//! payload, with the signer's compressed public key) that every receiver verifies against the
+//! known signer set before it hands the message to the application.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use conclave_net::MeshParams;
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
+use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, Multiaddr, SwarmBuilder};
+use secp256k1::ecdsa::Signature;
+use secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cluster::{Cluster, DELIVERY_BUFFER};
@@ -19,7 +31,63 @@ enum Command {
     Publish(Vec<u8>),
 }
 
-pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster> {
+/// Which gossipsub baseline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Plain,
+    Sbtc,
+}
+
+/// The application-level signature of the sBTC profile: public key (33) ‖ compact ECDSA (64).
+const APP_SIG: usize = 33 + 64;
+
+/// Signs `payload` as an sBTC signer does: ECDSA over SHA-256, key and signature in front.
+fn app_sign(key: &SecretKey, payload: Vec<u8>) -> Vec<u8> {
+    let secp = Secp256k1::signing_only();
+    let digest = Message::from_digest(Sha256::digest(&payload).into());
+    let sig = secp.sign_ecdsa(&digest, key).serialize_compact();
+    let mut out = Vec::with_capacity(APP_SIG + payload.len());
+    out.extend(PublicKey::from_secret_key(&secp, key).serialize());
+    out.extend(sig);
+    out.extend(payload);
+    out
+}
+
+/// The payload of a frame whose key is a known signer's and whose signature verifies.
+fn app_verify(signers: &HashSet<PublicKey>, frame: &[u8]) -> Option<Vec<u8>> {
+    let key = PublicKey::from_slice(frame.get(..33)?).ok()?;
+    if !signers.contains(&key) {
+        return None;
+    }
+    let sig = Signature::from_compact(frame.get(33..APP_SIG)?).ok()?;
+    let payload = &frame[APP_SIG..];
+    let digest = Message::from_digest(Sha256::digest(payload).into());
+    Secp256k1::verification_only()
+        .verify_ecdsa(&digest, &sig, &key)
+        .ok()?;
+    Some(payload.to_vec())
+}
+
+pub async fn start(
+    profile: Profile,
+    n: usize,
+    max_message_bytes: usize,
+) -> anyhow::Result<Cluster> {
+    let app_keys: Vec<SecretKey> = (0..n)
+        .map(|_| loop {
+            // Nearly every 32 random bytes are a valid key; retry the rare one that is not.
+            if let Ok(k) = SecretKey::from_slice(&rand::random::<[u8; 32]>()) {
+                break k;
+            }
+        })
+        .collect();
+    let secp = Secp256k1::signing_only();
+    let signers: Arc<HashSet<PublicKey>> = Arc::new(
+        app_keys
+            .iter()
+            .map(|k| PublicKey::from_secret_key(&secp, k))
+            .collect(),
+    );
     let mesh = MeshParams::for_members(n);
     let (dtx, deliveries) = mpsc::channel(DELIVERY_BUFFER);
     let mut commands = Vec::new();
@@ -33,7 +101,11 @@ pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster
             .max_transmit_size(max_message_bytes + 4096)
             .build()
             .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
-        let mut swarm = SwarmBuilder::with_new_identity()
+        let identity = match profile {
+            Profile::Plain => Keypair::generate_ed25519(),
+            Profile::Sbtc => Keypair::generate_secp256k1(),
+        };
+        let mut swarm = SwarmBuilder::with_existing_identity(identity)
             .with_tokio()
             .with_tcp(
                 tcp::Config::default().nodelay(true),
@@ -56,6 +128,7 @@ pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster
         let (addr_tx, addr_rx) = oneshot::channel();
         let (sub_tx, sub_rx) = watch::channel(0usize);
         let dtx = dtx.clone();
+        let signers = signers.clone();
         tasks.push(tokio::spawn(async move {
             let mut addr_tx = Some(addr_tx);
             loop {
@@ -67,7 +140,17 @@ pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster
                             }
                         }
                         SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) => {
-                            let sent = dtx.send((i, message.data)).await;
+                            let data = match profile {
+                                Profile::Plain => message.data,
+                                Profile::Sbtc => match app_verify(&signers, &message.data) {
+                                    Some(p) => p,
+                                    None => {
+                                        eprintln!("sbtc profile: a message failed verification");
+                                        continue;
+                                    }
+                                },
+                            };
+                            let sent = dtx.send((i, data)).await;
                             if sent.is_err() {
                                 return;
                             }
@@ -112,14 +195,18 @@ pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster
             .await
             .is_err()
         {
-            bail!("plain gossipsub cluster of {n} did not connect within 30 s");
+            bail!("gossipsub baseline cluster of {n} did not connect within 30 s");
         }
     }
     let mut publish = Vec::new();
-    for c in commands {
+    for (c, key) in commands.into_iter().zip(app_keys) {
         let (ptx, mut prx) = mpsc::channel::<Vec<u8>>(1024);
         tasks.push(tokio::spawn(async move {
             while let Some(p) = prx.recv().await {
+                let p = match profile {
+                    Profile::Plain => p,
+                    Profile::Sbtc => app_sign(&key, p),
+                };
                 if c.send(Command::Publish(p)).await.is_err() {
                     return;
                 }
