@@ -25,8 +25,11 @@ pub struct BroadcastParams {
 
 /// Lets the mesh settle (a few heartbeats) after start; the same for every system.
 pub const SETTLE: Duration = Duration::from_secs(2);
-/// Time for in-flight messages after the last publish.
-const DRAIN: Duration = Duration::from_secs(1);
+/// After the last publish a step waits until every delivery arrived, or none arrived for
+/// `QUIET`, or `DRAIN_CAP` passed: "delivered" means eventually delivered, not delivered within a
+/// fixed grace, so an overloaded system shows as slow, and only a lossy one as losing messages.
+const QUIET: Duration = Duration::from_millis(500);
+const DRAIN_CAP: Duration = Duration::from_secs(10);
 
 /// One measurement window on a running cluster: publishes `rate × duration` messages, then
 /// waits out the drain, collecting this step's deliveries.
@@ -39,8 +42,11 @@ pub async fn step(cluster: &mut Cluster, p: BroadcastParams, step: u8) -> Sample
     let pad = vec![0xa5u8; p.size.saturating_sub(HEADER)];
     let mut latencies_us = Vec::with_capacity((total * p.nodes as u64) as usize);
     let mut sent = 0u64;
-    let drain = tokio::time::sleep(Duration::from_secs(3600));
-    tokio::pin!(drain);
+    let expected = total * (p.nodes as u64 - 1);
+    let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+    let mut drain_cap = far;
+    let quiet = tokio::time::sleep_until(far);
+    tokio::pin!(quiet);
     loop {
         tokio::select! {
             _ = tick.tick(), if sent < total => {
@@ -54,7 +60,9 @@ pub async fn step(cluster: &mut Cluster, p: BroadcastParams, step: u8) -> Sample
                 let _ = cluster.publish[sender].send(payload).await;
                 sent += 1;
                 if sent == total {
-                    drain.as_mut().reset(tokio::time::Instant::now() + DRAIN);
+                    let now = tokio::time::Instant::now();
+                    drain_cap = now + DRAIN_CAP;
+                    quiet.as_mut().reset(now + QUIET);
                 }
             }
             d = cluster.deliveries.recv() => match d {
@@ -62,16 +70,23 @@ pub async fn step(cluster: &mut Cluster, p: BroadcastParams, step: u8) -> Sample
                     let at = u64::from_be_bytes(payload[7..15].try_into().expect("8 bytes"));
                     let now = base.elapsed().as_nanos() as u64;
                     latencies_us.push(now.saturating_sub(at) / 1000);
+                    if sent == total {
+                        if latencies_us.len() as u64 >= expected {
+                            break;
+                        }
+                        let next = (tokio::time::Instant::now() + QUIET).min(drain_cap);
+                        quiet.as_mut().reset(next);
+                    }
                 }
                 Some(_) => {}
                 None => break,
             },
-            _ = &mut drain => break,
+            _ = &mut quiet => break,
         }
     }
     Samples {
         latencies_us,
-        expected: total * (p.nodes as u64 - 1),
+        expected,
         cpu_us: process_cpu_us().saturating_sub(cpu),
     }
 }

@@ -1,6 +1,8 @@
 //! A cluster under test: N nodes in this process on TCP loopback, one publish handle per node
 //! and one merged stream of deliveries. Each system (Conclave, the baselines) builds one.
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -21,4 +23,9 @@ impl Drop for Cluster {
             t.abort();
         }
     }
+}
+
+/// How long a cluster may take to connect fully: more nodes, more connections to set up.
+pub fn connect_timeout(n: usize) -> Duration {
+    Duration::from_secs(30 + n as u64)
 }

@@ -13,7 +13,7 @@ use libp2p::identity::Keypair;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 
-use crate::cluster::{Cluster, DELIVERY_BUFFER};
+use crate::cluster::{connect_timeout, Cluster, DELIVERY_BUFFER};
 
 pub const TOPIC: &str = "bench";
 
@@ -84,14 +84,17 @@ pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster
         let mut peers = s.peers();
         let t = topic.clone();
         let ok = tokio::time::timeout(
-            Duration::from_secs(30),
+            connect_timeout(n),
             peers.wait_for(|p| {
                 p.peers.len() == n - 1 && p.peers.values().all(|i| i.topics.contains(&t))
             }),
         )
         .await;
         if ok.is_err() {
-            bail!("Conclave cluster of {n} did not connect within 30 s");
+            bail!(
+                "Conclave cluster of {n} did not connect within {:?}",
+                connect_timeout(n)
+            );
         }
     }
     let (dtx, deliveries) = mpsc::channel(DELIVERY_BUFFER);

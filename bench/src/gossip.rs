@@ -24,7 +24,7 @@ use secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::cluster::{Cluster, DELIVERY_BUFFER};
+use crate::cluster::{connect_timeout, Cluster, DELIVERY_BUFFER};
 
 enum Command {
     Dial(Multiaddr),
@@ -191,11 +191,14 @@ pub async fn start(
         }
     }
     for s in subscribed.iter_mut() {
-        if tokio::time::timeout(Duration::from_secs(30), s.wait_for(|c| *c >= n - 1))
+        if tokio::time::timeout(connect_timeout(n), s.wait_for(|c| *c >= n - 1))
             .await
             .is_err()
         {
-            bail!("gossipsub baseline cluster of {n} did not connect within 30 s");
+            bail!(
+                "gossipsub baseline cluster of {n} did not connect within {:?}",
+                connect_timeout(n)
+            );
         }
     }
     let mut publish = Vec::new();

@@ -42,7 +42,7 @@ pub fn draw(r: &Report, stem: &Path) -> anyhow::Result<Vec<PathBuf>> {
             continue;
         }
         let path = PathBuf::from(format!("{}-cdf-n{nodes}-{size}b.svg", stem.display()));
-        cdf(&rows, &path, nodes, size)?;
+        cdf(&rows, &path, nodes, size, rows[0].params.rate)?;
         out.push(path);
     }
     let by_n = |value: &dyn Fn(&Row) -> Option<f64>| -> Vec<(System, Vec<(f64, f64)>)> {
@@ -63,7 +63,12 @@ pub fn draw(r: &Report, stem: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let p99 = by_n(&|x| Some(x.p99_ms.median));
     if !p99.is_empty() {
         let path = PathBuf::from(format!("{}-p99-vs-n.svg", stem.display()));
-        versus_n(&p99, &path, "p99 latency at 100 msg/s, 1 KiB", "p99 (ms)")?;
+        versus_n(
+            &p99,
+            &path,
+            "p99 latency, 1 KiB (100 msg/s offered; 20 beyond 15 nodes)",
+            "p99 (ms)",
+        )?;
         out.push(path);
     }
     let tput = by_n(&|x| x.throughput.as_ref().map(|t| t.sustained_msgs_per_s.median));
@@ -81,7 +86,7 @@ pub fn draw(r: &Report, stem: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Fraction of deliveries within x ms, log-scaled x.
-fn cdf(rows: &[&Row], path: &Path, nodes: usize, size: usize) -> anyhow::Result<()> {
+fn cdf(rows: &[&Row], path: &Path, nodes: usize, size: usize, rate: u32) -> anyhow::Result<()> {
     let lo = rows
         .iter()
         .filter_map(|x| x.cdf_ms.first())
@@ -96,7 +101,7 @@ fn cdf(rows: &[&Row], path: &Path, nodes: usize, size: usize) -> anyhow::Result<
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("Delivery latency CDF — {nodes} nodes, {size} B, 100 msg/s"),
+            format!("Delivery latency CDF — {nodes} nodes, {size} B, {rate} msg/s"),
             ("sans-serif", 20),
         )
         .margin(15)
