@@ -21,6 +21,7 @@ mod plots;
 mod relay;
 mod rln_proofs;
 mod stats;
+mod validation;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,7 @@ struct Args {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Scenario {
     Broadcast,
+    Validation,
     Coordination,
     Rln,
 }
@@ -117,6 +119,8 @@ struct Row {
     max_ms: Spread,
     delivery_ratio: Spread,
     cpu_us_per_delivery: Spread,
+    /// From starting the nodes to every node connected to every other and subscribed (ms).
+    ready_ms: Spread,
     /// Latencies of every repetition, pooled and thinned (for the CDF plot), in ms.
     #[serde(skip)]
     cdf_ms: Vec<f64>,
@@ -148,6 +152,7 @@ struct Report {
     rows: Vec<Row>,
     /// Broadcast configurations not reported because a baseline failed there, and why.
     refused: Vec<String>,
+    validation: Vec<validation::ValidationRow>,
     coordination: Vec<CoordinationRow>,
     rln: Vec<rln_proofs::RlnRow>,
 }
@@ -171,12 +176,15 @@ async fn measure(
     let mut runs = Vec::new();
     let mut pooled = Vec::new();
     let mut ladders = Vec::new();
+    let mut ready_ms = Vec::new();
     for r in 0..reps {
         // A fresh cluster per repetition: repetitions share nothing but the machine.
+        let started = std::time::Instant::now();
         let mut cluster = system
             .start(p.nodes)
             .await
             .with_context(|| format!("{} with {} nodes", system.name(), p.nodes))?;
+        ready_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         tokio::time::sleep(broadcast::SETTLE).await;
         let samples = broadcast::step(&mut cluster, p, r as u8).await;
         pooled.extend(samples.latencies_us.iter().map(|v| *v as f64 / 1000.0));
@@ -231,6 +239,7 @@ async fn measure(
         max_ms: spread(|f| f.max_ms),
         delivery_ratio: spread(|f| f.delivery_ratio),
         cpu_us_per_delivery: spread(|f| f.cpu_us_per_delivery),
+        ready_ms: Spread::of(ready_ms),
         runs,
         cdf_ms,
         throughput: ladder.map(|spec| Throughput {
@@ -253,12 +262,13 @@ fn markdown(r: &Report) -> String {
             "\n## Broadcast latency (in-process nodes, TCP loopback)\n\n\
              CPU per delivery: the whole process's CPU time (every node, and the harness) over the \
              messages delivered — the cost of a delivery, whatever the latency.\n\n\
-             | system | nodes | size | offered msg/s | p50 ms | p99 ms | max ms | delivered | CPU µs/delivery |\n|---|---|---|---|---|---|---|---|---|\n",
+             Ready: from starting the nodes to a full mesh (everyone connected and subscribed).\n\n\
+             | system | nodes | size | offered msg/s | p50 ms | p99 ms | max ms | delivered | CPU µs/delivery | ready ms |\n|---|---|---|---|---|---|---|---|---|---|\n",
         );
     }
     for row in &r.rows {
         s.push_str(&format!(
-            "| {} | {} | {} B | {} | {} | {} | {} | {:.4} | {:.0} ({:.0}–{:.0}) |\n",
+            "| {} | {} | {} B | {} | {} | {} | {} | {:.4} | {:.0} ({:.0}–{:.0}) | {:.0} ({:.0}–{:.0}) |\n",
             row.system.name(),
             row.params.nodes,
             row.params.size,
@@ -269,7 +279,10 @@ fn markdown(r: &Report) -> String {
             row.delivery_ratio.median,
             row.cpu_us_per_delivery.median,
             row.cpu_us_per_delivery.min,
-            row.cpu_us_per_delivery.max
+            row.cpu_us_per_delivery.max,
+            row.ready_ms.median,
+            row.ready_ms.min,
+            row.ready_ms.max
         ));
     }
     // Conclave's p99 as a multiple of each baseline's, per configuration.
@@ -342,6 +355,19 @@ fn markdown(r: &Report) -> String {
             row.params.size,
             f(&t.sustained_msgs_per_s),
             vs
+        ));
+    }
+    for v in &r.validation {
+        s.push_str(&format!(
+            "\n## Validation throughput (one node, one core, {} members, {} B messages, {} per repetition)\n\n\
+             | | msg/s |\n|---|---|\n\
+             | Conclave: membership, scope, timestamp, envelope ed25519 signature (once per message) | {} |\n\
+             | sBTC profile: gossipsub secp256k1 signature + application secp256k1 ECDSA (gossipsub repeats its part per copy received) | {} |\n",
+            v.params.members,
+            v.params.size,
+            v.params.messages,
+            f(&v.conclave_per_s),
+            f(&v.sbtc_profile_per_s)
         ));
     }
     if !r.coordination.is_empty() {
@@ -500,6 +526,15 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut validation_rows = Vec::new();
+    if wants(Scenario::Validation) {
+        let p = validation::ValidationParams {
+            members: 15,
+            messages: if args.quick { 2000 } else { 20_000 },
+            size: 1024,
+        };
+        validation_rows.push(validation::measure(p, args.reps).await?);
+    }
     let mut coordination = Vec::new();
     if wants(Scenario::Coordination) {
         // A tBTC-sized wallet group: 100 seats over 15 operators, light background traffic.
@@ -556,6 +591,7 @@ async fn main() -> anyhow::Result<()> {
         reps: args.reps,
         rows,
         refused,
+        validation: validation_rows,
         coordination,
         rln: rln_rows,
     };
