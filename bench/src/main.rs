@@ -12,6 +12,7 @@
 //! devnet`, nodes as separate processes) and RLN proofs (Conclave's proof pool beside zerokit
 //! called directly). Plots (SVG) are drawn by [`plots`].
 
+mod admission;
 mod broadcast;
 mod cluster;
 mod conclave;
@@ -64,6 +65,7 @@ struct Args {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Scenario {
     Broadcast,
+    Admission,
     Validation,
     Coordination,
     Rln,
@@ -152,6 +154,7 @@ struct Report {
     rows: Vec<Row>,
     /// Broadcast configurations not reported because a baseline failed there, and why.
     refused: Vec<String>,
+    admission: Vec<admission::AdmissionRow>,
     validation: Vec<validation::ValidationRow>,
     coordination: Vec<CoordinationRow>,
     rln: Vec<rln_proofs::RlnRow>,
@@ -357,6 +360,23 @@ fn markdown(r: &Report) -> String {
             vs
         ));
     }
+    for a in &r.admission {
+        s.push_str(&format!(
+            "\n## Connection admission (TCP loopback, {} dials per kind per repetition; p50 of each repetition)\n\n\
+             | | ms |\n|---|---|\n\
+             | member: dial → admitted by a Conclave node's gate | {} |\n\
+             | stranger: dial → refused by the gate | {} |\n\
+             | the same dial to a libp2p node without a gate | {} |\n\n\
+             CPU per refused stranger (both ends, in one process): {:.0} µs ({:.0}–{:.0}).\n",
+            a.params.dials,
+            f(&a.member_p50_ms),
+            f(&a.stranger_p50_ms),
+            f(&a.ungated_p50_ms),
+            a.refusal_cpu_us.median,
+            a.refusal_cpu_us.min,
+            a.refusal_cpu_us.max
+        ));
+    }
     for v in &r.validation {
         s.push_str(&format!(
             "\n## Validation throughput (one node, one core, {} members, {} B messages, {} per repetition)\n\n\
@@ -526,6 +546,13 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut admission_rows = Vec::new();
+    if wants(Scenario::Admission) {
+        let p = admission::AdmissionParams {
+            dials: if args.quick { 20 } else { 100 },
+        };
+        admission_rows.push(admission::measure(p, args.reps).await?);
+    }
     let mut validation_rows = Vec::new();
     if wants(Scenario::Validation) {
         let p = validation::ValidationParams {
@@ -591,6 +618,7 @@ async fn main() -> anyhow::Result<()> {
         reps: args.reps,
         rows,
         refused,
+        admission: admission_rows,
         validation: validation_rows,
         coordination,
         rln: rln_rows,
