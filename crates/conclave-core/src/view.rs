@@ -228,6 +228,11 @@ impl MembershipView {
             .filter(move |(p, _)| self.authorization(p, at).is_ok())
     }
 
+    /// A registered node key's authorization, valid now or not.
+    pub fn node(&self, peer: &PeerId) -> Option<&NodeAuthorization> {
+        self.nodes.get(peer)
+    }
+
     /// Every registered node key, valid or not.
     pub fn nodes(&self) -> impl Iterator<Item = (&PeerId, &NodeAuthorization)> {
         self.nodes.iter()

@@ -121,6 +121,29 @@ impl RedialSchedule {
             .collect()
     }
 
+    /// Holds back the first dial to `peer` until `now + by`, unless it is already scheduled: the
+    /// peer is expected to dial us (see the service's tie-break), and one connection per pair
+    /// costs one handshake instead of two.
+    pub fn defer_first(&mut self, peer: PeerId, now: Instant, by: Duration) {
+        self.entries.entry(peer).or_insert(Entry {
+            failures: 0,
+            next_at: now + by,
+            connected_at: None,
+        });
+    }
+
+    /// Dials `peer` at the next opportunity with a fresh backoff: its address hints changed, so
+    /// the failures behind the current backoff say nothing about the new addresses.
+    pub fn reset(&mut self, peer: &PeerId) {
+        if self
+            .entries
+            .get(peer)
+            .is_some_and(|e| e.connected_at.is_none())
+        {
+            self.entries.remove(peer);
+        }
+    }
+
     /// Forgets peers that are no longer members.
     pub fn retain(&mut self, mut keep: impl FnMut(&PeerId) -> bool) {
         self.entries.retain(|p, _| keep(p));
@@ -161,6 +184,51 @@ impl RedialSchedule {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn a_deferred_first_dial_waits_unless_already_scheduled() {
+        let mut s = RedialSchedule::new(Backoff {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        });
+        let (p, q) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        assert_eq!(s.due(&[q].into(), t0), vec![q]);
+        s.defer_first(p, t0, Duration::from_secs(1));
+        s.defer_first(q, t0, Duration::from_secs(1));
+        let both: BTreeSet<PeerId> = [p, q].into();
+        assert!(s.due(&both, t0 + Duration::from_millis(500)).is_empty());
+        assert_eq!(s.due(&both, t0 + Duration::from_millis(1000)), vec![p]);
+    }
+
+    #[test]
+    fn new_addresses_reset_the_backoff() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut s = RedialSchedule::new(Backoff {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        });
+        let peer = PeerId::random();
+        let set: BTreeSet<PeerId> = [peer].into();
+        let t0 = Instant::now();
+        for k in 0..5 {
+            let now = t0 + Duration::from_secs(120 * k);
+            assert_eq!(s.due(&set, now), vec![peer]);
+            s.on_failure(peer, now, &mut rng);
+        }
+        // The fifth failure was at 480 s: the next dial is at least 12 s later.
+        let now = t0 + Duration::from_secs(481);
+        assert!(
+            s.due(&set, now).is_empty(),
+            "backed off after five failures"
+        );
+        s.reset(&peer);
+        assert_eq!(
+            s.due(&set, now),
+            vec![peer],
+            "due at once with the new hints"
+        );
+    }
 
     #[test]
     fn backoff_grows_caps_and_jitters() {

@@ -35,6 +35,10 @@ use crate::{NetConfig, NetError};
 
 /// How often the worker re-checks expiries, redials and the outbox.
 const TICK: Duration = Duration::from_millis(100);
+/// How long a node whose address members know waits for a lower-PeerId member to dial it before
+/// dialling itself. Without the tie-break every pair of members would dial each other at once
+/// and pay two Noise handshakes for the connection it keeps — at start-up, all of them.
+const INBOUND_GRACE: Duration = Duration::from_secs(1);
 
 /// A message delivered to the application: it passed every check of the signed channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -565,6 +569,20 @@ impl Worker {
     }
 
     fn apply_view(&mut self, view: Arc<MembershipView>) {
+        // Members whose address hints changed are dialled at once, whatever their backoff (an
+        // operator publishing its node's new address should not wait out failures at the old).
+        let old = self.view();
+        let new_hints: Vec<PeerId> = if Arc::ptr_eq(&old, &view) {
+            Vec::new()
+        } else {
+            view.nodes()
+                .filter(|(p, a)| old.node(p).map(|o| &o.addresses) != Some(&a.addresses))
+                .map(|(p, _)| *p)
+                .collect()
+        };
+        for peer in &new_hints {
+            self.redial.reset(peer);
+        }
         let evicted = self.swarm.behaviour_mut().gate.apply_view(view);
         for (peer, reason) in evicted {
             tracing::warn!(%peer, %reason, "evicting peer no longer authorized");
@@ -601,7 +619,18 @@ impl Worker {
             .map(|(p, _)| *p)
             .filter(|p| *p != self.local && !self.swarm.is_connected(p))
             .collect();
-        for peer in self.redial.due(&disconnected, Instant::now()) {
+        let now = Instant::now();
+        // The lower PeerId of a pair dials; the higher one waits a little for it — but only if
+        // members can dial us at all (our address hints are in the registry).
+        if view
+            .node(&self.local)
+            .is_some_and(|a| !a.addresses.is_empty())
+        {
+            for peer in disconnected.iter().filter(|p| **p < self.local) {
+                self.redial.defer_first(*peer, now, INBOUND_GRACE);
+            }
+        }
+        for peer in self.redial.due(&disconnected, now) {
             let hints = view
                 .authorization(&peer, at)
                 .map(|a| a.addresses.clone())
