@@ -21,13 +21,17 @@ pub struct CoordinationParams {
     pub rate: f64,
 }
 
-/// One repetition: per settled window, block start → last follower's acceptance.
+/// One repetition: per settled window, block start → last follower's acceptance; and the
+/// background broadcast's delivery latency, nodes as separate processes.
 #[derive(Debug, Clone, Serialize)]
 pub struct CoordinationRun {
     pub windows: usize,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    pub broadcast_p50_ms: f64,
+    pub broadcast_p99_ms: f64,
+    pub broadcast_delivered: f64,
 }
 
 #[derive(Serialize)]
@@ -39,6 +43,8 @@ pub struct CoordinationRow {
     pub p50_ms: Spread,
     pub p99_ms: Spread,
     pub max_ms: Spread,
+    pub broadcast_p50_ms: Spread,
+    pub broadcast_p99_ms: Spread,
 }
 
 /// The `conclave` binary: `$CONCLAVE_BIN`, else the one built beside this harness.
@@ -113,11 +119,27 @@ async fn run_once(
         bail!("the devnet settled no coordination window with a measured acceptance");
     }
     last.sort_by(f64::total_cmp);
+    let d = &v["delivery"];
+    let mut latency: Vec<f64> = d["latency_ms"]
+        .as_array()
+        .context("report field delivery.latency_ms: expected an array")?
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    latency.sort_by(f64::total_cmp);
+    let expected = d["expected"].as_f64().unwrap_or(0.0);
     Ok(CoordinationRun {
         windows: last.len(),
         p50_ms: percentile(&last, 0.5),
         p99_ms: percentile(&last, 0.99),
         max_ms: *last.last().expect("non-empty"),
+        broadcast_p50_ms: percentile(&latency, 0.5),
+        broadcast_p99_ms: percentile(&latency, 0.99),
+        broadcast_delivered: if expected > 0.0 {
+            d["delivered"].as_f64().unwrap_or(0.0) / expected
+        } else {
+            0.0
+        },
     })
 }
 
@@ -131,8 +153,9 @@ pub async fn measure(p: CoordinationParams, reps: usize) -> anyhow::Result<Coord
         match run_once(&bin, p, &scratch).await {
             Ok(f) => {
                 eprintln!(
-                    "  coordination     members={} seats={} rep {}: {} windows, last follower p50 {:.0} ms p99 {:.0} ms max {:.0} ms",
-                    p.members, p.group_seats, r + 1, f.windows, f.p50_ms, f.p99_ms, f.max_ms
+                    "  coordination     members={} seats={} rep {}: {} windows, last follower p50 {:.0} ms p99 {:.0} ms max {:.0} ms; broadcast p50 {:.1} ms p99 {:.1} ms delivered {:.4}",
+                    p.members, p.group_seats, r + 1, f.windows, f.p50_ms, f.p99_ms, f.max_ms,
+                    f.broadcast_p50_ms, f.broadcast_p99_ms, f.broadcast_delivered
                 );
                 runs.push(f);
             }
@@ -152,6 +175,8 @@ pub async fn measure(p: CoordinationParams, reps: usize) -> anyhow::Result<Coord
         p50_ms: Spread::of(runs.iter().map(|f| f.p50_ms)),
         p99_ms: Spread::of(runs.iter().map(|f| f.p99_ms)),
         max_ms: Spread::of(runs.iter().map(|f| f.max_ms)),
+        broadcast_p50_ms: Spread::of(runs.iter().map(|f| f.broadcast_p50_ms)),
+        broadcast_p99_ms: Spread::of(runs.iter().map(|f| f.broadcast_p99_ms)),
         runs,
     })
 }

@@ -410,6 +410,16 @@ fn markdown(r: &Report) -> String {
             f(&row.max_ms),
         ));
     }
+    for row in &r.coordination {
+        s.push_str(&format!(
+            "\nThe same runs' background broadcast (Conclave, {} nodes as separate processes, {} msg/s per member, 256 B; \
+             delivered to every member's WebSocket subscriber): p50 {} ms, p99 {} ms.\n",
+            row.params.members + 1,
+            row.params.rate,
+            f(&row.broadcast_p50_ms),
+            f(&row.broadcast_p99_ms)
+        ));
+    }
     if !r.rln.is_empty() {
         s.push_str(
             "\n## RLN proofs (zerokit rln 3.0.0, depth-20 tree, one proof at a time)\n\n\
