@@ -140,18 +140,29 @@ fn cdf(rows: &[&Row], path: &Path, nodes: usize, size: usize, rate: u32) -> anyh
     root.present().map_err(err)
 }
 
-/// One line per system over the node counts.
+/// One line per system over the node counts, log-scaled y (the relay and the gossip systems lie
+/// orders of magnitude apart; a point at zero — nothing sustained — cannot be drawn and is left
+/// out).
 fn versus_n(
     series: &[(System, Vec<(f64, f64)>)],
     path: &Path,
     title: &str,
     y: &str,
 ) -> anyhow::Result<()> {
+    let series: Vec<(System, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(s, p)| (*s, p.iter().copied().filter(|(_, v)| *v > 0.0).collect()))
+        .collect();
     let pts = series.iter().flat_map(|(_, p)| p.iter());
-    let (mut xmax, mut ymax) = (0.0f64, 0.0f64);
+    let (mut xmax, mut ymin, mut ymax) = (0.0f64, f64::INFINITY, 0.0f64);
     for (x, v) in pts {
         xmax = xmax.max(*x);
+        ymin = ymin.min(*v);
         ymax = ymax.max(*v);
+    }
+    if ymax <= 0.0 {
+        ymin = 1.0;
+        ymax = 10.0;
     }
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
@@ -160,15 +171,15 @@ fn versus_n(
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..xmax * 1.1 + 1.0, 0.0..ymax * 1.15 + 1.0)
+        .build_cartesian_2d(0.0..xmax * 1.1 + 1.0, (ymin * 0.5..ymax * 2.0).log_scale())
         .map_err(err)?;
     chart
         .configure_mesh()
         .x_desc("nodes")
-        .y_desc(y)
+        .y_desc(format!("{y}, log scale"))
         .draw()
         .map_err(err)?;
-    for (system, p) in series {
+    for (system, p) in &series {
         let c = colour(*system);
         chart
             .draw_series(LineSeries::new(p.iter().copied(), c.stroke_width(2)))
