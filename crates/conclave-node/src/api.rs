@@ -27,6 +27,8 @@ use crate::readiness::Readiness;
 #[derive(Clone)]
 pub(crate) struct ApiState {
     pub net: NodeNetwork,
+    /// The chain-view watchdog's state, when it runs.
+    pub watchdog: Option<watch::Receiver<Value>>,
     /// The anonymous channel, when `rln = true`.
     pub rln: Option<Arc<crate::rln::RlnNode>>,
     pub store: Arc<crate::store::StateStore>,
@@ -54,6 +56,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/rln/subscribe/{topic}", get(rln_subscribe))
         .route("/v1/rln/removed", get(rln_removed))
         .route("/v1/rln/status", get(rln_status))
+        .route("/v1/altnet/watchdog", get(watchdog))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -349,6 +352,17 @@ pub fn describe_view(
             "limit": m.limit,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// The watchdog's raised anomalies and the head it last saw.
+async fn watchdog(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    match &s.watchdog {
+        Some(w) => Ok(Json(w.borrow().clone())),
+        None => Err(error(
+            StatusCode::NOT_FOUND,
+            "the watchdog is not running (needs `watchdog = true` and a chain source)",
+        )),
+    }
 }
 
 /// How many settled windows the coordination endpoints return.

@@ -93,6 +93,17 @@ pub struct NodeConfig {
     /// Seconds each node waits per turn before submitting an on-chain removal itself (turns
     /// differ per slashed leaf), so normally one transaction is sent, not one per node.
     pub rln_chain_stagger_secs: u64,
+    /// Run the chain-view watchdog (needs a chain source: the EVM registry or the clock chain).
+    pub watchdog: bool,
+    /// The chain's expected block interval and how much later a block may be before the source
+    /// counts as stalled.
+    pub watchdog_block_ms: u64,
+    pub watchdog_variance_ms: u64,
+    /// Member silence (no gossip at all) that raises an anomaly.
+    pub watchdog_silence_secs: u64,
+    /// Hysteresis: how long a condition must hold to raise, and be gone to clear.
+    pub watchdog_raise_after_ms: u64,
+    pub watchdog_clear_after_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -144,6 +155,12 @@ impl Default for NodeConfig {
             rln_announce_removed_secs: 10,
             rln_chain_key: None,
             rln_chain_stagger_secs: 12,
+            watchdog: true,
+            watchdog_block_ms: 12_000,
+            watchdog_variance_ms: 12_000,
+            watchdog_silence_secs: 120,
+            watchdog_raise_after_ms: 2_000,
+            watchdog_clear_after_ms: 10_000,
         }
     }
 }
@@ -217,6 +234,17 @@ pub struct ValidConfig {
     /// (genesis unix ms, block interval ms) of the clock chain, when configured.
     pub clock_chain: Option<(u64, u64)>,
     pub rln: Option<RlnConfig>,
+    pub watchdog: Option<WatchdogSettings>,
+}
+
+/// Watchdog thresholds after validation (milliseconds).
+#[derive(Debug, Clone, Copy)]
+pub struct WatchdogSettings {
+    pub block_ms: u64,
+    pub variance_ms: u64,
+    pub silence_ms: u64,
+    pub raise_after_ms: u64,
+    pub clear_after_ms: u64,
 }
 
 impl NodeConfig {
@@ -467,6 +495,25 @@ impl NodeConfig {
         } else {
             None
         };
+        let watchdog = if self.watchdog {
+            for (key, v) in [
+                ("watchdog_block_ms", self.watchdog_block_ms),
+                ("watchdog_silence_secs", self.watchdog_silence_secs),
+            ] {
+                if v == 0 {
+                    return Err(invalid(key.into(), "0", "a positive number"));
+                }
+            }
+            Some(WatchdogSettings {
+                block_ms: self.watchdog_block_ms,
+                variance_ms: self.watchdog_variance_ms,
+                silence_ms: self.watchdog_silence_secs.saturating_mul(1000),
+                raise_after_ms: self.watchdog_raise_after_ms,
+                clear_after_ms: self.watchdog_clear_after_ms,
+            })
+        } else {
+            None
+        };
         Ok(ValidConfig {
             key_file: base.join(&self.key_file),
             key_dir: self.key_dir.as_ref().map(|d| base.join(d)),
@@ -486,6 +533,7 @@ impl NodeConfig {
             coordination,
             clock_chain,
             rln,
+            watchdog,
         })
     }
 }

@@ -6,6 +6,8 @@
 //! [`ValidConfig`]; [`RunningNode::shutdown`] takes it down gracefully.
 
 mod api;
+#[cfg(feature = "altnet")]
+mod chain_watch;
 pub mod config;
 mod coordination;
 pub mod keys;
@@ -222,7 +224,13 @@ impl RunningNode {
             }),
             _ => None,
         };
+        let (watchdog_tx, watchdog_rx) = watch::channel(serde_json::Value::Null);
+        #[cfg(not(feature = "altnet"))]
+        drop(watchdog_tx);
+        let watchdog_running =
+            cfg!(feature = "altnet") && cfg.watchdog.is_some() && chain.is_some();
         let state = ApiState {
+            watchdog: watchdog_running.then_some(watchdog_rx),
             rln: rln.as_ref().map(|(node, _)| node.clone()),
             net,
             store: store.clone(),
@@ -245,6 +253,28 @@ impl RunningNode {
         ];
         if let Some(c) = coordinator {
             tasks.push(tokio::spawn(c.run()));
+        }
+        #[cfg(feature = "altnet")]
+        if let (Some(settings), Some(chain)) = (cfg.watchdog, &chain) {
+            let watch = chain_watch::ChainWatch {
+                cfg: conclave_altnet::WatchdogConfig {
+                    block_interval_ms: settings.block_ms,
+                    block_variance_ms: settings.variance_ms,
+                    // Member tip announcements are not wired yet: these only matter once they are.
+                    ahead_blocks: 3,
+                    quorum: 2,
+                    silence_ms: settings.silence_ms,
+                    raise_after_ms: settings.raise_after_ms,
+                    clear_after_ms: settings.clear_after_ms,
+                    tip_ttl_ms: 60_000,
+                },
+                heads: chain.heads(),
+                deliveries: state.deliveries.subscribe(),
+                metrics: state.metrics.clone(),
+                snapshot: watchdog_tx,
+                shutdown: shutdown_rx.clone(),
+            };
+            tasks.push(tokio::spawn(watch.run()));
         }
         if let Some((node, inbox)) = rln {
             tasks.push(tokio::spawn(node.run(

@@ -14,6 +14,11 @@ pub(crate) struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct AnomalyLabel {
+    pub anomaly: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct KindLabel {
     pub kind: &'static str,
 }
@@ -70,6 +75,8 @@ pub(crate) struct NodeMetrics {
     pub coord_faults: Family<KindLabel, Counter>,
     pub coord_dropped: Family<ReasonLabel, Counter>,
     pub rln: RlnMetrics,
+    pub watchdog_anomaly: Family<AnomalyLabel, Gauge>,
+    pub watchdog_raised: Family<AnomalyLabel, Counter>,
 }
 
 impl NodeMetrics {
@@ -181,6 +188,16 @@ impl NodeMetrics {
             "rln_members",
             "Leaves in the RLN membership tree",
             m.rln.members.clone(),
+        );
+        registry.register(
+            "watchdog_anomaly",
+            "Chain-view anomalies the watchdog holds raised (1) or not (0): stalled, behind, forked, silent",
+            m.watchdog_anomaly.clone(),
+        );
+        registry.register(
+            "watchdog_raised",
+            "Times each chain-view anomaly was raised",
+            m.watchdog_raised.clone(),
         );
         registry.register(
             "rln_onchain_removals",

@@ -294,3 +294,63 @@ async fn a_rotation_moves_the_node_to_its_new_key_without_losing_a_message() {
         n.shutdown().await;
     }
 }
+
+/// The chain-view watchdog on a real chain: anvil without transactions mines nothing, so the
+/// node's chain source is frozen — the stall is raised once (log, metric, API); blocks coming
+/// back clear it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_raises_a_frozen_chain_source_and_clears_it_when_blocks_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (anvil, gov, ops) = chain_with_operators(1, &d.join("anvil.json")).await;
+    let peer = keys::generate(&d.join("a.key"), KeyType::Ed25519).unwrap();
+    ops[0].authorize(&peer, 1, 0, OPEN_ENDED).await.unwrap();
+    anvil.mine(3).await.unwrap();
+    let extra =
+        "watchdog_block_ms = 300\nwatchdog_variance_ms = 300\nwatchdog_raise_after_ms = 300\n\
+                 watchdog_clear_after_ms = 600\nwatchdog_silence_secs = 600\n";
+    let a = start_with(d, "a", &anvil.url, &gov.contract().to_string(), extra).await;
+
+    // No transactions, no blocks: the source is frozen.
+    until(
+        &a,
+        "/v1/altnet/watchdog",
+        "the stall to be raised",
+        |s, body| s == 200 && body.contains("\"stalled\""),
+    )
+    .await;
+    let (_, metrics) = get(&a, "/metrics").await;
+    assert!(
+        metrics.contains("conclave_watchdog_anomaly{anomaly=\"stalled\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("conclave_watchdog_raised_total{anomaly=\"stalled\"} 1"));
+
+    // Blocks again, every 100 ms: cleared, and not raised a second time.
+    let anvil = std::sync::Arc::new(anvil);
+    let miner = {
+        let anvil = anvil.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = anvil.mine(1).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    until(
+        &a,
+        "/v1/altnet/watchdog",
+        "the stall to clear",
+        |s, body| s == 200 && body.contains("\"raised\":[]"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, metrics) = get(&a, "/metrics").await;
+    assert!(metrics.contains("conclave_watchdog_anomaly{anomaly=\"stalled\"} 0"));
+    assert!(
+        metrics.contains("conclave_watchdog_raised_total{anomaly=\"stalled\"} 1"),
+        "one raise, no flapping: {metrics}"
+    );
+    miner.abort();
+    a.shutdown().await;
+}
