@@ -8,7 +8,9 @@
 //! network or a clock.
 
 mod headers;
+mod tip;
 mod watchdog;
 
 pub use headers::{accept_range, AcceptedRange, HeaderResponse, RangeRefusal, ResponseFault};
+pub use tip::{TipAnnouncement, TipError, TIP_TOPIC};
 pub use watchdog::{Anomaly, Watchdog, WatchdogConfig, WatchdogEvent};

@@ -104,6 +104,13 @@ pub struct NodeConfig {
     /// Hysteresis: how long a condition must hold to raise, and be gone to clear.
     pub watchdog_raise_after_ms: u64,
     pub watchdog_clear_after_ms: u64,
+    /// How often this node announces its chain tip on `chain-tip` (when granted that scope).
+    pub watchdog_tip_secs: u64,
+    /// Members this many blocks ahead of us (from a quorum of operators) raise `behind`.
+    pub watchdog_ahead_blocks: u64,
+    /// Distinct operators that must agree to raise `behind` or `forked`; 0 = f+1 of the
+    /// registry's operators (f = ⌊(n-1)/3⌋).
+    pub watchdog_quorum: usize,
 }
 
 impl Default for NodeConfig {
@@ -161,6 +168,9 @@ impl Default for NodeConfig {
             watchdog_silence_secs: 120,
             watchdog_raise_after_ms: 2_000,
             watchdog_clear_after_ms: 10_000,
+            watchdog_tip_secs: 10,
+            watchdog_ahead_blocks: 3,
+            watchdog_quorum: 0,
         }
     }
 }
@@ -245,6 +255,10 @@ pub struct WatchdogSettings {
     pub silence_ms: u64,
     pub raise_after_ms: u64,
     pub clear_after_ms: u64,
+    pub tip_every: Duration,
+    pub ahead_blocks: u64,
+    /// 0: f+1 of the registry's operators at start.
+    pub quorum: usize,
 }
 
 impl NodeConfig {
@@ -499,6 +513,7 @@ impl NodeConfig {
             for (key, v) in [
                 ("watchdog_block_ms", self.watchdog_block_ms),
                 ("watchdog_silence_secs", self.watchdog_silence_secs),
+                ("watchdog_tip_secs", self.watchdog_tip_secs),
             ] {
                 if v == 0 {
                     return Err(invalid(key.into(), "0", "a positive number"));
@@ -510,6 +525,9 @@ impl NodeConfig {
                 silence_ms: self.watchdog_silence_secs.saturating_mul(1000),
                 raise_after_ms: self.watchdog_raise_after_ms,
                 clear_after_ms: self.watchdog_clear_after_ms,
+                tip_every: Duration::from_secs(self.watchdog_tip_secs),
+                ahead_blocks: self.watchdog_ahead_blocks,
+                quorum: self.watchdog_quorum,
             })
         } else {
             None

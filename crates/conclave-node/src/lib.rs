@@ -260,9 +260,14 @@ impl RunningNode {
                 cfg: conclave_altnet::WatchdogConfig {
                     block_interval_ms: settings.block_ms,
                     block_variance_ms: settings.variance_ms,
-                    // Member tip announcements are not wired yet: these only matter once they are.
-                    ahead_blocks: 3,
-                    quorum: 2,
+                    ahead_blocks: settings.ahead_blocks,
+                    quorum: match settings.quorum {
+                        0 => {
+                            let n = registry.view().borrow().operators().count();
+                            n.saturating_sub(1) / 3 + 1
+                        }
+                        q => q,
+                    },
                     silence_ms: settings.silence_ms,
                     raise_after_ms: settings.raise_after_ms,
                     clear_after_ms: settings.clear_after_ms,
@@ -273,6 +278,10 @@ impl RunningNode {
                 metrics: state.metrics.clone(),
                 snapshot: watchdog_tx,
                 shutdown: shutdown_rx.clone(),
+                net: state.net.clone(),
+                view: registry.view(),
+                clock: state.clock.clone(),
+                tip_every: settings.tip_every,
             };
             tasks.push(tokio::spawn(watch.run()));
         }

@@ -77,6 +77,7 @@ pub(crate) struct NodeMetrics {
     pub rln: RlnMetrics,
     pub watchdog_anomaly: Family<AnomalyLabel, Gauge>,
     pub watchdog_raised: Family<AnomalyLabel, Counter>,
+    pub watchdog_tips: Family<ReasonLabel, Counter>,
 }
 
 impl NodeMetrics {
@@ -198,6 +199,11 @@ impl NodeMetrics {
             "watchdog_raised",
             "Times each chain-view anomaly was raised",
             m.watchdog_raised.clone(),
+        );
+        registry.register(
+            "watchdog_tips",
+            "Members' chain-tip announcements received, by outcome (accepted, malformed)",
+            m.watchdog_tips.clone(),
         );
         registry.register(
             "rln_onchain_removals",

@@ -327,16 +327,7 @@ async fn the_watchdog_raises_a_frozen_chain_source_and_clears_it_when_blocks_ret
     assert!(metrics.contains("conclave_watchdog_raised_total{anomaly=\"stalled\"} 1"));
 
     // Blocks again, every 100 ms: cleared, and not raised a second time.
-    let anvil = std::sync::Arc::new(anvil);
-    let miner = {
-        let anvil = anvil.clone();
-        tokio::spawn(async move {
-            loop {
-                let _ = anvil.mine(1).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let miner = Miner::start(anvil.url.clone(), Duration::from_millis(100));
     until(
         &a,
         "/v1/altnet/watchdog",
@@ -351,6 +342,79 @@ async fn the_watchdog_raises_a_frozen_chain_source_and_clears_it_when_blocks_ret
         metrics.contains("conclave_watchdog_raised_total{anomaly=\"stalled\"} 1"),
         "one raise, no flapping: {metrics}"
     );
-    miner.abort();
+    drop(miner);
     a.shutdown().await;
+}
+
+/// Tip announcements: three members announce their tips on `chain-tip`; when one node's chain
+/// source freezes (its RPC path is cut) while the chain moves on, the other two operators'
+/// tips run ahead and it raises `behind` (a quorum of 2 distinct operators); the others do not.
+/// With the path back it catches up and clears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_chain_source_freezes_sees_the_members_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (anvil, gov, ops) = chain_with_operators(3, &d.join("anvil.json")).await;
+    gov.define_scope(1, "chain-tip").await.unwrap();
+    let contract = gov.contract().to_string();
+    let mut peers = Vec::new();
+    for (op, name) in ops.iter().zip(["a", "b", "c"]) {
+        let peer = keys::generate(&d.join(format!("{name}.key")), KeyType::Ed25519).unwrap();
+        op.authorize(&peer, 0b11, 0, OPEN_ENDED).await.unwrap();
+        peers.push(peer);
+    }
+    anvil.mine(2).await.unwrap();
+    let proxy = RpcProxy::start(anvil.port).await.unwrap();
+    let extra = "watchdog_block_ms = 60000
+watchdog_silence_secs = 600
+watchdog_tip_secs = 1
+                 watchdog_ahead_blocks = 3
+watchdog_quorum = 2
+watchdog_raise_after_ms = 300
+                 watchdog_clear_after_ms = 600
+";
+    let mut nodes = Vec::new();
+    for (name, url) in [("a", &proxy.url), ("b", &anvil.url), ("c", &anvil.url)] {
+        nodes.push(start_with(d, name, url, &contract, extra).await);
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let addr = tcp_addr(node).await;
+        ops[i]
+            .set_node_addresses(&peers[i], vec![addr])
+            .await
+            .unwrap();
+    }
+    let miner = Miner::start(anvil.url.clone(), Duration::from_millis(100));
+    for n in &nodes {
+        until(n, "/metrics", "tips from the other members", |_, m| {
+            m.contains("conclave_watchdog_tips_total{reason=\"accepted\"}")
+        })
+        .await;
+    }
+
+    proxy.cut();
+    until(
+        &nodes[0],
+        "/v1/altnet/watchdog",
+        "a to see itself behind",
+        |s, body| s == 200 && body.contains("\"behind\""),
+    )
+    .await;
+    for n in &nodes[1..] {
+        let (_, body) = get(n, "/v1/altnet/watchdog").await;
+        assert!(!body.contains("behind"), "{body}");
+    }
+
+    proxy.restore();
+    until(
+        &nodes[0],
+        "/v1/altnet/watchdog",
+        "a to catch up",
+        |s, body| s == 200 && !body.contains("\"behind\""),
+    )
+    .await;
+    drop(miner);
+    for n in nodes {
+        n.shutdown().await;
+    }
 }
