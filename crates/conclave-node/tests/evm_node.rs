@@ -306,8 +306,10 @@ async fn the_watchdog_raises_a_frozen_chain_source_and_clears_it_when_blocks_ret
     let peer = keys::generate(&d.join("a.key"), KeyType::Ed25519).unwrap();
     ops[0].authorize(&peer, 1, 0, OPEN_ENDED).await.unwrap();
     anvil.mine(3).await.unwrap();
+    // A stall is 1.5 s without a new head: far above the gaps between heads on a loaded test
+    // machine polling every 100 ms, so once cleared it cannot flap back.
     let extra =
-        "watchdog_block_ms = 300\nwatchdog_variance_ms = 300\nwatchdog_raise_after_ms = 300\n\
+        "watchdog_block_ms = 500\nwatchdog_variance_ms = 1000\nwatchdog_raise_after_ms = 500\n\
                  watchdog_clear_after_ms = 600\nwatchdog_silence_secs = 600\n";
     let a = start_with(d, "a", &anvil.url, &gov.contract().to_string(), extra).await;
 
