@@ -3,13 +3,10 @@
 //! with no gate — and the CPU a refusal costs. Everything runs in this process on loopback, so
 //! the CPU figure covers both ends of each refused connection.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use conclave_core::{
-    MembershipView, Multiaddr, NodeAuthorization, OperatorId, PeerId, ViewBuilder, ViewSource,
-};
+use conclave_core::{Multiaddr, OperatorId, PeerId};
 use conclave_net::{NetConfig, NetworkService, TransportKind};
 use futures::StreamExt;
 use libp2p::identity::Keypair;
@@ -58,26 +55,6 @@ fn bare(key: Keypair) -> anyhow::Result<Swarm<ping::Behaviour>> {
         .with_behaviour(|_| ping::Behaviour::default())?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
         .build())
-}
-
-fn view(members: &[(PeerId, u8)]) -> Arc<MembershipView> {
-    let mut b = ViewBuilder::new(ViewSource::Empty);
-    for (peer, n) in members {
-        let op = OperatorId([*n; 20]);
-        let _ = b.operator(op);
-        b.node(
-            *peer,
-            NodeAuthorization {
-                operator: op,
-                scopes: ["bench".parse().expect("a topic")].into(),
-                valid_from_block: None,
-                expiry: None,
-                addresses: vec![],
-            },
-        )
-        .expect("distinct members");
-    }
-    Arc::new(b.build())
 }
 
 #[derive(PartialEq)]
@@ -157,8 +134,13 @@ async fn run(p: AdmissionParams) -> anyhow::Result<AdmissionRun> {
     let target_key = Keypair::generate_ed25519();
     let member_key = Keypair::generate_ed25519();
     let target = target_key.public().to_peer_id();
-    let (_view_tx, view_rx) =
-        watch::channel(view(&[(target, 1), (member_key.public().to_peer_id(), 2)]));
+    let (_view_tx, view_rx) = watch::channel(crate::conclave::view(
+        &[
+            (target, OperatorId([1; 20])),
+            (member_key.public().to_peer_id(), OperatorId([2; 20])),
+        ],
+        &[],
+    ));
     let mut c = NetConfig::new(target_key, TransportKind::Network);
     c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
     let started = NetworkService::start(c, view_rx, &mut Registry::default())?;

@@ -17,7 +17,8 @@ use crate::cluster::{connect_timeout, Cluster, DELIVERY_BUFFER};
 
 pub const TOPIC: &str = "bench";
 
-fn view(
+/// A view where every member may publish on [`TOPIC`], with `addrs[i]` as member i's hints.
+pub(crate) fn view(
     members: &[(PeerId, OperatorId)],
     addrs: &[Vec<Multiaddr>],
 ) -> Arc<conclave_core::MembershipView> {

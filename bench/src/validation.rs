@@ -9,9 +9,7 @@
 
 use std::time::Instant;
 
-use conclave_core::{
-    Envelope, Moment, NodeAuthorization, OperatorId, TopicName, ViewBuilder, ViewSource,
-};
+use conclave_core::{Envelope, Moment, OperatorId, PeerId, TopicName};
 use conclave_net::{validate_signed, ValidationLimits};
 use libp2p::identity::Keypair;
 use prost::Message as _;
@@ -37,29 +35,19 @@ pub struct ValidationRow {
     pub sbtc_profile_per_s: Spread,
 }
 
-const TOPIC: &str = "bench";
+use crate::conclave::TOPIC;
 
 fn conclave_rate(p: ValidationParams) -> anyhow::Result<f64> {
     let topic: TopicName = TOPIC.parse()?;
     let keys: Vec<Keypair> = (0..p.members)
         .map(|_| Keypair::generate_ed25519())
         .collect();
-    let mut b = ViewBuilder::new(ViewSource::Empty);
-    for (i, k) in keys.iter().enumerate() {
-        let op = OperatorId([i as u8 + 1; 20]);
-        b.operator(op)?;
-        b.node(
-            k.public().to_peer_id(),
-            NodeAuthorization {
-                operator: op,
-                scopes: [topic.clone()].into(),
-                valid_from_block: None,
-                expiry: None,
-                addresses: vec![],
-            },
-        )?;
-    }
-    let view = b.build();
+    let members: Vec<(PeerId, OperatorId)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.public().to_peer_id(), OperatorId([i as u8 + 1; 20])))
+        .collect();
+    let view = crate::conclave::view(&members, &[]);
     let now_ms = conclave_core::Clock::now_ms(&conclave_core::SystemClock);
     let messages: Vec<_> = (0..p.messages)
         .map(|i| {

@@ -154,17 +154,13 @@ pub enum ChainCommand {
 }
 
 fn signer(args: &ChainArgs) -> anyhow::Result<admin::PrivateKeySigner> {
-    let text = match &args.eth_key_file {
-        Some(path) => keys::read_secret_file(path)?,
-        None => std::env::var("CONCLAVE_ETH_KEY").map_err(|_| {
-            anyhow::anyhow!("no signing key: pass --eth-key-file FILE or set CONCLAVE_ETH_KEY")
-        })?,
-    };
-    let source = match &args.eth_key_file {
-        Some(p) => p.display().to_string(),
-        None => "CONCLAVE_ETH_KEY".into(),
-    };
-    admin::parse_eth_key(&text).with_context(|| source)
+    if let Some(path) = &args.eth_key_file {
+        return Ok(keys::load_eth(path)?);
+    }
+    let text = std::env::var("CONCLAVE_ETH_KEY").map_err(|_| {
+        anyhow::anyhow!("no signing key: pass --eth-key-file FILE or set CONCLAVE_ETH_KEY")
+    })?;
+    admin::parse_eth_key(&text).context("CONCLAVE_ETH_KEY")
 }
 
 fn connect(at: &ContractArgs) -> anyhow::Result<RegistryAdmin> {
