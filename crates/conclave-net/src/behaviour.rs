@@ -9,12 +9,14 @@ use libp2p::gossipsub::{
     TopicScoreParams, ValidationMode,
 };
 use libp2p::identity::Keypair;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{connection_limits, identify, ping};
+use libp2p::{connection_limits, identify, ping, relay, request_response};
 use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 
 use crate::gate::MembershipGate;
+use crate::headers::{HeaderCodec, HEADERS_PROTOCOL};
 use crate::mesh::MeshParams;
 use crate::NetError;
 
@@ -63,13 +65,26 @@ pub fn topic_name(hash: &gossipsub::TopicHash) -> Option<TopicName> {
 pub(crate) struct Behaviour {
     pub gate: MembershipGate,
     pub limits: connection_limits::Behaviour,
+    /// Circuit relay v2 server, when this node relays for others. Members only by construction:
+    /// a reservation or circuit is asked for on a connection, and only members get one past
+    /// the gate above; both ends of a circuit are members with reservations or connections
+    /// here. Bounded by the configured duration and bytes per circuit.
+    pub relay: Toggle<relay::Behaviour>,
+    /// Circuit relay v2 client: listening through, and dialing via, a member relay. Relayed
+    /// connections pass the same gate at both ends as direct ones.
+    pub relay_client: Toggle<relay::client::Behaviour>,
     pub gossipsub: gossipsub::Behaviour,
     /// The anonymous channel: no source, no signature, no sequence number; the application
     /// validates every message (an RLN proof) before it is forwarded.
     pub anonymous: gossipsub::Behaviour,
+    /// Header ranges on request, for a member whose chain source looks wrong (DESIGN §7).
+    pub headers: request_response::Behaviour<HeaderCodec>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
 }
+
+/// How long a header request may take before the asking node counts the member as silent.
+pub(crate) const HEADER_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Message id = SHA-256(source ‖ data): the data is the signed envelope (timestamp, nonce,
 /// signature), so the id is unique per publish, equal for every copy of it, and different for
@@ -165,7 +180,30 @@ impl Channel {
     }
 }
 
+/// Bounds of the relay server mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    pub max_reservations: usize,
+    pub max_circuits: usize,
+    pub max_circuit_duration: Duration,
+    pub max_circuit_bytes: u64,
+}
+
+impl Default for RelayLimits {
+    /// Enough for a signer set of a few hundred nodes; a circuit is a fallback path, so it is
+    /// short-lived and small (members redial directly when they can).
+    fn default() -> Self {
+        RelayLimits {
+            max_reservations: 256,
+            max_circuits: 64,
+            max_circuit_duration: Duration::from_secs(600),
+            max_circuit_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 pub(crate) struct BehaviourParams<'a> {
+    pub relay_server: Option<RelayLimits>,
     pub view: Arc<MembershipView>,
     pub clock: Arc<dyn Clock>,
     pub max_message_bytes: usize,
@@ -199,14 +237,42 @@ impl Behaviour {
             p.metrics.sub_registry_with_prefix("anonymous"),
         )?;
 
+        let local = key.public().to_peer_id();
+        let relay = p.relay_server.map(|l| {
+            let mut server = relay::Behaviour::new(
+                local,
+                relay::Config {
+                    max_reservations: l.max_reservations,
+                    max_reservations_per_peer: 4,
+                    max_circuits: l.max_circuits,
+                    max_circuits_per_peer: 8,
+                    max_circuit_duration: l.max_circuit_duration,
+                    max_circuit_bytes: l.max_circuit_bytes,
+                    ..relay::Config::default()
+                },
+            );
+            // Serve whether or not an external address was confirmed: members reach us on the
+            // addresses the registry lists.
+            server.set_status(Some(relay::Status::Enable));
+            server
+        });
         Ok(Behaviour {
             gate: MembershipGate::new(p.view, p.clock),
+            relay: relay.into(),
+            relay_client: None.into(),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
                     .with_max_pending_incoming(Some(p.max_pending_incoming)),
             ),
             gossipsub,
             anonymous,
+            headers: request_response::Behaviour::with_codec(
+                HeaderCodec,
+                [(HEADERS_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(HEADER_REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(16),
+            ),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                     .with_agent_version(format!("conclave/{}", env!("CARGO_PKG_VERSION")))

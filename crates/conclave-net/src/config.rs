@@ -3,14 +3,17 @@ use std::time::Duration;
 
 use conclave_core::{Clock, Multiaddr, SystemClock, TopicName};
 use libp2p::identity::Keypair;
+use tokio::sync::watch;
 
+use crate::behaviour::RelayLimits;
+use crate::headers::RecentHeaders;
 use crate::redial::Backoff;
 
 /// Which transports the swarm runs. Both go through the same builder code; only the transport
 /// layer differs, so tests exercise the production behaviour, gate and handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
-    /// TCP + Noise + Yamux, and QUIC.
+    /// TCP + Noise + Yamux, QUIC, WebSocket over TCP, and circuit relay v2.
     Network,
     /// The in-process memory transport + Noise + Yamux, for tests with many nodes.
     Memory,
@@ -50,6 +53,11 @@ pub struct NetConfig {
     /// Anonymous-channel messages waiting for validation; beyond it they are ignored and counted.
     pub anonymous_capacity: usize,
     pub clock: Arc<dyn Clock>,
+    /// The headers this node serves to members who ask (`/conclave/headers/1`); its chain
+    /// task writes them. Without a chain, an empty snapshot: requests get empty answers.
+    pub headers: watch::Receiver<Arc<RecentHeaders>>,
+    /// Run a circuit relay v2 server for members, with these bounds.
+    pub relay_server: Option<RelayLimits>,
 }
 
 impl NetConfig {
@@ -79,6 +87,8 @@ impl NetConfig {
             event_capacity: 8192,
             anonymous_capacity: 256,
             clock: Arc::new(SystemClock),
+            headers: watch::channel(Arc::new(RecentHeaders::default())).1,
+            relay_server: None,
         }
     }
 }

@@ -1,11 +1,14 @@
 //! The Conclave network service.
 //!
 //! Place in the data flow: **registry → `MembershipView` → [this crate] → application**.
-//! The service owns the libp2p swarm. Its behaviour puts the [`MembershipGate`] and connection
-//! limits first, then signed gossipsub (Strict signatures, manual validation against the view),
-//! anonymous gossipsub (no signatures; the application validates each message's RLN proof and
-//! reports an [`Acceptance`]), identify and ping. The application talks to it through a [`NetworkService`] handle and reads
-//! one [`NetworkEvent`] stream; the peer table is published as [`PeerSnapshot`]s.
+//! The service owns the libp2p swarm: TCP, QUIC, WebSocket and circuit relay v2 transports
+//! (see `transport.rs`). Its behaviour puts the [`MembershipGate`] and connection limits first,
+//! then the member-only relay server (when configured) and relay client, signed gossipsub
+//! (envelope signatures, manual validation against the view), anonymous gossipsub (no
+//! signatures; the application validates each message's RLN proof and reports an
+//! [`Acceptance`]), the header request-response protocol ([`HEADERS_PROTOCOL`]), identify and
+//! ping. The application talks to it through a [`NetworkService`] handle and reads one
+//! [`NetworkEvent`] stream; the peer table is published as [`PeerSnapshot`]s.
 //!
 //! Pure pieces are separate and tested without a network: [`validate_signed`], [`MeshParams`],
 //! the redial schedule and the publish outbox.
@@ -13,6 +16,7 @@
 mod behaviour;
 mod config;
 mod gate;
+mod headers;
 mod mesh;
 mod metrics;
 mod outbox;
@@ -21,11 +25,15 @@ mod service;
 mod transport;
 mod validation;
 
-use conclave_core::Multiaddr;
+use conclave_core::{Multiaddr, PeerId};
 
-pub use behaviour::{anonymous_topic, gossip_topic};
+pub use behaviour::{anonymous_topic, gossip_topic, RelayLimits};
 pub use config::{NetConfig, TransportKind};
 pub use gate::{Denied, MembershipGate};
+pub use headers::{
+    HeaderEntry, HeaderReply, HeaderRequest, RecentHeaders, HEADERS_PROTOCOL,
+    MAX_HEADERS_PER_REQUEST,
+};
 pub use mesh::{MeshParams, MeshParamsError};
 pub use redial::Backoff;
 pub use service::{
@@ -51,4 +59,6 @@ pub enum NetError {
     Dial(String),
     #[error("the network service has stopped")]
     Stopped,
+    #[error("header request to {peer} failed: {reason}")]
+    HeaderRequest { peer: PeerId, reason: String },
 }

@@ -46,6 +46,10 @@ pub(crate) struct NetMetrics {
     pub outbox_dropped: Family<ReasonLabels, Counter>,
     pub events_dropped: Counter,
     pub anonymous_dropped: Counter,
+    /// Headers sent in answer to members' header requests.
+    pub headers_served: Counter,
+    /// Relay server reservations and circuits, by outcome.
+    pub relay: Family<ReasonLabels, Counter>,
 }
 
 impl NetMetrics {
@@ -60,6 +64,8 @@ impl NetMetrics {
             outbox_dropped: Family::default(),
             events_dropped: Counter::default(),
             anonymous_dropped: Counter::default(),
+            headers_served: Counter::default(),
+            relay: Family::default(),
         };
         registry.register(
             "anonymous_validation_dropped",
@@ -101,6 +107,16 @@ impl NetMetrics {
             "network_events_dropped",
             "Network events dropped because the application did not keep up",
             m.events_dropped.clone(),
+        );
+        registry.register(
+            "headers_served",
+            "Chain headers sent in answer to members' header requests",
+            m.headers_served.clone(),
+        );
+        registry.register(
+            "relay",
+            "Relay server reservations and circuits by outcome (members only: strangers never pass the gate)",
+            m.relay.clone(),
         );
         // Known label sets start at zero, so dashboards and alerts see a series before the
         // first event rather than nothing.

@@ -1,7 +1,7 @@
 //! The network service: a cloneable handle talking over bounded channels to one worker task
 //! that owns the swarm (the only writer of connection state), in the style of `sc-network`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,11 +10,13 @@ use conclave_core::{
     Unauthorized,
 };
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
 use libp2p::gossipsub::{self, MessageAcceptance, PublishError as GossipPublishError};
 use libp2p::identity::Keypair;
 use libp2p::metrics::Recorder;
+use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{DialError, ListenError, SwarmEvent};
+use libp2p::swarm::{ConnectionId, DialError, ListenError, SwarmEvent};
 use libp2p::{connection_limits, identify, Swarm};
 use prometheus_client::registry::Registry;
 use prost::Message as _;
@@ -26,6 +28,9 @@ use crate::behaviour::{
     BehaviourEvent, BehaviourParams, FRAME_OVERHEAD,
 };
 use crate::gate::Denied;
+use crate::headers::{
+    HeaderEntry, HeaderReply, HeaderRequest, RecentHeaders, MAX_HEADERS_PER_REQUEST,
+};
 use crate::metrics::{DeniedLabels, MessageLabels, NetMetrics, PublishLabels, ReasonLabels};
 use crate::outbox::{Outbox, Pending};
 use crate::redial::{AddressBook, RedialSchedule};
@@ -231,13 +236,33 @@ enum Command {
         id: AnonymousMessageId,
         acceptance: Acceptance,
     },
+    FetchHeaders {
+        peer: PeerId,
+        request: HeaderRequest,
+        reply: HeaderReplySender,
+    },
+    CloseTransport {
+        matches: AddressFilter,
+        reply: oneshot::Sender<(usize, usize)>,
+    },
 }
+
+type HeaderReplySender = oneshot::Sender<Result<Vec<HeaderEntry>, NetError>>;
+
+/// Selects the addresses of one transport (see [`NetworkService::close_listeners`]).
+type AddressFilter = Box<dyn Fn(&Multiaddr) -> bool + Send>;
+
+/// Header requests in flight at once; beyond it a request is refused at once (each ends in an
+/// answer or the request timeout, so the table drains).
+const MAX_HEADER_REQUESTS: usize = 256;
 
 /// Handle to the network service. Cheap to clone; the worker stops when every handle is dropped
 /// or [`NetworkService::shutdown`] is called.
 #[derive(Clone)]
 pub struct NetworkService {
     local_peer_id: PeerId,
+    /// The node key, for signing what the node serves outside libp2p (the HTTP header driver).
+    key: Keypair,
     commands: mpsc::Sender<Command>,
     peers: watch::Receiver<Arc<PeerSnapshot>>,
     shutdown: Arc<tokio::sync::Notify>,
@@ -282,6 +307,7 @@ impl NetworkService {
                 clock: config.clock.clone(),
                 max_message_bytes: config.max_message_bytes,
                 max_pending_incoming: config.max_pending_incoming,
+                relay_server: config.relay_server,
                 metrics: metrics.sub_registry_with_prefix("libp2p"),
             },
         )?;
@@ -294,10 +320,12 @@ impl NetworkService {
             config.idle_connection_timeout,
             behaviour,
         )?;
+        let mut listeners = HashMap::new();
         for addr in &config.listen {
-            swarm
+            let id = swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NetError::Listen(addr.clone(), e.to_string()))?;
+            listeners.insert(id, addr.clone());
         }
 
         let (cmd_tx, cmd_rx) = mpsc::channel(config.command_capacity);
@@ -336,6 +364,11 @@ impl NetworkService {
             min_publish_peers: config.min_publish_peers,
             shutdown: shutdown.clone(),
             handed_over: false,
+            headers: config.headers.clone(),
+            header_requests: HashMap::new(),
+            listeners,
+            connections: HashMap::new(),
+            closed_transports: Vec::new(),
         };
         for topic in &config.topics {
             worker.subscribe(topic);
@@ -347,6 +380,7 @@ impl NetworkService {
         Ok(StartedNetwork {
             service: NetworkService {
                 local_peer_id: local,
+                key: config.keypair.clone(),
                 commands: cmd_tx,
                 peers: peers_rx,
                 shutdown,
@@ -359,6 +393,39 @@ impl NetworkService {
 
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
+    }
+
+    /// Signs `message` with the node key; receivers check it against the node's PeerId.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.key
+            .sign(message)
+            .expect("ed25519 and secp256k1 signing cannot fail")
+    }
+
+    /// The node's public key (its PeerId is derived from it).
+    pub fn public_key(&self) -> libp2p::identity::PublicKey {
+        self.key.public()
+    }
+
+    /// Asks a connected member for `count` headers from height `from` over
+    /// `/conclave/headers/1`. Ends with its answer (possibly empty), or an error on failure or
+    /// after the request timeout.
+    pub async fn fetch_headers(
+        &self,
+        peer: PeerId,
+        from: u64,
+        count: u32,
+    ) -> Result<Vec<HeaderEntry>, NetError> {
+        let request = HeaderRequest {
+            from,
+            count: count.min(MAX_HEADERS_PER_REQUEST),
+        };
+        self.request(|reply| Command::FetchHeaders {
+            peer,
+            request,
+            reply,
+        })
+        .await?
     }
 
     /// Signs and publishes `payload` on `topic`, or queues it until peers subscribe.
@@ -458,6 +525,21 @@ impl NetworkService {
             .map_err(|e| NetError::Listen(address, e))
     }
 
+    /// Takes one transport out (an operator's firewall change, a test of the other paths):
+    /// stops listening on every address `matches` selects, closes the connections whose remote
+    /// address it selects, and dials no such address until one is listened on again. Returns
+    /// (listeners, connections) closed.
+    pub async fn close_listeners(
+        &self,
+        matches: impl Fn(&Multiaddr) -> bool + Send + 'static,
+    ) -> Result<(usize, usize), NetError> {
+        self.request(|reply| Command::CloseTransport {
+            matches: Box::new(matches),
+            reply,
+        })
+        .await
+    }
+
     /// The topics this service is subscribed to (a successor subscribes to the same).
     pub async fn topics(&self) -> Result<Vec<TopicName>, NetError> {
         let (reply, rx) = oneshot::channel();
@@ -527,6 +609,17 @@ struct Worker {
     shutdown: Arc<tokio::sync::Notify>,
     /// Set by [`NetworkService::hand_over`]: publishes now belong to the successor.
     handed_over: bool,
+    /// What we serve to header requests (written by the node's chain task).
+    headers: watch::Receiver<Arc<RecentHeaders>>,
+    /// Our header requests in flight, by request id.
+    header_requests: HashMap<OutboundRequestId, HeaderReplySender>,
+    /// Our listeners and the address each was asked to listen on.
+    listeners: HashMap<ListenerId, Multiaddr>,
+    /// Open connections and their remote address, so one transport's can be closed.
+    connections: HashMap<ConnectionId, Multiaddr>,
+    /// Transports taken out ([`NetworkService::close_listeners`]): not dialed until listened
+    /// on again.
+    closed_transports: Vec<AddressFilter>,
 }
 
 impl Worker {
@@ -635,7 +728,12 @@ impl Worker {
                 .authorization(&peer, at)
                 .map(|a| a.addresses.clone())
                 .unwrap_or_default();
-            let addrs = self.book.dial_addresses(&peer, &hints);
+            let addrs: Vec<Multiaddr> = self
+                .book
+                .dial_addresses(&peer, &hints)
+                .into_iter()
+                .filter(|a| !self.closed_transports.iter().any(|closed| closed(a)))
+                .collect();
             if addrs.is_empty() {
                 // Nowhere to dial yet: count it as a failure so the schedule backs off.
                 self.redial
@@ -711,12 +809,38 @@ impl Worker {
                 let _ = reply.send(result);
             }
             Command::Listen { address, reply } => {
+                self.closed_transports.retain(|closed| !closed(&address));
                 let result = self
                     .swarm
-                    .listen_on(address)
-                    .map(|_| ())
+                    .listen_on(address.clone())
+                    .map(|id| {
+                        self.listeners.insert(id, address);
+                    })
                     .map_err(|e| e.to_string());
                 let _ = reply.send(result);
+            }
+            Command::CloseTransport { matches, reply } => {
+                let listeners: Vec<ListenerId> = self
+                    .listeners
+                    .iter()
+                    .filter(|(_, a)| matches(a))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &listeners {
+                    self.swarm.remove_listener(*id);
+                    self.listeners.remove(id);
+                }
+                let connections: Vec<ConnectionId> = self
+                    .connections
+                    .iter()
+                    .filter(|(_, a)| matches(a))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &connections {
+                    self.swarm.close_connection(*id);
+                }
+                self.closed_transports.push(matches);
+                let _ = reply.send((listeners.len(), connections.len()));
             }
             Command::Topics { reply } => {
                 let topics = self
@@ -761,6 +885,32 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Command::ReportAnonymous { id, acceptance } => self.report_anonymous(&id, acceptance),
+            Command::FetchHeaders {
+                peer,
+                request,
+                reply,
+            } => {
+                if self.header_requests.len() >= MAX_HEADER_REQUESTS {
+                    let _ = reply.send(Err(NetError::HeaderRequest {
+                        peer,
+                        reason: format!("{MAX_HEADER_REQUESTS} header requests already in flight"),
+                    }));
+                } else if !self.swarm.is_connected(&peer) {
+                    // Header requests go to members we are connected to; dialing a stranger
+                    // for one would bypass the redial schedule.
+                    let _ = reply.send(Err(NetError::HeaderRequest {
+                        peer,
+                        reason: "not connected".into(),
+                    }));
+                } else {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .headers
+                        .send_request(&peer, request);
+                    self.header_requests.insert(id, reply);
+                }
+            }
             Command::HandOver { reply } => {
                 self.handed_over = true;
                 let queued = self
@@ -949,11 +1099,21 @@ impl Worker {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.libp2p_metrics.record(&ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Headers(ev)) => self.on_headers(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(ev)) => self.on_relay(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(ev)) => {
+                tracing::debug!(?ev, "relay client");
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Gate(never))
             | SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
             } => {
+                self.connections
+                    .insert(connection_id, connection_address(&endpoint));
                 self.redial.on_connected(peer_id, Instant::now());
                 let operator = self
                     .view()
@@ -967,7 +1127,7 @@ impl Worker {
                     topics: BTreeSet::new(),
                 });
                 info.connections += 1;
-                let addr = endpoint.get_remote_address().clone();
+                let addr = connection_address(&endpoint);
                 if !info.addresses.contains(&addr) {
                     info.addresses.push(addr);
                 }
@@ -986,8 +1146,10 @@ impl Worker {
                 peer_id,
                 num_established,
                 endpoint,
+                connection_id,
                 ..
             } => {
+                self.connections.remove(&connection_id);
                 if num_established == 0 {
                     self.redial
                         .on_disconnected(peer_id, Instant::now(), &mut rand::thread_rng());
@@ -997,7 +1159,7 @@ impl Worker {
                 } else if let Some(info) = self.snapshot.peers.get_mut(&peer_id) {
                     info.connections = num_established as usize;
                     info.addresses
-                        .retain(|a| a != endpoint.get_remote_address());
+                        .retain(|a| *a != connection_address(&endpoint));
                 }
                 self.publish_snapshot();
             }
@@ -1024,11 +1186,28 @@ impl Worker {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                // A relay tells the members it serves where to be reached: its own listen
+                // addresses (not circuits through other relays).
+                let circuit = address
+                    .iter()
+                    .any(|p| p == libp2p::multiaddr::Protocol::P2pCircuit);
+                if self.swarm.behaviour().relay.is_enabled() && !circuit {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.snapshot.listen.push(address);
                 self.publish_snapshot();
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.snapshot.listen.retain(|a| *a != address);
+                self.publish_snapshot();
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                ..
+            } => {
+                self.listeners.remove(&listener_id);
+                self.snapshot.listen.retain(|a| !addresses.contains(a));
                 self.publish_snapshot();
             }
             _ => {}
@@ -1153,6 +1332,89 @@ impl Worker {
 }
 
 impl Worker {
+    /// Counts what the relay server did. Every peer here passed the gate; a request that
+    /// somehow came from a non-member would be a gate bug, so it is logged loudly.
+    fn on_relay(&mut self, event: libp2p::relay::Event) {
+        use libp2p::relay::Event as E;
+        let (what, peer) = match &event {
+            E::ReservationReqAccepted { src_peer_id, .. } => ("reservation_accepted", *src_peer_id),
+            E::ReservationReqDenied { src_peer_id, .. } => ("reservation_denied", *src_peer_id),
+            E::CircuitReqAccepted { src_peer_id, .. } => ("circuit_accepted", *src_peer_id),
+            E::CircuitReqDenied { src_peer_id, .. } => ("circuit_denied", *src_peer_id),
+            E::CircuitClosed { src_peer_id, .. } => ("circuit_closed", *src_peer_id),
+            _ => {
+                tracing::debug!(?event, "relay");
+                return;
+            }
+        };
+        let member = self
+            .view()
+            .authorization(&peer, self.clock.moment())
+            .is_ok();
+        if !member {
+            tracing::error!(%peer, what, "relay event for a non-member; closing its connections");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        tracing::debug!(%peer, what, "relay");
+        self.metrics
+            .relay
+            .get_or_create(&ReasonLabels { reason: what })
+            .inc();
+    }
+
+    /// Serves header requests from the chain task's snapshot; completes our own requests.
+    fn on_headers(&mut self, event: request_response::Event<HeaderRequest, HeaderReply>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let headers = self.headers.borrow().range(request.from, request.count);
+                tracing::debug!(%peer, from = request.from, served = headers.len(), "header request");
+                self.metrics.headers_served.inc_by(headers.len() as u64);
+                // An error only means the asker went away.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .headers
+                    .send_response(channel, HeaderReply { headers });
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.header_requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response.headers));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.header_requests.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::HeaderRequest {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "header request not answered");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
     fn report_anonymous(&mut self, id: &AnonymousMessageId, acceptance: Acceptance) {
         let acceptance = match acceptance {
             Acceptance::Accept => MessageAcceptance::Accept,
@@ -1230,6 +1492,18 @@ fn denial(
         (peer, "connection_limit")
     } else {
         (peer, "other")
+    }
+}
+
+/// The address a connection is known by: the remote's, except for a circuit accepted through a
+/// relay, whose remote address is a bare `/p2p/<peer>` — there the circuit it came in on says
+/// which path (driver) carries it.
+fn connection_address(endpoint: &libp2p::core::ConnectedPoint) -> Multiaddr {
+    match endpoint {
+        libp2p::core::ConnectedPoint::Listener { local_addr, .. } if endpoint.is_relayed() => {
+            local_addr.clone()
+        }
+        _ => endpoint.get_remote_address().clone(),
     }
 }
 

@@ -5,22 +5,30 @@ use std::time::Duration;
 use libp2p::core::transport::MemoryTransport;
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
-use libp2p::{noise, tcp, yamux, Swarm, SwarmBuilder, Transport};
+use libp2p::{noise, tcp, websocket, yamux, Swarm, SwarmBuilder, Transport};
 
 use crate::behaviour::Behaviour;
 use crate::{NetError, TransportKind};
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Builds the swarm: the same identity, behaviour and swarm configuration whatever the
 /// transport, so a memory-transport test runs the production gate, Noise handshake and gossip.
+///
+/// The network transports are drivers of one swarm (DESIGN §7): TCP, QUIC, WebSocket over TCP
+/// (for paths where only HTTP-looking traffic passes) and circuit relay v2 through a member
+/// relay. Each listens on the addresses configured for it; every connection, whatever carried
+/// it, is authenticated by Noise (TLS 1.3 inside QUIC) and judged by the same gate.
 pub(crate) fn build_swarm(
     keypair: Keypair,
     kind: TransportKind,
     idle_connection_timeout: Duration,
-    behaviour: Behaviour,
+    mut behaviour: Behaviour,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let swarm_config =
         |c: libp2p::swarm::Config| c.with_idle_connection_timeout(idle_connection_timeout);
     let builder = SwarmBuilder::with_existing_identity(keypair).with_tokio();
+    let transport_err = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
     let swarm = match kind {
         TransportKind::Network => builder
             .with_tcp(
@@ -28,22 +36,38 @@ pub(crate) fn build_swarm(
                 noise::Config::new,
                 yamux::Config::default,
             )
-            .map_err(|e| NetError::Transport(e.to_string()))?
+            .map_err(|e| transport_err(&e))?
             .with_quic()
-            .with_behaviour(|_| behaviour)
+            .with_other_transport(|key| {
+                let ws = websocket::Config::new(tcp::tokio::Transport::new(
+                    tcp::Config::default().nodelay(true),
+                ));
+                Ok::<_, BoxError>(
+                    ws.upgrade(Version::V1Lazy)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default()),
+                )
+            })
+            .map_err(|e| transport_err(&e))?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| transport_err(&e))?
+            .with_behaviour(|_, relay_client| {
+                behaviour.relay_client = Some(relay_client).into();
+                behaviour
+            })
             .expect("an infallible behaviour constructor")
             .with_swarm_config(swarm_config)
             .build(),
         TransportKind::Memory => builder
             .with_other_transport(|key| {
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                Ok::<_, BoxError>(
                     MemoryTransport::default()
                         .upgrade(Version::V1)
                         .authenticate(noise::Config::new(key)?)
                         .multiplex(yamux::Config::default()),
                 )
             })
-            .map_err(|e| NetError::Transport(e.to_string()))?
+            .map_err(|e| transport_err(&e))?
             .with_behaviour(|_| behaviour)
             .expect("an infallible behaviour constructor")
             .with_swarm_config(swarm_config)
