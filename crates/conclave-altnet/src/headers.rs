@@ -4,9 +4,8 @@
 //! A range is accepted only when (1) every header's hash is the keccak of its RLP encoding and
 //! equals the hash the member claimed, (2) the range links by parent hash to our last good header
 //! and through itself, and (3) members of at least `needed` (f+1) distinct operators returned the
-//! same hashes. A member can lie about anything; f colluding operators cannot reach f+1.
-
-use std::collections::BTreeMap;
+//! same hashes (all of their answer or its start). A member can lie about anything; f colluding
+//! operators cannot reach f+1.
 
 use alloy::consensus::Header;
 use alloy::primitives::B256;
@@ -109,8 +108,9 @@ fn check(
     Ok((headers, hashes))
 }
 
-/// Accepts the range the most distinct operators returned, if at least `needed` did. Several
-/// answers from members of one operator count once (its first valid answer).
+/// Accepts the longest range that members of at least `needed` distinct operators returned,
+/// each as all or the start of its answer (members at different heights agree on the heights
+/// they share). Several answers from members of one operator count once (its first valid one).
 pub fn accept_range(
     anchor: (u64, B256),
     responses: &[HeaderResponse],
@@ -119,41 +119,52 @@ pub fn accept_range(
     if responses.is_empty() {
         return Err(RangeRefusal::NoAnswers);
     }
+    let needed = needed.max(1);
     let mut faults = Vec::new();
-    // Hash list → (headers, operators that returned it).
-    let mut ranges: BTreeMap<Vec<B256>, (Vec<Header>, Vec<OperatorId>)> = BTreeMap::new();
-    let mut counted: Vec<OperatorId> = Vec::new();
+    let mut valid: Vec<(OperatorId, Vec<Header>, Vec<B256>)> = Vec::new();
     for r in responses {
-        if counted.contains(&r.operator) {
+        if valid.iter().any(|(op, ..)| *op == r.operator) {
             continue;
         }
         match check(anchor, r) {
-            Ok((headers, hashes)) => {
-                counted.push(r.operator);
-                ranges
-                    .entry(hashes)
-                    .or_insert_with(|| (headers, Vec::new()))
-                    .1
-                    .push(r.operator);
-            }
+            Ok((headers, hashes)) => valid.push((r.operator, headers, hashes)),
             Err(fault) => faults.push((r.operator, fault)),
         }
     }
-    // The best range: most operators, then the longest.
-    let best = ranges
-        .into_iter()
-        .max_by_key(|(hashes, (_, ops))| (ops.len(), hashes.len()));
-    match best {
-        Some((hashes, (headers, operators))) if operators.len() >= needed.max(1) => {
-            Ok(AcceptedRange {
-                headers,
-                hashes,
-                operators,
-                faults,
-            })
+    let supporters = |hashes: &[B256]| -> Vec<OperatorId> {
+        valid
+            .iter()
+            .filter(|(_, _, h)| h.starts_with(hashes))
+            .map(|(op, ..)| *op)
+            .collect()
+    };
+    // (length, index of an answer holding it, supporters) of the best range so far.
+    let mut best: Option<(usize, usize, Vec<OperatorId>)> = None;
+    for (i, (_, _, hashes)) in valid.iter().enumerate() {
+        for len in (1..=hashes.len()).rev() {
+            if best.as_ref().is_some_and(|(l, ..)| *l >= len) {
+                break;
+            }
+            let ops = supporters(&hashes[..len]);
+            if ops.len() >= needed {
+                best = Some((len, i, ops));
+                break;
+            }
         }
-        best => Err(RangeRefusal::TooFewOperators {
-            agreeing: best.map_or(0, |(_, (_, ops))| ops.len()),
+    }
+    match best {
+        Some((len, i, operators)) => Ok(AcceptedRange {
+            headers: valid[i].1[..len].to_vec(),
+            hashes: valid[i].2[..len].to_vec(),
+            operators,
+            faults,
+        }),
+        None => Err(RangeRefusal::TooFewOperators {
+            agreeing: valid
+                .iter()
+                .map(|(_, _, h)| supporters(&h[..1]).len())
+                .max()
+                .unwrap_or(0),
             needed,
             faults,
         }),
@@ -215,6 +226,27 @@ mod tests {
         assert_eq!(r.headers.len(), 5);
         assert_eq!(r.headers[0].number, 101);
         assert_eq!(r.hashes, good.iter().map(|(h, _)| *h).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn members_at_different_heights_agree_on_the_heights_they_share() {
+        let long = chain(ANCHOR, 6, 0);
+        let short = long[..4].to_vec();
+        let r = accept_range(
+            ANCHOR,
+            &[
+                answer(op(1), long.clone()),
+                answer(op(2), short),
+                answer(op(3), long[..5].to_vec()),
+            ],
+            2,
+        )
+        .unwrap();
+        // Two operators returned at least 5 headers; only one returned the sixth.
+        assert_eq!(r.headers.len(), 5);
+        assert_eq!(r.operators, vec![op(1), op(3)]);
+        let all = accept_range(ANCHOR, &[answer(op(1), long.clone())], 1).unwrap();
+        assert_eq!(all.hashes.len(), 6);
     }
 
     #[test]

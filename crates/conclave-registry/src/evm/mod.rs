@@ -13,7 +13,7 @@ pub use admin::{AdminError, RegistryAdmin, SlashOutcome, TxOutcome};
 /// Contract and operator addresses, as the EVM backend takes them.
 pub use alloy::primitives::Address;
 pub use state::{ChainState, RlnRegistration, Skipped};
-pub use sync::{EvmConfig, EvmError, EvmRegistry};
+pub use sync::{EvmConfig, EvmError, EvmRegistry, SourceHeader};
 
 /// `validUntil` of a delegation that lasts until revoked (the contract's `OPEN_ENDED`).
 pub const OPEN_ENDED: u64 = u64::MAX;

@@ -67,6 +67,15 @@ pub enum EvmError {
     },
 }
 
+/// One header from the chain endpoint, checked against the hash it reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceHeader {
+    pub hash: [u8; 32],
+    pub parent: [u8; 32],
+    /// The header's RLP encoding (keccak of it is `hash`).
+    pub rlp: Vec<u8>,
+}
+
 /// The on-chain registry backend; also the chain source for the chain it reads.
 pub struct EvmRegistry {
     provider: DynProvider,
@@ -156,6 +165,38 @@ impl EvmRegistry {
             status,
             heads,
             task,
+        })
+    }
+}
+
+impl EvmRegistry {
+    /// The header at `number` as the endpoint serves it — what this node serves members who
+    /// ask for headers. Refused if the header does not hash to the hash the endpoint reported
+    /// (the node would be passing on a lie).
+    pub async fn header(&self, number: u64) -> Result<SourceHeader, EvmError> {
+        use alloy::rlp::Encodable;
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await
+            .map_err(|e| rpc_err(&self.url, e))?
+            .ok_or_else(|| rpc_err(&self.url, format!("block {number} not found")))?;
+        let computed = block.header.inner.hash_slow();
+        if computed != block.header.hash {
+            return Err(rpc_err(
+                &self.url,
+                format!(
+                    "block {number}: its header hashes to {computed}, the endpoint says {}",
+                    block.header.hash
+                ),
+            ));
+        }
+        let mut rlp = Vec::new();
+        block.header.inner.encode(&mut rlp);
+        Ok(SourceHeader {
+            hash: computed.0,
+            parent: block.header.inner.parent_hash.0,
+            rlp,
         })
     }
 }
