@@ -29,6 +29,12 @@ pub(crate) struct ApiState {
     pub net: NodeNetwork,
     /// The chain-view watchdog's state, when it runs.
     pub watchdog: Option<watch::Receiver<Value>>,
+    /// The chain as the node acts on it (and the headers it serves), when it has one.
+    #[cfg(feature = "altnet")]
+    pub chain: Option<crate::chain_view::ChainView>,
+    /// The transport drivers, when the watchdog runs.
+    #[cfg(feature = "altnet")]
+    pub drivers: Option<Arc<Vec<Arc<dyn conclave_altnet::Driver>>>>,
     /// The anonymous channel, when `rln = true`.
     pub rln: Option<Arc<crate::rln::RlnNode>>,
     pub store: Arc<crate::store::StateStore>,
@@ -57,6 +63,8 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/rln/removed", get(rln_removed))
         .route("/v1/rln/status", get(rln_status))
         .route("/v1/altnet/watchdog", get(watchdog))
+        .route("/v1/altnet/headers", get(altnet_headers))
+        .route("/v1/altnet/drivers", get(altnet_drivers))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -365,6 +373,98 @@ async fn watchdog(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
     }
 }
 
+#[cfg(feature = "altnet")]
+#[derive(serde::Deserialize)]
+struct HeaderQuery {
+    from: u64,
+    count: Option<u32>,
+}
+
+/// The polled header driver's server side: our source's recent headers from `from`, signed by
+/// the node key so the asker can count us towards f+1 operators.
+#[cfg(feature = "altnet")]
+async fn altnet_headers(
+    State(s): State<ApiState>,
+    axum::extract::Query(q): axum::extract::Query<HeaderQuery>,
+) -> Result<Json<crate::drivers::SignedHeaders>, ApiError> {
+    let Some(chain) = &s.chain else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "this node follows no chain (no EVM registry or clock chain)",
+        ));
+    };
+    let count = q
+        .count
+        .unwrap_or(conclave_net::MAX_HEADERS_PER_REQUEST)
+        .min(conclave_net::MAX_HEADERS_PER_REQUEST);
+    let entries = chain.recent().borrow().range(q.from, count);
+    Ok(Json(crate::drivers::SignedHeaders::sign(
+        &s.net.current(),
+        q.from,
+        &entries,
+    )))
+}
+
+#[cfg(not(feature = "altnet"))]
+async fn altnet_headers() -> Result<Json<Value>, ApiError> {
+    Err(error(
+        StatusCode::NOT_FOUND,
+        "built without the altnet feature: no header serving",
+    ))
+}
+
+/// Every transport driver: capabilities and health.
+#[cfg(feature = "altnet")]
+async fn altnet_drivers(State(s): State<ApiState>) -> Result<Json<Value>, ApiError> {
+    let Some(drivers) = &s.drivers else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "the drivers run with the watchdog (`watchdog = true` and a chain source)",
+        ));
+    };
+    let list: Vec<Value> = drivers
+        .iter()
+        .map(|d| {
+            let c = d.capabilities();
+            let h = d.health();
+            json!({
+                "name": d.name(),
+                "capabilities": {
+                    "send": c.send,
+                    "receive": c.receive,
+                    "delivery": match c.delivery {
+                        conclave_altnet::Delivery::Push => "push",
+                        conclave_altnet::Delivery::Polled => "polled",
+                    },
+                    "carries": c.carries.iter().map(|k| k.label()).collect::<Vec<_>>(),
+                    "path": match c.path {
+                        conclave_altnet::PathKind::Direct => "direct",
+                        conclave_altnet::PathKind::Relayed => "relayed",
+                    },
+                },
+                "health": {
+                    "state": h.state.label(),
+                    "reason": match &h.state {
+                        conclave_altnet::DriverState::Down(r) => Some(r.clone()),
+                        _ => None,
+                    },
+                    "endpoints": h.endpoints,
+                    "peers": h.peers,
+                },
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "drivers": list })))
+}
+
+#[cfg(not(feature = "altnet"))]
+async fn altnet_drivers() -> Result<Json<Value>, ApiError> {
+    Err(error(
+        StatusCode::NOT_FOUND,
+        "built without the altnet feature: no transport drivers",
+    ))
+}
+
 /// How many settled windows the coordination endpoints return.
 const COORD_WINDOWS_SHOWN: usize = 200;
 
@@ -403,6 +503,10 @@ async fn readyz(State(s): State<ApiState>) -> Response {
             "connected_members": r.connected_members,
             "quorum": r.quorum,
             "registry_stale": r.registry_stale,
+            "chain": r.chain_head.map(|head| json!({
+                "head": head,
+                "following": if r.on_fallback { "fallback" } else { "source" },
+            })),
         })),
     )
         .into_response()

@@ -54,6 +54,12 @@ pub struct NodeConfig {
     pub publish_queue_ttl_secs: u64,
     pub registry_poll_ms: u64,
     pub max_pending_incoming: u32,
+    /// Relay circuits (libp2p circuit relay v2) for members that cannot reach each other
+    /// directly: reservations and circuits only for members, each circuit bounded in time and
+    /// bytes. Members use a relay by listening on `<relay address>/p2p-circuit`.
+    pub relay_server: bool,
+    pub relay_max_circuit_secs: u64,
+    pub relay_max_circuit_bytes: u64,
     /// `text` or `json`.
     pub log_format: String,
     /// Run coordination windows for the groups this node's operator sits in (topic `coord`).
@@ -109,8 +115,16 @@ pub struct NodeConfig {
     /// Members this many blocks ahead of us (from a quorum of operators) raise `behind`.
     pub watchdog_ahead_blocks: u64,
     /// Distinct operators that must agree to raise `behind` or `forked`; 0 = f+1 of the
-    /// registry's operators (f = ⌊(n-1)/3⌋).
+    /// registry's operators (f = ⌊(n-1)/3⌋). Also the distinct operators that must return the
+    /// same headers before the node acts on them.
     pub watchdog_quorum: usize,
+    /// While an anomaly holds (or the node is on fallback): how often headers are fetched from
+    /// members, and how long each member has to answer.
+    pub watchdog_fetch_ms: u64,
+    pub watchdog_fetch_timeout_ms: u64,
+    /// Members' HTTP APIs (`http://host:port`) the polled header driver asks for signed headers
+    /// when p2p paths fail.
+    pub altnet_http_peers: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -139,6 +153,9 @@ impl Default for NodeConfig {
             publish_queue_ttl_secs: 120,
             registry_poll_ms: 250,
             max_pending_incoming: 64,
+            relay_server: false,
+            relay_max_circuit_secs: 600,
+            relay_max_circuit_bytes: 64 * 1024 * 1024,
             log_format: "text".into(),
             coordination: false,
             coord_frequency: 900,
@@ -171,6 +188,9 @@ impl Default for NodeConfig {
             watchdog_tip_secs: 10,
             watchdog_ahead_blocks: 3,
             watchdog_quorum: 0,
+            watchdog_fetch_ms: 2_000,
+            watchdog_fetch_timeout_ms: 3_000,
+            altnet_http_peers: Vec::new(),
         }
     }
 }
@@ -239,6 +259,7 @@ pub struct ValidConfig {
     pub publish_queue_capacity: usize,
     pub publish_queue_ttl: Duration,
     pub max_pending_incoming: u32,
+    pub relay_server: Option<conclave_net::RelayLimits>,
     pub json_logs: bool,
     pub coordination: Option<CoordConfig>,
     /// (genesis unix ms, block interval ms) of the clock chain, when configured.
@@ -248,7 +269,7 @@ pub struct ValidConfig {
 }
 
 /// Watchdog thresholds after validation (milliseconds).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WatchdogSettings {
     pub block_ms: u64,
     pub variance_ms: u64,
@@ -259,6 +280,27 @@ pub struct WatchdogSettings {
     pub ahead_blocks: u64,
     /// 0: f+1 of the registry's operators at start.
     pub quorum: usize,
+    pub fetch_every: Duration,
+    pub fetch_timeout: Duration,
+    /// Base URLs of members' APIs, without a trailing slash.
+    pub http_peers: Vec<String>,
+}
+
+/// A member API's base URL for the polled header driver.
+fn http_peer(url: &str) -> Result<String, ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+            Ok(url.trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError::Invalid {
+            key: "altnet_http_peers".into(),
+            value: url.to_owned(),
+            expected: "a member API base URL such as http://10.0.0.5:8080",
+        }),
+    }
 }
 
 impl NodeConfig {
@@ -514,6 +556,8 @@ impl NodeConfig {
                 ("watchdog_block_ms", self.watchdog_block_ms),
                 ("watchdog_silence_secs", self.watchdog_silence_secs),
                 ("watchdog_tip_secs", self.watchdog_tip_secs),
+                ("watchdog_fetch_ms", self.watchdog_fetch_ms),
+                ("watchdog_fetch_timeout_ms", self.watchdog_fetch_timeout_ms),
             ] {
                 if v == 0 {
                     return Err(invalid(key.into(), "0", "a positive number"));
@@ -528,6 +572,13 @@ impl NodeConfig {
                 tip_every: Duration::from_secs(self.watchdog_tip_secs),
                 ahead_blocks: self.watchdog_ahead_blocks,
                 quorum: self.watchdog_quorum,
+                fetch_every: Duration::from_millis(self.watchdog_fetch_ms),
+                fetch_timeout: Duration::from_millis(self.watchdog_fetch_timeout_ms),
+                http_peers: self
+                    .altnet_http_peers
+                    .iter()
+                    .map(|u| http_peer(u))
+                    .collect::<Result<_, _>>()?,
             })
         } else {
             None
@@ -547,6 +598,11 @@ impl NodeConfig {
             publish_queue_capacity: self.publish_queue_capacity,
             publish_queue_ttl: Duration::from_secs(self.publish_queue_ttl_secs),
             max_pending_incoming: self.max_pending_incoming,
+            relay_server: self.relay_server.then(|| conclave_net::RelayLimits {
+                max_circuit_duration: Duration::from_secs(self.relay_max_circuit_secs),
+                max_circuit_bytes: self.relay_max_circuit_bytes,
+                ..Default::default()
+            }),
             json_logs,
             coordination,
             clock_chain,
@@ -607,6 +663,11 @@ mod tests {
                 "coord_heartbeat_probability",
             ),
             ("registry = \"evm\"\n", "evm_rpc_url"),
+            (
+                "altnet_http_peers = [\"ftp://10.0.0.5\"]\n",
+                "altnet_http_peers",
+            ),
+            ("watchdog_fetch_ms = 0\n", "watchdog_fetch_ms"),
             (
                 "registry = \"evm\"\nevm_rpc_url = \"http://127.0.0.1:8545\"\nevm_contract = \"0x12\"\n",
                 "evm_contract",

@@ -15,6 +15,7 @@ use conclave_registry::evm::{EvmError, EvmRegistry};
 use conclave_registry::{ChainHead, ChainSource};
 use tokio::sync::{broadcast, watch};
 
+use crate::chain_view::ChainView;
 use crate::config::CoordConfig;
 use crate::metrics::NodeMetrics;
 use crate::network::NodeNetwork;
@@ -38,7 +39,7 @@ impl NodeChain {
         }
     }
 
-    async fn block_hash(&self, n: u64) -> Result<[u8; 32], EvmError> {
+    pub async fn block_hash(&self, n: u64) -> Result<[u8; 32], EvmError> {
         match self {
             NodeChain::Evm(c) => c.block_hash(n).await,
             NodeChain::Clock(c) => c.block_hash(n).await,
@@ -48,7 +49,8 @@ impl NodeChain {
 
 pub(crate) struct Coordinator {
     pub cfg: CoordConfig,
-    pub chain: NodeChain,
+    /// The chain as the node acts on it (its source, or the fallback tip).
+    pub chain: ChainView,
     pub view: watch::Receiver<Arc<MembershipView>>,
     pub net: NodeNetwork,
     pub deliveries: broadcast::Receiver<Arc<Delivery>>,

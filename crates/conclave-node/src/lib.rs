@@ -6,10 +6,13 @@
 //! [`ValidConfig`]; [`RunningNode::shutdown`] takes it down gracefully.
 
 mod api;
+mod chain_view;
 #[cfg(feature = "altnet")]
 mod chain_watch;
 pub mod config;
 mod coordination;
+#[cfg(feature = "altnet")]
+mod drivers;
 pub mod keys;
 mod metrics;
 mod network;
@@ -40,6 +43,7 @@ pub use readiness::{default_quorum, ReadinessReport};
 pub use rln::{AnonymousDelivery, SlashingNotice, SLASH_TOPIC};
 
 use crate::api::ApiState;
+use crate::chain_view::ChainView;
 use crate::coordination::{Coordinator, NodeChain};
 use crate::metrics::NodeMetrics;
 use crate::network::{Dispatch, NetFactory, Rotation, Services};
@@ -48,6 +52,9 @@ use crate::store::{StateStore, StoreError};
 
 /// Bound of the fan-out to WebSocket subscribers; slower subscribers skip messages (and are told).
 const DELIVERY_FANOUT: usize = 4096;
+/// Recent chain headers a node keeps to serve members (about 50 minutes of 12 s blocks).
+#[cfg(feature = "altnet")]
+const RECENT_HEADERS: usize = 256;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -122,8 +129,20 @@ impl RunningNode {
                 (Box::new(chain.clone()), Some(NodeChain::Evm(chain)))
             }
         };
+        // The chain as the node acts on it: with the watchdog, its task chooses between the
+        // source and a fallback tip members agree on; without, the view is the source.
+        #[cfg(feature = "altnet")]
+        let (chain_view, view_writer) = match (&chain, cfg.watchdog.is_some()) {
+            (Some(c), true) => {
+                let (v, w) = ChainView::with_writer(c.clone(), RECENT_HEADERS);
+                (Some(v), Some(w))
+            }
+            (c, _) => (c.clone().map(ChainView::of_source), None),
+        };
+        #[cfg(not(feature = "altnet"))]
+        let chain_view = chain.clone().map(ChainView::of_source);
         // Delegations may be bounded by blocks: judge them against the chain head when there is one.
-        let clock: Arc<dyn Clock> = match &chain {
+        let clock: Arc<dyn Clock> = match &chain_view {
             Some(c) => Arc::new(ChainClock::new(c.heads())),
             None => Arc::new(SystemClock),
         };
@@ -135,6 +154,10 @@ impl RunningNode {
             clock: clock.clone(),
             view: registry.view(),
             metrics: node_metrics.clone(),
+            headers: match &chain_view {
+                Some(v) => v.recent(),
+                None => watch::channel(Arc::default()).1,
+            },
         });
         let (started, prom) = factory.start(keypair, cfg.listen.clone(), cfg.topics.clone())?;
         let first = started.service.clone();
@@ -208,8 +231,9 @@ impl RunningNode {
             net: net.clone(),
             configured_quorum: cfg.ready_quorum,
             clock: clock.clone(),
+            chain: chain_view.clone(),
         };
-        let coordinator = match (cfg.coordination, &chain) {
+        let coordinator = match (cfg.coordination, &chain_view) {
             (Some(coord), Some(chain)) => Some(Coordinator {
                 cfg: coord,
                 chain: chain.clone(),
@@ -227,10 +251,34 @@ impl RunningNode {
         let (watchdog_tx, watchdog_rx) = watch::channel(serde_json::Value::Null);
         #[cfg(not(feature = "altnet"))]
         drop(watchdog_tx);
+        #[cfg(feature = "altnet")]
+        let drivers = cfg.watchdog.as_ref().map(|w| {
+            let mut drivers: Vec<Arc<dyn conclave_altnet::Driver>> = drivers::TransportKind::ALL
+                .into_iter()
+                .map(|kind| {
+                    let listen = cfg
+                        .listen
+                        .iter()
+                        .filter(|a| drivers::TransportKind::of(a) == Some(kind))
+                        .cloned()
+                        .collect();
+                    Arc::new(drivers::TransportDriver::new(kind, net.clone(), listen)) as _
+                })
+                .collect();
+            drivers.push(Arc::new(drivers::HttpDriver::new(
+                w.http_peers.clone(),
+                registry.view(),
+            )));
+            Arc::new(drivers)
+        });
         let watchdog_running =
             cfg!(feature = "altnet") && cfg.watchdog.is_some() && chain.is_some();
         let state = ApiState {
             watchdog: watchdog_running.then_some(watchdog_rx),
+            #[cfg(feature = "altnet")]
+            chain: chain_view.clone(),
+            #[cfg(feature = "altnet")]
+            drivers: drivers.clone(),
             rln: rln.as_ref().map(|(node, _)| node.clone()),
             net,
             store: store.clone(),
@@ -255,25 +303,53 @@ impl RunningNode {
             tasks.push(tokio::spawn(c.run()));
         }
         #[cfg(feature = "altnet")]
-        if let (Some(settings), Some(chain)) = (cfg.watchdog, &chain) {
+        if let (Some(settings), Some(chain), Some(writer), Some(drivers)) =
+            (cfg.watchdog.clone(), &chain, view_writer, drivers)
+        {
+            for d in drivers.iter() {
+                if let Err(e) = d.start().await {
+                    tracing::warn!(driver = d.name(), error = %e, "driver did not start");
+                }
+            }
+            let quorum = match settings.quorum {
+                0 => {
+                    let n = registry.view().borrow().operators().count();
+                    n.saturating_sub(1) / 3 + 1
+                }
+                q => q,
+            };
+            if let coordination::NodeChain::Evm(evm) = chain {
+                tasks.push(tokio::spawn(chain_watch::log_source_headers(
+                    evm.clone(),
+                    chain.heads(),
+                    writer.recent,
+                    shutdown_rx.clone(),
+                )));
+            }
             let watch = chain_watch::ChainWatch {
                 cfg: conclave_altnet::WatchdogConfig {
                     block_interval_ms: settings.block_ms,
                     block_variance_ms: settings.variance_ms,
                     ahead_blocks: settings.ahead_blocks,
-                    quorum: match settings.quorum {
-                        0 => {
-                            let n = registry.view().borrow().operators().count();
-                            n.saturating_sub(1) / 3 + 1
-                        }
-                        q => q,
-                    },
+                    quorum,
                     silence_ms: settings.silence_ms,
                     raise_after_ms: settings.raise_after_ms,
                     clear_after_ms: settings.clear_after_ms,
                     tip_ttl_ms: 60_000,
                 },
+                fetch: chain_watch::FetchSettings {
+                    every: settings.fetch_every,
+                    timeout: settings.fetch_timeout,
+                    quorum,
+                },
                 heads: chain.heads(),
+                recent: chain_view
+                    .as_ref()
+                    .map(ChainView::recent)
+                    .expect("a view with a writer"),
+                view_head: writer.head,
+                view_fallback: writer.fallback,
+                drivers,
                 deliveries: state.deliveries.subscribe(),
                 metrics: state.metrics.clone(),
                 snapshot: watchdog_tx,

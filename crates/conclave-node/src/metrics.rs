@@ -19,6 +19,11 @@ pub(crate) struct AnomalyLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct DriverLabel {
+    pub driver: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct KindLabel {
     pub kind: &'static str,
 }
@@ -57,6 +62,36 @@ impl Default for RlnMetrics {
     }
 }
 
+/// The fallback chain and the transport drivers (feature `altnet`).
+pub(crate) struct AltnetMetrics {
+    pub fallback: Gauge,
+    pub fallback_height: Gauge,
+    pub header_fetches: Family<ReasonLabel, Counter>,
+    pub driver_up: Family<DriverLabel, Gauge>,
+    pub driver_answers: Family<DriverLabel, Counter>,
+    pub driver_errors: Family<DriverLabel, Counter>,
+    pub driver_bytes: Family<DriverLabel, Counter>,
+    pub driver_latency: Family<DriverLabel, Histogram, fn() -> Histogram>,
+}
+
+impl Default for AltnetMetrics {
+    fn default() -> Self {
+        AltnetMetrics {
+            fallback: Gauge::default(),
+            fallback_height: Gauge::default(),
+            header_fetches: Family::default(),
+            driver_up: Family::default(),
+            driver_answers: Family::default(),
+            driver_errors: Family::default(),
+            driver_bytes: Family::default(),
+            // 1 ms .. ~8 s
+            driver_latency: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 14))
+            }),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct NodeMetrics {
     pub registry_revision: Gauge,
@@ -78,6 +113,7 @@ pub(crate) struct NodeMetrics {
     pub watchdog_anomaly: Family<AnomalyLabel, Gauge>,
     pub watchdog_raised: Family<AnomalyLabel, Counter>,
     pub watchdog_tips: Family<ReasonLabel, Counter>,
+    pub altnet: AltnetMetrics,
 }
 
 impl NodeMetrics {
@@ -204,6 +240,47 @@ impl NodeMetrics {
             "watchdog_tips",
             "Members' chain-tip announcements received, by outcome (accepted, malformed)",
             m.watchdog_tips.clone(),
+        );
+        let a = &m.altnet;
+        registry.register(
+            "altnet_fallback",
+            "1 while the node acts on headers members agreed on instead of its own chain source",
+            a.fallback.clone(),
+        );
+        registry.register(
+            "altnet_fallback_height",
+            "The fallback tip's height (last set while on fallback)",
+            a.fallback_height.clone(),
+        );
+        registry.register(
+            "altnet_header_fetches",
+            "Header fetches from members by outcome (accepted, refused)",
+            a.header_fetches.clone(),
+        );
+        registry.register(
+            "altnet_driver_up",
+            "1 while a transport driver is up",
+            a.driver_up.clone(),
+        );
+        registry.register(
+            "altnet_driver_answers",
+            "Header answers received over each driver",
+            a.driver_answers.clone(),
+        );
+        registry.register(
+            "altnet_driver_errors",
+            "Header requests that failed or timed out, by driver",
+            a.driver_errors.clone(),
+        );
+        registry.register(
+            "altnet_driver_bytes",
+            "Bytes of header answers received, by driver",
+            a.driver_bytes.clone(),
+        );
+        registry.register(
+            "altnet_driver_latency_seconds",
+            "Time for a driver's parallel header request to finish (slowest member)",
+            a.driver_latency.clone(),
         );
         registry.register(
             "rln_onchain_removals",

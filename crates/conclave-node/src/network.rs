@@ -217,6 +217,8 @@ pub(crate) struct NetFactory {
     pub clock: Arc<dyn Clock>,
     pub view: watch::Receiver<Arc<MembershipView>>,
     pub metrics: Arc<NodeMetrics>,
+    /// The chain headers this node serves to members (empty without an EVM chain source).
+    pub headers: watch::Receiver<Arc<conclave_net::RecentHeaders>>,
 }
 
 impl NetFactory {
@@ -247,6 +249,8 @@ impl NetFactory {
         net_cfg.outbox_ttl = cfg.publish_queue_ttl;
         net_cfg.max_pending_incoming = cfg.max_pending_incoming;
         net_cfg.clock = self.clock.clone();
+        net_cfg.headers = self.headers.clone();
+        net_cfg.relay_server = cfg.relay_server;
         let started = NetworkService::start(net_cfg, self.view.clone(), &mut prom)?;
         Ok((started, prom))
     }

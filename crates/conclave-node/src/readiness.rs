@@ -1,12 +1,14 @@
 //! `/readyz`: a node is ready when enough members are connected for its messages to reach a
 //! quorum of the signer set, and its registry is current (a stale view may still admit a key
-//! revoked since).
+//! revoked since). It also says which chain head the node acts on, and whether that is a
+//! fallback tip from members' headers.
 
 use std::sync::Arc;
 
 use conclave_core::{Clock, MembershipView, PeerId};
 use conclave_registry::RegistryStatus;
 
+use crate::chain_view::ChainView;
 use crate::network::NodeNetwork;
 use tokio::sync::watch;
 
@@ -17,6 +19,10 @@ pub struct ReadinessReport {
     pub connected_members: usize,
     pub quorum: usize,
     pub registry_stale: bool,
+    /// The chain head the node acts on, and whether it is a fallback tip (headers members of
+    /// f+1 operators agreed on) rather than the node's own chain source.
+    pub chain_head: Option<u64>,
+    pub on_fallback: bool,
 }
 
 /// The quorum when none is configured: two thirds of the other members, rounded up.
@@ -32,6 +38,7 @@ pub(crate) struct Readiness {
     pub net: NodeNetwork,
     pub configured_quorum: Option<usize>,
     pub clock: Arc<dyn Clock>,
+    pub chain: Option<ChainView>,
 }
 
 impl Readiness {
@@ -58,6 +65,11 @@ impl Readiness {
             connected_members,
             quorum,
             registry_stale,
+            chain_head: self.chain.as_ref().map(|c| c.heads().borrow().number),
+            on_fallback: self
+                .chain
+                .as_ref()
+                .is_some_and(|c| c.fallback_tip().is_some()),
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Nodes configured with `registry = "evm"` against a real chain (anvil): they join by on-chain
 //! delegation; an RPC outage (a cut path, then anvil killed and restarted) turns `/readyz` and the
-//! metrics stale until the chain is back; a rotation moves a node to its new key without loss.
+//! metrics stale until the chain is back; a rotation moves a node to its new key without loss;
+//! the watchdog raises a frozen chain, and a node whose source freezes while the chain moves on
+//! follows the headers members agree on, keeps coordinating, and returns to its source.
 
 mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::{get, listen_addrs, start_node, until};
+use common::{get, get_json, listen_addrs, start_node, until, until_json};
 use conclave_core::OperatorId;
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
@@ -348,37 +350,59 @@ async fn the_watchdog_raises_a_frozen_chain_source_and_clears_it_when_blocks_ret
     a.shutdown().await;
 }
 
-/// Tip announcements: three members announce their tips on `chain-tip`; when one node's chain
-/// source freezes (its RPC path is cut) while the chain moves on, the other two operators'
-/// tips run ahead and it raises `behind` (a quorum of 2 distinct operators); the others do not.
-/// With the path back it catches up and clears.
+/// Tip announcements, anycast header fetch and fallback on a real chain. Three members (one
+/// group, all seated) announce their tips on `chain-tip` and coordinate every 20 blocks. When
+/// node a's chain source freezes (its RPC path is cut) while the chain moves on, the other two
+/// operators' tips run ahead and a raises `behind`; it fetches the missing headers from them
+/// over p2p and HTTP, accepts what both operators agree on, and acts on that fallback tip:
+/// `/readyz` and the metrics say so, and a keeps settling coordination windows past its frozen
+/// head. The others never leave their source. With the path back, a returns to its source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_whose_chain_source_freezes_sees_the_members_ahead() {
+async fn a_node_whose_chain_source_freezes_follows_members_headers_and_keeps_coordinating() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (anvil, gov, ops) = chain_with_operators(3, &d.join("anvil.json")).await;
     gov.define_scope(1, "chain-tip").await.unwrap();
-    let contract = gov.contract().to_string();
+    gov.define_scope(2, "coord").await.unwrap();
+    let group = conclave_core::GroupId([0xa1; 20]);
+    let seats: Vec<OperatorId> = ops.iter().map(|o| OperatorId(o.signer().0 .0)).collect();
+    gov.set_group(group, &seats).await.unwrap();
     let mut peers = Vec::new();
     for (op, name) in ops.iter().zip(["a", "b", "c"]) {
         let peer = keys::generate(&d.join(format!("{name}.key")), KeyType::Ed25519).unwrap();
-        op.authorize(&peer, 0b11, 0, OPEN_ENDED).await.unwrap();
+        op.authorize(&peer, 0b111, 0, OPEN_ENDED).await.unwrap();
         peers.push(peer);
     }
     anvil.mine(2).await.unwrap();
     let proxy = RpcProxy::start(anvil.port).await.unwrap();
-    let extra = "watchdog_block_ms = 60000
+    let settings = "watchdog_block_ms = 60000
 watchdog_silence_secs = 600
 watchdog_tip_secs = 1
-                 watchdog_ahead_blocks = 3
+watchdog_ahead_blocks = 3
 watchdog_quorum = 2
 watchdog_raise_after_ms = 300
-                 watchdog_clear_after_ms = 600
+watchdog_clear_after_ms = 600
+watchdog_fetch_ms = 500
+coordination = true
+coord_frequency = 20
+coord_active = 10
+coord_passive = 5
+coord_safe_shift = 3
 ";
+    // b and c first, so a can poll their HTTP APIs too.
     let mut nodes = Vec::new();
-    for (name, url) in [("a", &proxy.url), ("b", &anvil.url), ("c", &anvil.url)] {
-        nodes.push(start_with(d, name, url, &contract, extra).await);
+    for name in ["b", "c"] {
+        nodes.push(start_with(d, name, &anvil.url, &gov.contract().to_string(), settings).await);
     }
+    let http_peers = format!(
+        "altnet_http_peers = [\"http://{}\", \"http://{}\"]\n",
+        nodes[0].http_addr, nodes[1].http_addr
+    );
+    let a_settings = format!("{settings}{http_peers}");
+    nodes.insert(
+        0,
+        start_with(d, "a", &proxy.url, &gov.contract().to_string(), &a_settings).await,
+    );
     for (i, node) in nodes.iter().enumerate() {
         let addr = tcp_addr(node).await;
         ops[i]
@@ -395,26 +419,95 @@ watchdog_raise_after_ms = 300
     }
 
     proxy.cut();
-    until(
+    let frozen = get_json(&nodes[0], "/v1/altnet/watchdog").await["head"]
+        .as_u64()
+        .unwrap();
+    let w = until_json(
         &nodes[0],
         "/v1/altnet/watchdog",
-        "a to see itself behind",
-        |s, body| s == 200 && body.contains("\"behind\""),
+        "a to follow members' headers",
+        |v| {
+            v["following"] == "fallback" && v["fallback_tip"]["height"].as_u64() > Some(frozen + 20)
+        },
     )
     .await;
+    assert!(
+        w["raised"].as_array().unwrap().contains(&"behind".into()),
+        "{w}"
+    );
+    // Both header-capable paths answered: libp2p (tcp) and the signed HTTP driver.
+    let drivers: Vec<&str> = w["last_fetch"]["drivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["answers"].as_u64() > Some(0))
+        .map(|d| d["driver"].as_str().unwrap())
+        .collect();
+    assert!(drivers.contains(&"tcp") && drivers.contains(&"http"), "{w}");
+    // The fallback tip is a real block of the chain the members follow.
+    let tip = w["fallback_tip"]["height"].as_u64().unwrap();
+    let on_chain: Value = reqwest::Client::new()
+        .post(&anvil.url)
+        .json(&serde_json::json!({"jsonrpc":"2.0","id":1,"method":"eth_getBlockByNumber","params":[format!("{tip:#x}"), false]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(on_chain["result"]["hash"], w["fallback_tip"]["hash"], "{w}");
+    let ready = get_json(&nodes[0], "/readyz").await;
+    assert_eq!(ready["chain"]["following"], "fallback", "{ready}");
+    let metrics = get(&nodes[0], "/metrics").await.1;
+    assert!(metrics.contains("conclave_altnet_fallback 1"), "{metrics}");
+    assert!(
+        metrics.contains("conclave_altnet_header_fetches_total{reason=\"accepted\"}"),
+        "{metrics}"
+    );
+    // a keeps coordinating on the fallback tip: a window past its frozen head settles with a
+    // proposal and no fault, as at the members that follow their own source.
+    let past_frozen = |v: &Value| -> Vec<Value> {
+        v["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["coordination_block"].as_u64() > Some(frozen + 3))
+            .cloned()
+            .collect()
+    };
+    let windows = until_json(
+        &nodes[0],
+        "/v1/coordination/windows",
+        "a window settled on the fallback tip",
+        |v| !past_frozen(v).is_empty(),
+    )
+    .await;
+    for w in past_frozen(&windows) {
+        assert!(!w["proposal"].is_null(), "{w}");
+        assert_eq!(w["faults"].as_array().unwrap().len(), 0, "{w}");
+    }
     for n in &nodes[1..] {
-        let (_, body) = get(n, "/v1/altnet/watchdog").await;
-        assert!(!body.contains("behind"), "{body}");
+        let v = get_json(n, "/v1/altnet/watchdog").await;
+        assert_eq!(v["following"], "source", "{v}");
+        assert!(
+            !v["raised"].as_array().unwrap().contains(&"behind".into()),
+            "{v}"
+        );
     }
 
     proxy.restore();
-    until(
+    until_json(
         &nodes[0],
         "/v1/altnet/watchdog",
-        "a to catch up",
-        |s, body| s == 200 && !body.contains("\"behind\""),
+        "a back on its own source",
+        |v| {
+            v["following"] == "source"
+                && !v["raised"].as_array().unwrap().contains(&"behind".into())
+        },
     )
     .await;
+    let metrics = get(&nodes[0], "/metrics").await.1;
+    assert!(metrics.contains("conclave_altnet_fallback 0"), "{metrics}");
     drop(miner);
     for n in nodes {
         n.shutdown().await;
