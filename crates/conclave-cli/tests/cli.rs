@@ -242,6 +242,28 @@ fn devnet_on_a_chain_rotates_and_revokes_without_losing_messages() {
     );
 }
 
+/// A member's chain source freezes on anvil: it follows the members' headers, keeps
+/// coordinating and returns to its source.
+#[test]
+fn devnet_stale_chain_falls_back_to_members_headers_and_returns() {
+    let text = devnet(&["--scenario", "stale-chain", "--nodes", "4"]);
+    assert!(text.contains("its hash is the chain's"), "{text}");
+    assert!(text.contains("\"following\":\"fallback\""), "{text}");
+    assert!(text.contains("kept coordinating"), "{text}");
+    assert!(text.contains("following it again"), "{text}");
+}
+
+/// A member takes TCP out: the others reach it over QUIC, no message lost either way.
+#[test]
+fn devnet_tcp_cut_keeps_traffic_flowing_over_quic() {
+    let text = devnet(&["--scenario", "tcp-cut", "--nodes", "4"]);
+    assert!(
+        text.contains("reconnected to all 3 members over quic"),
+        "{text}"
+    );
+    assert!(text.contains("to/from node-0 missing: 0"), "{text}");
+}
+
 /// Runs `conclave` with `CONCLAVE_ETH_KEY` set to `eth_key`, or unset.
 fn chain_cmd(args: &[&str], eth_key: Option<&str>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_conclave"));

@@ -65,6 +65,10 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/altnet/watchdog", get(watchdog))
         .route("/v1/altnet/headers", get(altnet_headers))
         .route("/v1/altnet/drivers", get(altnet_drivers))
+        .route(
+            "/v1/altnet/drivers/{name}/{action}",
+            post(altnet_driver_action),
+        )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -455,6 +459,50 @@ async fn altnet_drivers(State(s): State<ApiState>) -> Result<Json<Value>, ApiErr
         })
         .collect();
     Ok(Json(json!({ "drivers": list })))
+}
+
+/// Starts or stops one driver: an operator taking a transport out (a firewall change, a
+/// suspected bad path) without restarting the node, or putting it back.
+#[cfg(feature = "altnet")]
+async fn altnet_driver_action(
+    State(s): State<ApiState>,
+    Path((name, action)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let driver = s
+        .drivers
+        .as_ref()
+        .and_then(|ds| ds.iter().find(|d| d.name() == name).cloned())
+        .ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("no driver `{name}` (GET /v1/altnet/drivers lists them)"),
+            )
+        })?;
+    match action.as_str() {
+        "start" => driver
+            .start()
+            .await
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?,
+        "stop" => driver.stop().await,
+        other => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("unknown action `{other}`: expected `start` or `stop`"),
+            ))
+        }
+    }
+    tracing::info!(driver = %name, %action, "driver changed by the API");
+    Ok(Json(
+        json!({ "driver": name, "state": driver.health().state.label() }),
+    ))
+}
+
+#[cfg(not(feature = "altnet"))]
+async fn altnet_driver_action(Path(_): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+    Err(error(
+        StatusCode::NOT_FOUND,
+        "built without the altnet feature: no transport drivers",
+    ))
 }
 
 #[cfg(not(feature = "altnet"))]

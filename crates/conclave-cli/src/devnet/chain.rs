@@ -20,8 +20,9 @@ use super::TOPIC;
 
 /// Confirmations the nodes wait for before applying a registry change.
 pub const CONFIRMATIONS: u64 = 2;
-/// Scope bits of every member's node key: the devnet topic, coordination, RLN slashing.
-const SCOPES: u64 = 0b111;
+/// Scope bits of every member's node key: the devnet topic, coordination, RLN slashing, chain
+/// tips (the watchdog's announcements).
+const SCOPES: u64 = 0b1111;
 
 pub struct ChainNet {
     pub anvil: Anvil,
@@ -54,6 +55,7 @@ impl ChainNet {
         gov.define_scope(0, TOPIC).await?;
         gov.define_scope(1, super::coord::COORD_SCOPE).await?;
         gov.define_scope(2, conclave_node::SLASH_TOPIC).await?;
+        gov.define_scope(3, conclave_altnet::TIP_TOPIC).await?;
         let mut operators = Vec::new();
         for peer in peers {
             let key = PrivateKeySigner::random();
@@ -192,6 +194,31 @@ impl ChainNet {
             head + grace
         );
         Ok(new)
+    }
+
+    /// The victim's chain source freezes: its RPC path is cut while the chain moves on.
+    pub fn freeze_victim(&self) {
+        self.victim_proxy.cut();
+    }
+
+    /// The victim's chain source is back.
+    pub fn restore_victim(&self) {
+        self.victim_proxy.restore();
+    }
+
+    /// The hash of block `number` on the chain the members follow (hex, 0x-prefixed).
+    pub async fn block_hash(&self, number: u64) -> anyhow::Result<String> {
+        let v: serde_json::Value = reqwest::Client::new()
+            .post(&self.anvil.url)
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": [format!("{number:#x}"), false]}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        v["result"]["hash"]
+            .as_str()
+            .map(String::from)
+            .with_context(|| format!("anvil has no block {number}: {v}"))
     }
 
     /// Cuts the victim's RPC path (it keeps its last view), revokes its key and waits until the

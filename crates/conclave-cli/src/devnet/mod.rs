@@ -7,6 +7,7 @@
 mod chain;
 mod coord;
 mod rln;
+mod scenarios;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -41,8 +42,23 @@ pub enum ChainKind {
     Anvil,
 }
 
+/// What the devnet runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Traffic, an intruder, a removal (and on anvil a rotation), coordination, RLN.
+    Full,
+    /// One member's chain source freezes: it follows members' headers and keeps coordinating,
+    /// then returns to its source (always on anvil).
+    StaleChain,
+    /// One member takes its TCP transport out: members reach it over QUIC.
+    TcpCut,
+}
+
 #[derive(clap::Args)]
 pub struct DevnetArgs {
+    /// What to run.
+    #[arg(long, value_enum, default_value = "full")]
+    scenario: Scenario,
     /// Registry backend.
     #[arg(long, value_enum, default_value = "file")]
     chain: ChainKind,
@@ -403,6 +419,19 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
         _ => unreachable!(),
     };
     let exe = std::env::current_exe()?;
+    let scenario = match args.scenario {
+        Scenario::Full => None,
+        Scenario::StaleChain => Some(scenarios::stale_chain(&args, &dir, &exe).await),
+        Scenario::TcpCut => Some(scenarios::tcp_cut(&args, &dir, &exe).await),
+    };
+    if let Some(result) = scenario {
+        if args.keep || args.dir.is_some() {
+            if let Some(t) = tmp {
+                println!("kept {}", t.keep().display());
+            }
+        }
+        return result;
+    }
     let n = args.nodes;
     let victim = n - 1;
     println!(
