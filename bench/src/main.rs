@@ -9,14 +9,15 @@
 //! (secp256k1 keys, gossipsub signing plus an application-level secp256k1 signature) and (c) a
 //! central TCP relay. Scenarios: broadcast latency at a fixed offered rate and the sustained
 //! throughput search (in-process nodes on TCP loopback), coordination completion (`conclave
-//! devnet`, nodes as separate processes) and RLN proofs (Conclave's proof pool beside zerokit
-//! called directly). Plots (SVG) are drawn by [`plots`].
+//! devnet`, nodes as separate processes), RLN proofs (Conclave's proof pool beside zerokit
+//! called directly) and the chain-source freeze (`conclave devnet --scenario stale-chain`). Plots (SVG) are drawn by [`plots`].
 
 mod admission;
 mod broadcast;
 mod cluster;
 mod conclave;
 mod coordination;
+mod fallback;
 mod gossip;
 mod plots;
 mod relay;
@@ -42,7 +43,7 @@ use stats::{RunFigures, Spread};
 struct Args {
     /// A smoke run (under 3 minutes): broadcast at N = 15, 1 KiB, 100 msg/s, 2 s per repetition,
     /// with a short throughput search (Conclave and the sBTC profile); coordination on 7
-    /// members; a few RLN proofs.
+    /// members; a few RLN proofs; one chain-source freeze.
     #[arg(long)]
     quick: bool,
     /// Repetitions per configuration (figures are their median).
@@ -69,6 +70,8 @@ enum Scenario {
     Validation,
     Coordination,
     Rln,
+    /// A member's chain source freezes: time to its fallback tip matching the members' tip.
+    ChainFreeze,
 }
 
 #[derive(Clone, Copy, Serialize, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -158,6 +161,7 @@ struct Report {
     validation: Vec<validation::ValidationRow>,
     coordination: Vec<CoordinationRow>,
     rln: Vec<rln_proofs::RlnRow>,
+    chain_freeze: Vec<fallback::FallbackRow>,
 }
 
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -454,6 +458,24 @@ fn markdown(r: &Report) -> String {
             row.params.verifications
         ));
     }
+    for row in &r.chain_freeze {
+        s.push_str(&format!(
+            "\n## Chain-source freeze (`conclave devnet --scenario stale-chain`, {} members on anvil, {} ms blocks, {} repetition(s))\n\n\
+             One member's RPC path is cut while the chain moves on; times from the cut.\n\n\
+             | | ms |\n|---|---|\n\
+             | watchdog raises the anomaly | {} |\n\
+             | node acts on members' headers (fallback) | {} |\n\
+             | **fallback tip matches the members' tip** | {} |\n\
+             | back on its own source, after the path returns | {} |\n",
+            row.params.members,
+            row.params.block_ms,
+            row.runs.len(),
+            f(&row.raise_ms),
+            f(&row.fallback_ms),
+            f(&row.match_ms),
+            f(&row.return_ms),
+        ));
+    }
     s
 }
 
@@ -607,6 +629,16 @@ async fn main() -> anyhow::Result<()> {
         };
         rln_rows.push(rln_proofs::measure(p, args.reps).await?);
     }
+    let mut chain_freeze = Vec::new();
+    if wants(Scenario::ChainFreeze) {
+        // A smoke run repeats it once: each repetition is a whole anvil devnet (~10 s).
+        let reps = if args.quick { 1 } else { args.reps };
+        let p = fallback::FallbackParams {
+            members: 4,
+            block_ms: 500,
+        };
+        chain_freeze.push(fallback::measure(p, reps).await?);
+    }
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -632,6 +664,7 @@ async fn main() -> anyhow::Result<()> {
         validation: validation_rows,
         coordination,
         rln: rln_rows,
+        chain_freeze,
     };
     let stem = args.out.join(format!("bench-{date_unix}"));
     std::fs::write(

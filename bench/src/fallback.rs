@@ -1,0 +1,116 @@
+//! The chain-source freeze scenario (#7): one member's chain source freezes on anvil while the
+//! chain moves on; the time from the freeze to its fallback tip (headers members of f+1 operators
+//! agree on) matching the members' tip, with the detection and the return to the source beside
+//! it. It runs `conclave devnet --scenario stale-chain` (nodes as separate processes) and reads
+//! the report the devnet writes.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::coordination::conclave_bin;
+use crate::stats::Spread;
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FallbackParams {
+    pub members: usize,
+    pub block_ms: u64,
+}
+
+/// One repetition, in ms from the freeze (the last from the source's return).
+#[derive(Debug, Clone, Serialize)]
+pub struct FallbackRun {
+    pub raise_ms: f64,
+    pub fallback_ms: f64,
+    pub match_ms: f64,
+    pub return_ms: f64,
+    pub windows_on_fallback: u64,
+}
+
+#[derive(Serialize)]
+pub struct FallbackRow {
+    pub params: FallbackParams,
+    pub conclave_bin: String,
+    pub runs: Vec<FallbackRun>,
+    pub raise_ms: Spread,
+    pub fallback_ms: Spread,
+    pub match_ms: Spread,
+    pub return_ms: Spread,
+}
+
+fn field(v: &serde_json::Value, name: &str) -> anyhow::Result<f64> {
+    v[name]
+        .as_f64()
+        .with_context(|| format!("report field {name}: expected a number in {v}"))
+}
+
+async fn run_once(bin: &Path, p: FallbackParams, scratch: &Path) -> anyhow::Result<FallbackRun> {
+    let report = scratch.join("stale-chain-report.json");
+    let _ = std::fs::remove_file(&report);
+    let out = tokio::process::Command::new(bin)
+        .args(["devnet", "--scenario", "stale-chain", "--duration", "2s"])
+        .arg("--nodes")
+        .arg(p.members.to_string())
+        .arg("--block-time")
+        .arg(format!("{}ms", p.block_ms))
+        .arg("--report")
+        .arg(&report)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .with_context(|| format!("running {} devnet --scenario stale-chain", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v: serde_json::Value = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .with_context(|| format!("the stale-chain devnet wrote no report; its output:\n{text}"))?;
+    if v["ok"] != serde_json::Value::Bool(true) || !out.status.success() {
+        bail!("the stale-chain devnet failed; its output:\n{text}");
+    }
+    Ok(FallbackRun {
+        raise_ms: field(&v, "freeze_to_raise_ms")?,
+        fallback_ms: field(&v, "freeze_to_fallback_ms")?,
+        match_ms: field(&v, "freeze_to_match_ms")?,
+        return_ms: field(&v, "restore_to_source_ms")?,
+        windows_on_fallback: v["windows_on_fallback"].as_u64().unwrap_or(0),
+    })
+}
+
+pub async fn measure(p: FallbackParams, reps: usize) -> anyhow::Result<FallbackRow> {
+    let bin = conclave_bin()?;
+    let scratch = std::env::temp_dir().join(format!("conclave-bench-fb-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let mut runs = Vec::new();
+    let mut failure = None;
+    for r in 0..reps {
+        match run_once(&bin, p, &scratch).await {
+            Ok(f) => {
+                eprintln!(
+                    "  chain freeze     members={} blocks={} ms rep {}: raised {:.0} ms, on fallback {:.0} ms, tip matched {:.0} ms; back on source {:.0} ms after restore",
+                    p.members, p.block_ms, r + 1, f.raise_ms, f.fallback_ms, f.match_ms, f.return_ms
+                );
+                runs.push(f);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(FallbackRow {
+        params: p,
+        conclave_bin: bin.display().to_string(),
+        raise_ms: Spread::of(runs.iter().map(|f| f.raise_ms)),
+        fallback_ms: Spread::of(runs.iter().map(|f| f.fallback_ms)),
+        match_ms: Spread::of(runs.iter().map(|f| f.match_ms)),
+        return_ms: Spread::of(runs.iter().map(|f| f.return_ms)),
+        runs,
+    })
+}
