@@ -319,6 +319,7 @@ impl NetworkService {
             config.transport,
             config.idle_connection_timeout,
             behaviour,
+            metrics,
         )?;
         let mut listeners = HashMap::new();
         for addr in &config.listen {

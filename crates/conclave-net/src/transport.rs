@@ -24,6 +24,7 @@ pub(crate) fn build_swarm(
     kind: TransportKind,
     idle_connection_timeout: Duration,
     mut behaviour: Behaviour,
+    metrics: &mut prometheus_client::registry::Registry,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let swarm_config =
         |c: libp2p::swarm::Config| c.with_idle_connection_timeout(idle_connection_timeout);
@@ -51,6 +52,8 @@ pub(crate) fn build_swarm(
             .map_err(|e| transport_err(&e))?
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| transport_err(&e))?
+            // Bytes per transport stack (`/ip4/tcp`, `/ip4/udp/quic-v1`, …): each driver's traffic.
+            .with_bandwidth_metrics(metrics)
             .with_behaviour(|_, relay_client| {
                 behaviour.relay_client = Some(relay_client).into();
                 behaviour
@@ -68,6 +71,7 @@ pub(crate) fn build_swarm(
                 )
             })
             .map_err(|e| transport_err(&e))?
+            .with_bandwidth_metrics(metrics)
             .with_behaviour(|_| behaviour)
             .expect("an infallible behaviour constructor")
             .with_swarm_config(swarm_config)

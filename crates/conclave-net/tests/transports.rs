@@ -147,6 +147,13 @@ async fn a_member_whose_tcp_is_taken_out_is_reached_over_quic() {
         .await
         .unwrap();
     delivered(&mut nodes[0], one, b"back to 0").await;
+    // Each transport's bytes are counted apart: node 0's QUIC traffic shows.
+    let text = metrics(&nodes[0]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("libp2p_bandwidth_bytes_total") && l.contains("quic-v1")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,9 @@ pub(crate) struct ApiState {
     /// The transport drivers, when the watchdog runs.
     #[cfg(feature = "altnet")]
     pub drivers: Option<Arc<Vec<Arc<dyn conclave_altnet::Driver>>>>,
+    /// Header answers being built at once (each signs up to 128 headers); beyond it, 503.
+    #[cfg(feature = "altnet")]
+    pub header_permits: Arc<tokio::sync::Semaphore>,
     /// The anonymous channel, when `rln = true`.
     pub rln: Option<Arc<crate::rln::RlnNode>>,
     pub store: Arc<crate::store::StateStore>,
@@ -397,6 +400,12 @@ async fn altnet_headers(
             "this node follows no chain (no EVM registry or clock chain)",
         ));
     };
+    let _permit = s.header_permits.try_acquire().map_err(|_| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many header requests at once; retry shortly",
+        )
+    })?;
     let count = q
         .count
         .unwrap_or(conclave_net::MAX_HEADERS_PER_REQUEST)
@@ -407,6 +416,28 @@ async fn altnet_headers(
         q.from,
         &entries,
     )))
+}
+
+/// The read-only header listener (`altnet_http_listen`): `GET /v1/altnet/headers` and nothing
+/// else, so members' polled drivers never reach the publishing API.
+#[cfg(feature = "altnet")]
+pub(crate) async fn serve_headers(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = Router::new()
+        .route("/v1/altnet/headers", get(altnet_headers))
+        .with_state(state);
+    let graceful = async move {
+        let _ = shutdown.changed().await;
+    };
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(graceful)
+        .await
+    {
+        tracing::error!(error = %e, "header listener failed");
+    }
 }
 
 #[cfg(not(feature = "altnet"))]

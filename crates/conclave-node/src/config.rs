@@ -125,6 +125,9 @@ pub struct NodeConfig {
     /// Members' HTTP APIs (`http://host:port`) the polled header driver asks for signed headers
     /// when p2p paths fail.
     pub altnet_http_peers: Vec<String>,
+    /// A second, read-only HTTP listener serving only `GET /v1/altnet/headers` (signed headers
+    /// for members' polled drivers), so members never need to reach the full API.
+    pub altnet_http_listen: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -191,6 +194,7 @@ impl Default for NodeConfig {
             watchdog_fetch_ms: 2_000,
             watchdog_fetch_timeout_ms: 3_000,
             altnet_http_peers: Vec::new(),
+            altnet_http_listen: None,
         }
     }
 }
@@ -253,6 +257,7 @@ pub struct ValidConfig {
     pub seeds: Vec<Multiaddr>,
     pub topics: Vec<TopicName>,
     pub http_listen: SocketAddr,
+    pub altnet_http_listen: Option<SocketAddr>,
     pub ready_quorum: Option<usize>,
     pub timestamp_tolerance: Duration,
     pub max_message_bytes: usize,
@@ -393,6 +398,19 @@ impl NodeConfig {
                 "IP:PORT such as 127.0.0.1:8080",
             )
         })?;
+        let altnet_http_listen = self
+            .altnet_http_listen
+            .as_ref()
+            .map(|a| {
+                a.parse().map_err(|_| {
+                    invalid(
+                        "altnet_http_listen".into(),
+                        a,
+                        "IP:PORT such as 0.0.0.0:8081",
+                    )
+                })
+            })
+            .transpose()?;
         let json_logs = match self.log_format.as_str() {
             "text" => false,
             "json" => true,
@@ -592,6 +610,7 @@ impl NodeConfig {
             seeds,
             topics,
             http_listen,
+            altnet_http_listen,
             ready_quorum: self.ready_quorum,
             timestamp_tolerance: Duration::from_secs(self.timestamp_tolerance_secs),
             max_message_bytes: self.max_message_bytes,
@@ -648,6 +667,7 @@ mod tests {
             ),
             ("seeds = [\"/ip4/127.0.0.1/tcp/1\"]\n", "/p2p/<peer id>"),
             ("http_listen = \"localhost\"\n", "IP:PORT"),
+            ("altnet_http_listen = \"8081\"\n", "altnet_http_listen"),
             ("topics = [\"Bad\"]\n", "topics[0]"),
             ("log_format = \"xml\"\n", "log_format"),
             ("frobnicate = 1\n", "frobnicate"),

@@ -80,6 +80,8 @@ pub enum NodeError {
 pub struct RunningNode {
     /// Where the HTTP API actually listens (port 0 in the config is resolved here).
     pub http_addr: SocketAddr,
+    /// Where the read-only header listener listens, when `altnet_http_listen` is set.
+    pub altnet_http_addr: Option<SocketAddr>,
     services: Arc<Services>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -178,7 +180,26 @@ impl RunningNode {
             addr: cfg.http_listen,
             source,
         })?;
-        // Tools (the devnet, operators' scripts) find an OS-chosen port here.
+        // The read-only header listener for members' polled drivers, when configured.
+        let altnet_listener = match cfg.altnet_http_listen {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| NodeError::Http { addr, source })?;
+                let local = l
+                    .local_addr()
+                    .map_err(|source| NodeError::Http { addr, source })?;
+                if let Err(e) = std::fs::write(cfg.state_dir.join("altnet.addr"), local.to_string())
+                {
+                    tracing::warn!(error = %e, "cannot write altnet.addr");
+                }
+                Some((l, local))
+            }
+            None => None,
+        };
+        let altnet_http_addr = altnet_listener.as_ref().map(|(_, a)| *a);
+        // Tools (the devnet, operators' scripts) find an OS-chosen port here (written last:
+        // when it exists, so does altnet.addr if configured).
         if let Err(e) = std::fs::write(cfg.state_dir.join("api.addr"), http_addr.to_string()) {
             tracing::warn!(error = %e, "cannot write api.addr");
         }
@@ -279,6 +300,8 @@ impl RunningNode {
             chain: chain_view.clone(),
             #[cfg(feature = "altnet")]
             drivers: drivers.clone(),
+            #[cfg(feature = "altnet")]
+            header_permits: Arc::new(tokio::sync::Semaphore::new(16)),
             rln: rln.as_ref().map(|(node, _)| node.clone()),
             net,
             store: store.clone(),
@@ -379,6 +402,19 @@ impl RunningNode {
             };
             tasks.push(tokio::spawn(rotation.run()));
         }
+        if let Some((listener, _)) = altnet_listener {
+            #[cfg(feature = "altnet")]
+            tasks.push(tokio::spawn(api::serve_headers(
+                listener,
+                state.clone(),
+                shutdown_rx.clone(),
+            )));
+            #[cfg(not(feature = "altnet"))]
+            {
+                drop(listener);
+                tracing::warn!("altnet_http_listen is set but this build has no altnet feature");
+            }
+        }
         let app = api::router(state);
         let mut stop = shutdown_rx;
         tasks.push(tokio::spawn(async move {
@@ -398,6 +434,7 @@ impl RunningNode {
         }));
         Ok(RunningNode {
             http_addr,
+            altnet_http_addr,
             services,
             shutdown,
             tasks,

@@ -383,6 +383,7 @@ watchdog_quorum = 2
 watchdog_raise_after_ms = 300
 watchdog_clear_after_ms = 600
 watchdog_fetch_ms = 500
+altnet_http_listen = \"127.0.0.1:0\"
 coordination = true
 coord_frequency = 20
 coord_active = 10
@@ -396,8 +397,15 @@ coord_safe_shift = 3
     }
     let http_peers = format!(
         "altnet_http_peers = [\"http://{}\", \"http://{}\"]\n",
-        nodes[0].http_addr, nodes[1].http_addr
+        nodes[0].altnet_http_addr.unwrap(),
+        nodes[1].altnet_http_addr.unwrap()
     );
+    // The header listener is read-only: signed headers, and nothing of the API besides.
+    let listener = nodes[0].altnet_http_addr.unwrap();
+    let r = reqwest::get(format!("http://{listener}/v1/peers"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
     let a_settings = format!("{settings}{http_peers}");
     nodes.insert(
         0,
@@ -414,6 +422,18 @@ coord_safe_shift = 3
     for n in &nodes {
         until(n, "/metrics", "tips from the other members", |_, m| {
             m.contains("conclave_watchdog_tips_total{reason=\"accepted\"}")
+        })
+        .await;
+    }
+
+    // Coordination runs before the freeze: every member has settled a window with a proposal.
+    for n in &nodes {
+        until_json(n, "/v1/coordination/windows", "a settled window", |v| {
+            v["windows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| !w["proposal"].is_null())
         })
         .await;
     }
@@ -456,6 +476,16 @@ coord_safe_shift = 3
         .await
         .unwrap();
     assert_eq!(on_chain["result"]["hash"], w["fallback_tip"]["hash"], "{w}");
+    let d = get_json(&nodes[0], "/v1/altnet/drivers").await;
+    let names: Vec<&str> = d["drivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["tcp", "quic", "ws", "relay", "http"], "{d}");
+    assert_eq!(d["drivers"][0]["health"]["state"], "up", "{d}");
+    assert_eq!(d["drivers"][4]["capabilities"]["delivery"], "polled", "{d}");
     let ready = get_json(&nodes[0], "/readyz").await;
     assert_eq!(ready["chain"]["following"], "fallback", "{ready}");
     let metrics = get(&nodes[0], "/metrics").await.1;

@@ -112,7 +112,7 @@ pub async fn stale_chain(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::R
         chain::ChainNet::start(dir, &peers, frozen, &groups, &[], args.block_time).await?;
     let http = http()?;
     let extra = format!(
-        "{}{}",
+        "{}{}altnet_http_listen = \"127.0.0.1:0\"\n",
         coord::node_config(true, 0),
         watchdog_config(args.block_time)
     );
@@ -123,11 +123,13 @@ pub async fn stale_chain(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::R
         await_api(&mut node).await?;
         nodes.push(node);
     }
-    // The frozen node also polls the others' APIs for signed headers (the HTTP driver).
-    let urls: Vec<String> = nodes
-        .iter()
-        .map(|node| format!("\"http://{}\"", node.api()))
-        .collect();
+    // The frozen node also polls the others' read-only header listeners (the HTTP driver).
+    let mut urls = Vec::new();
+    for node in &nodes {
+        let addr = std::fs::read_to_string(node.state.join("altnet.addr"))
+            .with_context(|| format!("{} wrote no altnet.addr", node.name))?;
+        urls.push(format!("\"http://{}\"", addr.trim()));
+    }
     let cfg = format!(
         "{}{extra}altnet_http_peers = [{}]\n",
         net.node_config(frozen),
