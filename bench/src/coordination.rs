@@ -143,20 +143,24 @@ async fn run_once(
     })
 }
 
-pub async fn measure(p: CoordinationParams, reps: usize) -> anyhow::Result<CoordinationRow> {
-    let bin = conclave_bin()?;
+/// Runs `once` `reps` times with a fresh scratch directory, logging each repetition; stops at
+/// the first failure (a configuration with a failed repetition is not reported).
+pub(crate) async fn repeat<T, Fut>(
+    reps: usize,
+    mut once: impl FnMut(PathBuf) -> Fut,
+    mut log: impl FnMut(usize, &T),
+) -> anyhow::Result<Vec<T>>
+where
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
     let scratch = std::env::temp_dir().join(format!("conclave-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let mut runs = Vec::new();
     let mut failure = None;
     for r in 0..reps {
-        match run_once(&bin, p, &scratch).await {
+        match once(scratch.clone()).await {
             Ok(f) => {
-                eprintln!(
-                    "  coordination     members={} seats={} rep {}: {} windows, last follower p50 {:.0} ms p99 {:.0} ms max {:.0} ms; broadcast p50 {:.1} ms p99 {:.1} ms delivered {:.4}",
-                    p.members, p.group_seats, r + 1, f.windows, f.p50_ms, f.p99_ms, f.max_ms,
-                    f.broadcast_p50_ms, f.broadcast_p99_ms, f.broadcast_delivered
-                );
+                log(r + 1, &f);
                 runs.push(f);
             }
             Err(e) => {
@@ -166,9 +170,29 @@ pub async fn measure(p: CoordinationParams, reps: usize) -> anyhow::Result<Coord
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    if let Some(e) = failure {
-        return Err(e);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(runs),
     }
+}
+
+pub async fn measure(p: CoordinationParams, reps: usize) -> anyhow::Result<CoordinationRow> {
+    let bin = conclave_bin()?;
+    let runs = repeat(
+        reps,
+        |scratch| {
+            let bin = bin.clone();
+            async move { run_once(&bin, p, &scratch).await }
+        },
+        |r, f: &CoordinationRun| {
+            eprintln!(
+                "  coordination     members={} seats={} rep {r}: {} windows, last follower p50 {:.0} ms p99 {:.0} ms max {:.0} ms; broadcast p50 {:.1} ms p99 {:.1} ms delivered {:.4}",
+                p.members, p.group_seats, f.windows, f.p50_ms, f.p99_ms, f.max_ms,
+                f.broadcast_p50_ms, f.broadcast_p99_ms, f.broadcast_delivered
+            )
+        },
+    )
+    .await?;
     Ok(CoordinationRow {
         params: p,
         conclave_bin: bin.display().to_string(),

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::coordination::conclave_bin;
+use crate::coordination::{conclave_bin, repeat};
 use crate::stats::Spread;
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -81,29 +81,20 @@ async fn run_once(bin: &Path, p: FallbackParams, scratch: &Path) -> anyhow::Resu
 
 pub async fn measure(p: FallbackParams, reps: usize) -> anyhow::Result<FallbackRow> {
     let bin = conclave_bin()?;
-    let scratch = std::env::temp_dir().join(format!("conclave-bench-fb-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    let mut runs = Vec::new();
-    let mut failure = None;
-    for r in 0..reps {
-        match run_once(&bin, p, &scratch).await {
-            Ok(f) => {
-                eprintln!(
-                    "  chain freeze     members={} blocks={} ms rep {}: raised {:.0} ms, on fallback {:.0} ms, tip matched {:.0} ms; back on source {:.0} ms after restore",
-                    p.members, p.block_ms, r + 1, f.raise_ms, f.fallback_ms, f.match_ms, f.return_ms
-                );
-                runs.push(f);
-            }
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        }
-    }
-    let _ = std::fs::remove_dir_all(&scratch);
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let runs = repeat(
+        reps,
+        |scratch| {
+            let bin = bin.clone();
+            async move { run_once(&bin, p, &scratch).await }
+        },
+        |r, f: &FallbackRun| {
+            eprintln!(
+                "  chain freeze     members={} blocks={} ms rep {r}: raised {:.0} ms, on fallback {:.0} ms, tip matched {:.0} ms; back on source {:.0} ms after restore",
+                p.members, p.block_ms, f.raise_ms, f.fallback_ms, f.match_ms, f.return_ms
+            )
+        },
+    )
+    .await?;
     Ok(FallbackRow {
         params: p,
         conclave_bin: bin.display().to_string(),

@@ -135,6 +135,19 @@ pub struct FetchReport {
     pub elapsed: Duration,
 }
 
+impl FetchReport {
+    /// Adds one member's outcome: its answer and the bytes it took, or why it gave none.
+    pub fn record(&mut self, member: String, outcome: Result<(HeaderResponse, u64), String>) {
+        match outcome {
+            Ok((answer, bytes)) => {
+                self.bytes += bytes;
+                self.answers.push(answer);
+            }
+            Err(reason) => self.failures.push(FetchFailure { member, reason }),
+        }
+    }
+}
+
 /// A transport the node can run and ask.
 pub trait Driver: Send + Sync {
     /// A short stable name (`tcp`, `quic`, `ws`, `relay`, `http`): metric label and API key.

@@ -15,8 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use conclave_altnet::{
-    Capabilities, Driver, DriverHealth, DriverState, FetchFailure, FetchReport, HeaderResponse,
-    PathKind, B256,
+    Capabilities, Driver, DriverHealth, DriverState, FetchReport, HeaderResponse, PathKind, B256,
 };
 use conclave_core::{MembershipView, Multiaddr, PeerId};
 use conclave_net::{HeaderEntry, PeerSnapshot};
@@ -216,16 +215,9 @@ impl Driver for TransportDriver {
             });
             let mut report = FetchReport::default();
             for (peer, operator, r) in join_all(asks).await {
-                match r {
-                    Ok((headers, bytes)) => {
-                        report.bytes += bytes;
-                        report.answers.push(HeaderResponse { operator, headers });
-                    }
-                    Err(reason) => report.failures.push(FetchFailure {
-                        member: peer.to_string(),
-                        reason,
-                    }),
-                }
+                let answer =
+                    r.map(|(headers, bytes)| (HeaderResponse { operator, headers }, bytes));
+                report.record(peer.to_string(), answer);
             }
             report.elapsed = started.elapsed();
             report
@@ -428,16 +420,7 @@ impl Driver for HttpDriver {
             let mut last = Vec::with_capacity(results.len());
             for (url, r) in results {
                 last.push(Some(r.is_ok()));
-                match r {
-                    Ok((answer, bytes)) => {
-                        report.bytes += bytes;
-                        report.answers.push(answer);
-                    }
-                    Err(reason) => report.failures.push(FetchFailure {
-                        member: url.clone(),
-                        reason,
-                    }),
-                }
+                report.record(url.clone(), r);
             }
             *self.last.lock().expect("driver state lock") = last;
             report.elapsed = started.elapsed();
