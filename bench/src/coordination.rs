@@ -1,7 +1,8 @@
 //! The coordination-completion scenario (#4): a tBTC-sized group (100 seats over 15 members) runs
 //! coordination windows on a clock chain; per window, the time from the coordination block's start
-//! to the last follower's acceptance. It runs `conclave devnet` (nodes as separate processes) and
-//! reads the report the devnet writes, so what is measured is exactly what operators run.
+//! to the last follower's acceptance, and what each member process cost (peak RSS, CPU time).
+//! It runs `conclave devnet` (nodes as separate processes) and reads the report the devnet
+//! writes, so what is measured is exactly what operators run.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -32,6 +33,11 @@ pub struct CoordinationRun {
     pub broadcast_p50_ms: f64,
     pub broadcast_p99_ms: f64,
     pub broadcast_delivered: f64,
+    /// Per member process over the run: peak RSS (median and max over the members, MiB) and
+    /// CPU time (median, s).
+    pub node_peak_rss_mib: f64,
+    pub node_peak_rss_max_mib: f64,
+    pub node_cpu_s: f64,
 }
 
 #[derive(Serialize)]
@@ -45,6 +51,9 @@ pub struct CoordinationRow {
     pub max_ms: Spread,
     pub broadcast_p50_ms: Spread,
     pub broadcast_p99_ms: Spread,
+    pub node_peak_rss_mib: Spread,
+    pub node_peak_rss_max_mib: Spread,
+    pub node_cpu_s: Spread,
 }
 
 /// The `conclave` binary: `$CONCLAVE_BIN`, else the one built beside this harness.
@@ -128,7 +137,25 @@ async fn run_once(
         .collect();
     latency.sort_by(f64::total_cmp);
     let expected = d["expected"].as_f64().unwrap_or(0.0);
+    let sorted = |name: &str| -> anyhow::Result<Vec<f64>> {
+        let mut xs: Vec<f64> = v[name]
+            .as_array()
+            .with_context(|| format!("report field {name}: expected an array"))?
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect();
+        if xs.is_empty() {
+            bail!("report field {name} is empty (no /proc here?)");
+        }
+        xs.sort_by(f64::total_cmp);
+        Ok(xs)
+    };
+    let rss = sorted("nodes_peak_rss_kib")?;
+    let cpu = sorted("nodes_cpu_s")?;
     Ok(CoordinationRun {
+        node_peak_rss_mib: percentile(&rss, 0.5) / 1024.0,
+        node_peak_rss_max_mib: rss[rss.len() - 1] / 1024.0,
+        node_cpu_s: percentile(&cpu, 0.5),
         windows: last.len(),
         p50_ms: percentile(&last, 0.5),
         p99_ms: percentile(&last, 0.99),
@@ -186,9 +213,10 @@ pub async fn measure(p: CoordinationParams, reps: usize) -> anyhow::Result<Coord
         },
         |r, f: &CoordinationRun| {
             eprintln!(
-                "  coordination     members={} seats={} rep {r}: {} windows, last follower p50 {:.0} ms p99 {:.0} ms max {:.0} ms; broadcast p50 {:.1} ms p99 {:.1} ms delivered {:.4}",
+                "  coordination     members={} seats={} rep {r}: {} windows, last follower p50 {:.0} ms p99 {:.0} ms max {:.0} ms; broadcast p50 {:.1} ms p99 {:.1} ms delivered {:.4}; per node peak RSS {:.1} MiB (max {:.1}), CPU {:.2} s",
                 p.members, p.group_seats, f.windows, f.p50_ms, f.p99_ms, f.max_ms,
-                f.broadcast_p50_ms, f.broadcast_p99_ms, f.broadcast_delivered
+                f.broadcast_p50_ms, f.broadcast_p99_ms, f.broadcast_delivered,
+                f.node_peak_rss_mib, f.node_peak_rss_max_mib, f.node_cpu_s
             )
         },
     )
@@ -201,6 +229,9 @@ pub async fn measure(p: CoordinationParams, reps: usize) -> anyhow::Result<Coord
         max_ms: Spread::of(runs.iter().map(|f| f.max_ms)),
         broadcast_p50_ms: Spread::of(runs.iter().map(|f| f.broadcast_p50_ms)),
         broadcast_p99_ms: Spread::of(runs.iter().map(|f| f.broadcast_p99_ms)),
+        node_peak_rss_mib: Spread::of(runs.iter().map(|f| f.node_peak_rss_mib)),
+        node_peak_rss_max_mib: Spread::of(runs.iter().map(|f| f.node_peak_rss_max_mib)),
+        node_cpu_s: Spread::of(runs.iter().map(|f| f.node_cpu_s)),
         runs,
     })
 }

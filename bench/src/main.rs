@@ -416,6 +416,15 @@ fn markdown(r: &Report) -> String {
     }
     for row in &r.coordination {
         s.push_str(&format!(
+            "\nEach member process over the whole run ({} s of windows and background traffic, {} processes): \
+             peak RSS {} MiB (median over the members; the largest {} MiB), CPU time {} s.\n",
+            row.params.duration_s,
+            row.params.members + 1,
+            f(&row.node_peak_rss_mib),
+            f(&row.node_peak_rss_max_mib),
+            f(&row.node_cpu_s),
+        ));
+        s.push_str(&format!(
             "\nThe same runs' background broadcast (Conclave, {} nodes as separate processes, {} msg/s per member, 256 B; \
              delivered to every member's WebSocket subscriber): p50 {} ms, p99 {} ms.\n",
             row.params.members + 1,

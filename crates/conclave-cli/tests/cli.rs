@@ -217,6 +217,10 @@ fn devnet(args: &[&str]) -> String {
 fn devnet_delivers_everything_and_keeps_strangers_out() {
     let text = devnet(&["--nodes", "7", "--duration", "20s"]);
     assert!(text.contains("(100.00 %)"), "{text}");
+    assert!(
+        text.contains("per node          peak RSS") && text.contains("(whole run, 7 processes)"),
+        "{text}"
+    );
     assert!(text.contains("delivered 0 of"), "{text}");
     assert!(text.contains("connected peers 0; received 0"), "{text}");
     assert!(

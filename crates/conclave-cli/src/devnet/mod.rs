@@ -516,6 +516,38 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
     result
 }
 
+/// What a node process has cost so far.
+struct ProcUsage {
+    /// Peak resident set (VmHWM).
+    peak_rss_kib: u64,
+    /// User + system CPU time.
+    cpu_s: f64,
+}
+
+/// Reads a running node's peak RSS and CPU time from /proc (Linux); `None` elsewhere or once
+/// it exited.
+fn proc_usage(node: &NodeProc) -> Option<ProcUsage> {
+    let pid = node.child.id()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let peak_rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    // After the parenthesised command name come the fields from `state` (3rd) on: utime and
+    // stime are the 14th and 15th, in clock ticks (USER_HZ, 100 on Linux).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ProcUsage {
+        peak_rss_kib,
+        cpu_s: ticks as f64 / 100.0,
+    })
+}
+
 /// SIGTERM (graceful), then SIGKILL after 10 s.
 async fn stop(node: &mut NodeProc) {
     if let Some(pid) = node.child.id() {
@@ -913,6 +945,8 @@ async fn drive(
         .filter(|(_, s, _)| *s == usize::MAX)
         .count();
 
+    // What each member process cost, read while they still run.
+    let usage: Vec<ProcUsage> = nodes.iter().filter_map(proc_usage).collect();
     let full = expected > 0 && delivered == expected;
     let intruder_clean = tally.intruder_received == 0
         && intruder_delivered == 0
@@ -941,6 +975,8 @@ async fn drive(
             "rate": args.rate,
             "size": args.size,
             "mesh_ready_s": mesh_ready.as_secs_f64(),
+            "nodes_peak_rss_kib": usage.iter().map(|u| u.peak_rss_kib).collect::<Vec<_>>(),
+            "nodes_cpu_s": usage.iter().map(|u| u.cpu_s).collect::<Vec<_>>(),
             "delivery": {
                 "expected": expected,
                 "delivered": delivered,
@@ -1108,6 +1144,20 @@ async fn drive(
             }
         }
         None => println!("  rln               not run (needs at least 4 nodes)"),
+    }
+    if !usage.is_empty() {
+        let mut rss: Vec<u64> = usage.iter().map(|u| u.peak_rss_kib).collect();
+        rss.sort_unstable();
+        let mut cpu: Vec<u64> = usage.iter().map(|u| (u.cpu_s * 1000.0) as u64).collect();
+        cpu.sort_unstable();
+        println!(
+            "  per node          peak RSS p50 {:.1} MiB, max {:.1} MiB; CPU p50 {:.2} s, max {:.2} s (whole run, {} processes)",
+            percentile(&rss, 0.5) as f64 / 1024.0,
+            *rss.last().unwrap_or(&0) as f64 / 1024.0,
+            percentile(&cpu, 0.5) as f64 / 1000.0,
+            *cpu.last().unwrap_or(&0) as f64 / 1000.0,
+            usage.len()
+        );
     }
     for m in &missing {
         println!("  missing           {m}");
