@@ -58,6 +58,9 @@ struct Args {
     /// Broadcast node counts, replacing the preset's (e.g. `--nodes 4,8,15`).
     #[arg(long, value_delimiter = ',')]
     nodes: Vec<usize>,
+    /// Broadcast message sizes in bytes, replacing the preset's (e.g. `--sizes 1024`).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
     /// Broadcast systems to measure (default: all; a baseline left out has no ratio).
     #[arg(long = "system", value_enum)]
     systems: Vec<System>,
@@ -514,7 +517,7 @@ async fn main() -> anyhow::Result<()> {
             )
         } else {
             (
-                &[4, 15, 50],
+                &[4, 15, 50, 100],
                 &[256, 1024, 16 * 1024],
                 5.0,
                 &[4, 15],
@@ -532,6 +535,11 @@ async fn main() -> anyhow::Result<()> {
     } else {
         &args.nodes[..]
     };
+    let sizes = if args.sizes.is_empty() {
+        sizes
+    } else {
+        &args.sizes[..]
+    };
     if ns.iter().any(|n| *n < 2) {
         bail!("--nodes: a broadcast needs at least 2 nodes");
     }
@@ -540,11 +548,17 @@ async fn main() -> anyhow::Result<()> {
     for &nodes in ns.iter().filter(|_| wants(Scenario::Broadcast)) {
         for &size in sizes {
             // 100 msg/s offered up to 15 nodes; at 50 nodes this 2-core machine cannot carry it
-            // (≈4900 deliveries/s at 0.7–0.9 ms of CPU each, every system saturates), so 20.
+            // (≈4900 deliveries/s at 0.7–0.9 ms of CPU each, every system saturates), so 20;
+            // at 100 nodes, 5 (≈500 deliveries/s: at 10, ≈2 ms of CPU per delivery saturates
+            // two cores again and every gossipsub system queues).
             let p = BroadcastParams {
                 nodes,
                 size,
-                rate: if nodes > 15 { 20 } else { 100 },
+                rate: match nodes {
+                    ..=15 => 100,
+                    16..=50 => 20,
+                    _ => 5,
+                },
                 duration_s,
             };
             // Baselines first (System::ALL's order); a configuration where one fails — does not
