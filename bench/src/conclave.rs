@@ -98,6 +98,30 @@ pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster
             );
         }
     }
+    // How the mesh came together: connections per pair and what was refused on the way.
+    let connections: usize = services
+        .iter()
+        .map(|s| {
+            s.peers()
+                .borrow()
+                .peers
+                .values()
+                .map(|p| p.connections)
+                .sum::<usize>()
+        })
+        .sum();
+    let mut denied: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    for ev in events.iter_mut() {
+        while let Ok(e) = ev.try_recv() {
+            if let NetworkEvent::ConnectionDenied { reason, .. } = e {
+                *denied.entry(reason).or_default() += 1;
+            }
+        }
+    }
+    eprintln!(
+        "  conclave cluster of {n} ready: {:.2} connections per pair; refused on the way: {denied:?}",
+        connections as f64 / (n * (n - 1)) as f64
+    );
     let (dtx, deliveries) = mpsc::channel(DELIVERY_BUFFER);
     let mut publish = Vec::new();
     for (i, (service, mut ev)) in services.into_iter().zip(events).enumerate() {

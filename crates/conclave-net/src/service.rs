@@ -44,6 +44,14 @@ const TICK: Duration = Duration::from_millis(100);
 /// dialling itself. Without the tie-break every pair of members would dial each other at once
 /// and pay two Noise handshakes for the connection it keeps — at start-up, all of them.
 const INBOUND_GRACE: Duration = Duration::from_secs(1);
+/// Extra grace per member: at start-up every member handshakes with all the others at once,
+/// and on a small machine the lower PeerId's dials take longer the more there are; dialing
+/// back meanwhile doubles the handshakes and slows everyone further.
+const INBOUND_GRACE_PER_MEMBER: Duration = Duration::from_millis(40);
+
+fn inbound_grace(members: usize) -> Duration {
+    INBOUND_GRACE + INBOUND_GRACE_PER_MEMBER * members as u32
+}
 
 /// A message delivered to the application: it passed every check of the signed channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -721,7 +729,8 @@ impl Worker {
             .is_some_and(|a| !a.addresses.is_empty())
         {
             for peer in disconnected.iter().filter(|p| **p < self.local) {
-                self.redial.defer_first(*peer, now, INBOUND_GRACE);
+                self.redial
+                    .defer_first(*peer, now, inbound_grace(view.nodes().count()));
             }
         }
         for peer in self.redial.due(&disconnected, now) {
