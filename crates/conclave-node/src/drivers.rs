@@ -270,15 +270,24 @@ impl SignedHeaders {
     }
 
     pub fn sign(net: &conclave_net::NetworkService, from: u64, entries: &[HeaderEntry]) -> Self {
+        Self::build(&net.public_key(), from, entries, |d| net.sign(d))
+    }
+
+    fn build(
+        key: &libp2p::identity::PublicKey,
+        from: u64,
+        entries: &[HeaderEntry],
+        sign: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> Self {
         SignedHeaders {
-            peer_id: net.local_peer_id().to_string(),
-            public_key: hex::encode(net.public_key().encode_protobuf()),
+            peer_id: key.to_peer_id().to_string(),
+            public_key: hex::encode(key.encode_protobuf()),
             from,
             headers: entries
                 .iter()
                 .map(|e| [hex::encode(&e.hash), hex::encode(&e.rlp)])
                 .collect(),
-            signature: hex::encode(net.sign(&Self::digest(from, entries))),
+            signature: hex::encode(sign(&Self::digest(from, entries))),
         }
     }
 
@@ -326,6 +335,10 @@ impl SignedHeaders {
     }
 }
 
+/// The largest signed header answer read over HTTP: 128 headers of up to 4 KiB, hex-encoded,
+/// with room for the JSON around them.
+const MAX_HTTP_ANSWER: usize = 2 * 1024 * 1024;
+
 /// The polled driver: asks members' HTTP APIs for signed headers.
 pub(crate) struct HttpDriver {
     capabilities: Capabilities,
@@ -348,16 +361,21 @@ impl HttpDriver {
     }
 
     async fn ask(&self, url: &str, from: u64, count: u32) -> Result<(HeaderResponse, u64), String> {
-        let body = self
+        let mut answer = self
             .client
             .get(format!("{url}/v1/altnet/headers?from={from}&count={count}"))
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| e.to_string())?
-            .bytes()
-            .await
             .map_err(|e| e.to_string())?;
+        // A member's answer is bounded like a p2p one: read no more than the largest honest one.
+        let mut body = Vec::new();
+        while let Some(chunk) = answer.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > MAX_HTTP_ANSWER {
+                return Err(format!("answer longer than {MAX_HTTP_ANSWER} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
         let signed: SignedHeaders = serde_json::from_slice(&body)
             .map_err(|e| format!("not a signed header answer: {e}"))?;
         let view = self.view.borrow().clone();
@@ -433,6 +451,76 @@ impl Driver for HttpDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use conclave_core::{NodeAuthorization, OperatorId, ViewBuilder, ViewSource};
+    use libp2p::identity::Keypair;
+
+    fn signed_by(key: &Keypair, from: u64, entries: &[HeaderEntry]) -> SignedHeaders {
+        SignedHeaders::build(&key.public(), from, entries, |d| key.sign(d).unwrap())
+    }
+
+    fn view_with(peer: PeerId, operator: OperatorId) -> MembershipView {
+        let mut b = ViewBuilder::new(ViewSource::Empty);
+        let _ = b.operator(operator);
+        b.node(
+            peer,
+            NodeAuthorization {
+                operator,
+                scopes: Default::default(),
+                valid_from_block: None,
+                expiry: None,
+                addresses: vec![],
+            },
+        )
+        .unwrap();
+        b.build()
+    }
+
+    #[test]
+    fn signed_answers_name_their_operator_and_refuse_tampering_and_strangers() {
+        let key = Keypair::generate_ed25519();
+        let op = OperatorId([7; 20]);
+        let view = view_with(key.public().to_peer_id(), op);
+        let entries = vec![HeaderEntry {
+            hash: vec![1; 32],
+            rlp: vec![0xc0],
+        }];
+        let good = signed_by(&key, 10, &entries);
+        let (peer, answer) = good.verify(&view, 10).unwrap();
+        assert_eq!(peer, key.public().to_peer_id());
+        assert_eq!(answer.operator, op);
+        assert_eq!(answer.headers[0].0, B256::repeat_byte(1));
+
+        let mut tampered = good.clone();
+        tampered.headers[0][1] = "c1".into();
+        assert!(tampered
+            .verify(&view, 10)
+            .unwrap_err()
+            .contains("does not verify"));
+        assert!(good.verify(&view, 11).unwrap_err().contains("asked for 11"));
+        let stranger = Keypair::generate_ed25519();
+        let theirs = signed_by(&stranger, 10, &entries);
+        assert!(theirs
+            .verify(&view, 10)
+            .unwrap_err()
+            .contains("is not a member"));
+        let mut lying = good.clone();
+        lying.peer_id = stranger.public().to_peer_id().to_string();
+        assert!(lying
+            .verify(&view, 10)
+            .unwrap_err()
+            .contains("not the claimed"));
+        let mut short = signed_by(
+            &key,
+            10,
+            &[HeaderEntry {
+                hash: vec![1; 31],
+                rlp: vec![0xc0],
+            }],
+        );
+        assert!(short.verify(&view, 10).unwrap_err().contains("not 32"));
+        short.signature = "zz".into();
+        assert!(short.verify(&view, 10).unwrap_err().contains("not hex"));
+    }
 
     #[test]
     fn addresses_map_to_their_transport() {
