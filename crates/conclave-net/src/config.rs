@@ -42,7 +42,8 @@ pub struct NetConfig {
     pub outbox_ttl: Duration,
     /// Subscribed peers a topic needs before a publish is handed to gossipsub.
     pub min_publish_peers: usize,
-    /// Cap on inbound connections still in their handshake, so strangers cannot starve members.
+    /// Cap on inbound connections still in their handshake, so strangers cannot starve members
+    /// (raised to the member count at start, so members starting at once are not refused).
     pub max_pending_incoming: u32,
     pub redial: Backoff,
     pub idle_connection_timeout: Duration,

@@ -295,6 +295,7 @@ impl NetworkService {
     ) -> Result<StartedNetwork, NetError> {
         let local = config.keypair.public().to_peer_id();
         let initial_view = view.borrow().clone();
+        let members = u32::try_from(initial_view.nodes().count()).unwrap_or(u32::MAX);
         let mut book = AddressBook::default();
         for seed in &config.seeds {
             match split_peer_id(seed.clone()) {
@@ -314,7 +315,9 @@ impl NetworkService {
                 view: initial_view,
                 clock: config.clock.clone(),
                 max_message_bytes: config.max_message_bytes,
-                max_pending_incoming: config.max_pending_incoming,
+                // Never fewer than the members: a network starting at once must not be refused
+                // by itself (strangers are still bounded, and refused after the handshake).
+                max_pending_incoming: config.max_pending_incoming.max(members),
                 relay_server: config.relay_server,
                 metrics: metrics.sub_registry_with_prefix("libp2p"),
             },
