@@ -24,6 +24,7 @@ pub enum MessageKind {
 }
 
 impl MessageKind {
+    /// The name the API and metrics use.
     pub fn label(self) -> &'static str {
         match self {
             MessageKind::Gossip => "gossip",
@@ -49,7 +50,9 @@ pub enum PathKind {
 /// What a driver declares it can do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
+    /// It can carry our messages out (a polled driver only asks).
     pub send: bool,
+    /// It brings members' messages or answers in.
     pub receive: bool,
     pub delivery: Delivery,
     pub carries: Vec<MessageKind>,
@@ -79,6 +82,7 @@ impl Capabilities {
         }
     }
 
+    /// Whether the watchdog may ask this driver for `kind` (headers) at all.
     pub fn carries(&self, kind: MessageKind) -> bool {
         self.carries.contains(&kind)
     }
@@ -96,6 +100,7 @@ pub enum DriverState {
 }
 
 impl DriverState {
+    /// The name the API and metrics use.
     pub fn label(&self) -> &'static str {
         match self {
             DriverState::Starting => "starting",

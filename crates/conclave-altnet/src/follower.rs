@@ -39,6 +39,7 @@ pub struct ChainFollower {
 }
 
 impl ChainFollower {
+    /// Starts on the source, at its current head.
     pub fn new(source_head: (u64, B256)) -> Self {
         ChainFollower {
             source: source_head,
@@ -52,6 +53,7 @@ impl ChainFollower {
         self.fallback_tip().unwrap_or(self.source)
     }
 
+    /// The newest accepted header while on fallback; `None` while following the source.
     pub fn fallback_tip(&self) -> Option<(u64, B256)> {
         self.fallback.last_key_value().map(|(n, h)| (*n, *h))
     }

@@ -25,8 +25,10 @@ const MAX_RESPONSE_BYTES: u64 = MAX_HEADERS_PER_REQUEST as u64 * 4200;
 /// Asks for `count` consecutive headers starting at height `from`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct HeaderRequest {
+    /// The first height wanted (our last good header's child).
     #[prost(uint64, tag = "1")]
     pub from: u64,
+    /// At most [`MAX_HEADERS_PER_REQUEST`]; the server caps it too.
     #[prost(uint32, tag = "2")]
     pub count: u32,
 }
@@ -57,6 +59,8 @@ pub struct RecentHeaders {
 }
 
 impl RecentHeaders {
+    /// Keeps the newest `capacity` headers (a node serves what members may be missing, not
+    /// the chain's history).
     pub fn new(capacity: usize) -> Self {
         RecentHeaders {
             capacity,
@@ -76,10 +80,12 @@ impl RecentHeaders {
         }
     }
 
+    /// The header at `height`, if held (the fallback's return check reads the source's hash).
     pub fn get(&self, height: u64) -> Option<&HeaderEntry> {
         self.by_height.get(&height)
     }
 
+    /// The highest height held.
     pub fn newest(&self) -> Option<u64> {
         self.by_height.last_key_value().map(|(h, _)| *h)
     }
