@@ -91,7 +91,7 @@ impl Capabilities {
 /// Where a driver is in its lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverState {
-    /// Configured, not started (or warming up).
+    /// Configured, not started, warming up — or, for a polled driver, not asked yet.
     Starting,
     Up,
     /// Started but not usable now, and why.

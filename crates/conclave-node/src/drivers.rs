@@ -406,6 +406,9 @@ impl Driver for HttpDriver {
         let answered = last.iter().filter(|l| **l == Some(true)).count();
         let state = if self.urls.is_empty() {
             DriverState::Down("no altnet_http_peers configured".into())
+        } else if last.iter().all(Option::is_none) {
+            // Polled only when the watchdog needs headers: nothing known until then.
+            DriverState::Starting
         } else if last.iter().all(|l| *l == Some(false)) {
             DriverState::Down("no member answered the last poll".into())
         } else {
