@@ -441,12 +441,7 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
 
     // Keys and an address-less registry: nodes start, report their OS-chosen ports, and a
     // registry edit (hot-reloaded) tells everyone where to dial.
-    let mut peers = Vec::new();
-    for i in 0..n {
-        peers.push(
-            keys::generate(&dir.join(format!("node-{i}.key")), KeyType::Ed25519)?.to_string(),
-        );
-    }
+    let peers = member_keys(&dir, n)?;
     let intruder_peer = keys::generate(&dir.join("intruder.key"), KeyType::Ed25519)?.to_string();
     let groups = coord::groups(victim, args.group_seats);
     // The anonymous channel: memberships in the registry file or registered on-chain, with a
@@ -548,6 +543,45 @@ fn proc_usage(node: &NodeProc) -> Option<ProcUsage> {
     })
 }
 
+/// Node keys `node-<i>.key` for `n` members; their PeerIds.
+fn member_keys(dir: &Path, n: usize) -> anyhow::Result<Vec<String>> {
+    (0..n)
+        .map(|i| {
+            Ok(keys::generate(&dir.join(format!("node-{i}.key")), KeyType::Ed25519)?.to_string())
+        })
+        .collect()
+}
+
+/// The devnet's HTTP client: every call to a node's API is bounded.
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?)
+}
+
+/// Waits until every node's `/readyz` answers 200 (a quorum of members connected).
+async fn wait_ready(http: &reqwest::Client, nodes: &[NodeProc]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let mut ready = 0;
+        for node in nodes {
+            if let Ok((200, _)) = get_json(http, &node.url("/readyz")).await {
+                ready += 1;
+            }
+        }
+        if ready == nodes.len() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {ready} of {} nodes became ready within {STARTUP:?}",
+                nodes.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// SIGTERM (graceful), then SIGKILL after 10 s.
 async fn stop(node: &mut NodeProc) {
     if let Some(pid) = node.child.id() {
@@ -580,9 +614,7 @@ async fn drive(
     let n = args.nodes;
     let victim = n - 1;
     let groups = coord::groups(victim, args.group_seats);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
+    let http = http_client()?;
     for node in nodes.iter_mut() {
         await_api(node).await?;
     }
@@ -604,23 +636,7 @@ async fn drive(
         }
     }
 
-    // Ready = every node sees a quorum of members connected.
-    let deadline = Instant::now() + STARTUP;
-    loop {
-        let mut ready = 0;
-        for node in nodes.iter() {
-            if let Ok((200, _)) = get_json(&http, &node.url("/readyz")).await {
-                ready += 1;
-            }
-        }
-        if ready == n {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("only {ready} of {n} nodes became ready within {STARTUP:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&http, nodes).await?;
     let mesh_ready = started.elapsed();
     println!("mesh ready {:.1} s after start", mesh_ready.as_secs_f64());
 

@@ -16,22 +16,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use conclave_core::GroupId;
-use conclave_node::keys::{self, KeyType};
 use serde_json::{json, Value};
 
 use super::{
-    await_api, chain, coord, file_registry, get_json, listen_addrs, now_ms, registry_doc,
-    spawn_node, stop, subscribe, write_atomic, DevnetArgs, NodeProc, Probe, Tally, DRAIN, TOPIC,
+    await_api, chain, coord, file_registry, get_json, http_client, listen_addrs, member_keys,
+    now_ms, registry_doc, spawn_node, stop, subscribe, wait_ready, write_atomic, DevnetArgs,
+    NodeProc, Probe, Tally, DRAIN, TOPIC,
 };
 
 /// How long a scenario waits for each thing it expects before calling the run failed.
 const EXPECT: Duration = Duration::from_secs(60);
-
-fn http() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?)
-}
 
 /// Polls `f` every 20 ms until it yields a value, for at most [`EXPECT`].
 async fn expect<T, F>(what: &str, mut f: impl FnMut() -> F) -> anyhow::Result<T>
@@ -48,26 +42,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn all_ready(http: &reqwest::Client, nodes: &[NodeProc]) -> anyhow::Result<()> {
-    expect("every node ready", || async move {
-        for node in nodes {
-            if !matches!(get_json(http, &node.url("/readyz")).await, Ok((200, _))) {
-                return Ok(None);
-            }
-        }
-        Ok(Some(()))
-    })
-    .await
-}
-
-fn keys_for(dir: &Path, n: usize) -> anyhow::Result<Vec<String>> {
-    (0..n)
-        .map(|i| {
-            Ok(keys::generate(&dir.join(format!("node-{i}.key")), KeyType::Ed25519)?.to_string())
-        })
-        .collect()
 }
 
 /// The watchdog settings of the stale-chain nodes, scaled to the chain's block time.
@@ -105,12 +79,12 @@ pub async fn stale_chain(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::R
         "conclave devnet --scenario stale-chain: {n} members on anvil ({:?} blocks); node-{frozen}'s chain source will freeze",
         args.block_time
     );
-    let peers = keys_for(dir, n)?;
+    let peers = member_keys(dir, n)?;
     let group = GroupId([0xc1; 20]);
     let groups = vec![(group, (0..n).collect::<Vec<_>>())];
     let mut net =
         chain::ChainNet::start(dir, &peers, frozen, &groups, &[], args.block_time).await?;
-    let http = http()?;
+    let http = http_client()?;
     let extra = format!(
         "{}{}altnet_http_listen = \"127.0.0.1:0\"\n",
         coord::node_config(true, 0),
@@ -161,7 +135,7 @@ async fn stale_chain_drive(
     }
     net.set_addresses(&entries).await?;
     net.start_mining();
-    all_ready(http, nodes).await?;
+    wait_ready(http, nodes).await?;
     expect("the frozen-to-be node hears members' tips", || async move {
         let text = http
             .get(frozen.url("/metrics"))
@@ -292,7 +266,7 @@ pub async fn tcp_cut(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Resul
     println!(
         "conclave devnet --scenario tcp-cut: {n} members (TCP and QUIC); node-0 will take TCP out"
     );
-    let peers = keys_for(dir, n)?;
+    let peers = member_keys(dir, n)?;
     let bare: Vec<(usize, &str, Vec<String>)> =
         (0..n).map(|i| (i, peers[i].as_str(), vec![])).collect();
     write_atomic(&dir.join("registry.toml"), &registry_doc(&bare, &[], &[]))?;
@@ -386,7 +360,7 @@ fn transports(addrs: &Value) -> HashSet<&'static str> {
 }
 
 async fn tcp_cut_drive(dir: &Path, nodes: &[NodeProc], peers: &[String]) -> anyhow::Result<bool> {
-    let client = http()?;
+    let client = http_client()?;
     let http = &client;
     let n = nodes.len();
     let mut entries = Vec::new();
@@ -397,7 +371,7 @@ async fn tcp_cut_drive(dir: &Path, nodes: &[NodeProc], peers: &[String]) -> anyh
         &dir.join("registry.toml"),
         &registry_doc(&entries, &[], &[]),
     )?;
-    all_ready(http, nodes).await?;
+    wait_ready(http, nodes).await?;
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut readers = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
