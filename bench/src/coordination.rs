@@ -73,29 +73,25 @@ pub fn conclave_bin() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-async fn run_once(
+/// Runs `conclave devnet <args> --report <scratch>/devnet-report.json` and returns the report,
+/// refusing a run that failed or reported `ok: false` (with the end of its output).
+pub(crate) async fn run_devnet(
     bin: &Path,
-    p: CoordinationParams,
     scratch: &Path,
-) -> anyhow::Result<CoordinationRun> {
+    args: &[String],
+) -> anyhow::Result<serde_json::Value> {
     let report = scratch.join("devnet-report.json");
     let _ = std::fs::remove_file(&report);
     let out = tokio::process::Command::new(bin)
-        .args(["devnet", "--nodes"])
-        .arg((p.members + 1).to_string())
-        .arg("--group-seats")
-        .arg(p.group_seats.to_string())
-        .arg("--rate")
-        .arg(p.rate.to_string())
-        .arg("--duration")
-        .arg(format!("{}s", p.duration_s))
+        .arg("devnet")
+        .args(args)
         .arg("--report")
         .arg(&report)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
         .await
-        .with_context(|| format!("running {} devnet", bin.display()))?;
+        .with_context(|| format!("running {} devnet {}", bin.display(), args.join(" ")))?;
     let tail = || {
         let text = String::from_utf8_lossy(&out.stdout);
         let lines: Vec<&str> = text.lines().collect();
@@ -108,16 +104,29 @@ async fn run_once(
         )
     })?;
     let v: serde_json::Value = serde_json::from_str(&text).context("parsing the devnet report")?;
-    let c = &v["coordination"];
     if v["ok"] != serde_json::Value::Bool(true) || !out.status.success() {
-        bail!(
-            "the devnet failed (coordination {} / {} settled, {} faults); its output ended with:\n{}",
-            c["acceptances"],
-            c["expected_acceptances"],
-            c["faults"],
-            tail()
-        );
+        bail!("the devnet failed; its output ended with:\n{}", tail());
     }
+    Ok(v)
+}
+
+async fn run_once(
+    bin: &Path,
+    p: CoordinationParams,
+    scratch: &Path,
+) -> anyhow::Result<CoordinationRun> {
+    let args = [
+        "--nodes".to_owned(),
+        (p.members + 1).to_string(),
+        "--group-seats".into(),
+        p.group_seats.to_string(),
+        "--rate".into(),
+        p.rate.to_string(),
+        "--duration".into(),
+        format!("{}s", p.duration_s),
+    ];
+    let v = run_devnet(bin, scratch, &args).await?;
+    let c = &v["coordination"];
     let mut last: Vec<f64> = c["last_acceptance_ms"]
         .as_array()
         .context("report field coordination.last_acceptance_ms: expected an array")?

@@ -5,12 +5,11 @@
 //! the report the devnet writes.
 
 use std::path::Path;
-use std::process::Stdio;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::Serialize;
 
-use crate::coordination::{conclave_bin, repeat};
+use crate::coordination::{conclave_bin, repeat, run_devnet};
 use crate::stats::Spread;
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -47,29 +46,17 @@ fn field(v: &serde_json::Value, name: &str) -> anyhow::Result<f64> {
 }
 
 async fn run_once(bin: &Path, p: FallbackParams, scratch: &Path) -> anyhow::Result<FallbackRun> {
-    let report = scratch.join("stale-chain-report.json");
-    let _ = std::fs::remove_file(&report);
-    let out = tokio::process::Command::new(bin)
-        .args(["devnet", "--scenario", "stale-chain", "--duration", "2s"])
-        .arg("--nodes")
-        .arg(p.members.to_string())
-        .arg("--block-time")
-        .arg(format!("{}ms", p.block_ms))
-        .arg("--report")
-        .arg(&report)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .with_context(|| format!("running {} devnet --scenario stale-chain", bin.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let v: serde_json::Value = std::fs::read_to_string(&report)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .with_context(|| format!("the stale-chain devnet wrote no report; its output:\n{text}"))?;
-    if v["ok"] != serde_json::Value::Bool(true) || !out.status.success() {
-        bail!("the stale-chain devnet failed; its output:\n{text}");
-    }
+    let args = [
+        "--scenario".to_owned(),
+        "stale-chain".into(),
+        "--duration".into(),
+        "2s".into(),
+        "--nodes".into(),
+        p.members.to_string(),
+        "--block-time".into(),
+        format!("{}ms", p.block_ms),
+    ];
+    let v = run_devnet(bin, scratch, &args).await?;
     Ok(FallbackRun {
         raise_ms: field(&v, "freeze_to_raise_ms")?,
         fallback_ms: field(&v, "freeze_to_fallback_ms")?,
