@@ -51,7 +51,8 @@ pub struct WatchdogConfig {
     pub block_variance_ms: u64,
     /// How many blocks members may be ahead of us before we count as behind (`k`).
     pub ahead_blocks: u64,
-    /// Distinct operators that must agree before `Behind` or `Forked` is raised (f+1).
+    /// Distinct operators that must agree before `Behind` or `Forked` is raised (f+1); the node
+    /// also needs this many returning the same headers before it acts on them.
     pub quorum: usize,
     /// Member silence that raises `Silent`.
     pub silence_ms: u64,

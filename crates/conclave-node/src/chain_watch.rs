@@ -49,8 +49,6 @@ pub(crate) struct FetchSettings {
     pub every: Duration,
     /// Per member, per driver.
     pub timeout: Duration,
-    /// Distinct operators that must return the same range.
-    pub quorum: usize,
 }
 
 pub(crate) struct ChainWatch {
@@ -301,7 +299,7 @@ impl ChainWatch {
             }));
             answers.extend(report.answers);
         }
-        let outcome = match accept_range(done.anchor, &answers, self.fetch.quorum) {
+        let outcome = match accept_range(done.anchor, &answers, self.cfg.quorum) {
             Ok(range) => {
                 self.count_fetch("accepted");
                 state.last_refusal = None;

@@ -127,18 +127,20 @@ impl Driver for TransportDriver {
     fn start(&self) -> BoxFuture<'_, Result<(), String>> {
         async move {
             let net = self.net.current();
-            // The swarm was started with the configured addresses; a restart re-adds them.
-            let listening = net.peers().borrow().listen.clone();
-            for addr in &self.listen {
-                if listening
-                    .iter()
-                    .any(|a| TransportKind::of(a) == Some(self.kind))
-                {
-                    break;
-                }
-                if let Err(e) = net.listen_on(addr.clone()).await {
-                    self.set_state(DriverState::Down(e.to_string()));
-                    return Err(e.to_string());
+            // The swarm was started with the configured addresses; after a stop, start
+            // listens on them again.
+            let listening = net
+                .peers()
+                .borrow()
+                .listen
+                .iter()
+                .any(|a| TransportKind::of(a) == Some(self.kind));
+            if !listening {
+                for addr in &self.listen {
+                    if let Err(e) = net.listen_on(addr.clone()).await {
+                        self.set_state(DriverState::Down(e.to_string()));
+                        return Err(e.to_string());
+                    }
                 }
             }
             self.set_state(DriverState::Up);

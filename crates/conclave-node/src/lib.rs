@@ -363,7 +363,6 @@ impl RunningNode {
                 fetch: chain_watch::FetchSettings {
                     every: settings.fetch_every,
                     timeout: settings.fetch_timeout,
-                    quorum,
                 },
                 heads: chain.heads(),
                 recent: chain_view
