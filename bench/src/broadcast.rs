@@ -1,18 +1,19 @@
 //! The broadcast scenarios: a fixed offered rate of messages, senders in turn, every delivery
-//! timed from publish to the receiving application (one clock: the same process). Latency runs
-//! one rate; the throughput search climbs a ladder of rates on the same cluster until p99
-//! exceeds its bound or deliveries go missing.
+//! timed from publish to the receiving application (one clock, CLOCK_MONOTONIC, whichever process
+//! stamps). Latency runs one rate; the throughput search climbs a ladder of rates on the same
+//! cluster until p99 exceeds its bound or deliveries go missing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::cluster::Cluster;
-use crate::stats::{process_cpu_us, RunFigures, Samples};
+use crate::stats::{mono_ns, RunFigures, Samples};
 
-/// Header of every bench payload: step (u8), sender (u16), sequence (u32), send time since the
-/// step's start (ns). The step tells a late delivery of an earlier step from this step's.
-const HEADER: usize = 1 + 2 + 4 + 8;
+/// Header of every bench payload: step (u8), sender (u16), sequence (u32), send time
+/// ([`mono_ns`]). The step tells a late delivery of an earlier step from this step's. A node
+/// process reports a delivery by this header alone.
+pub const HEADER: usize = 1 + 2 + 4 + 8;
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct BroadcastParams {
@@ -33,9 +34,8 @@ const DRAIN_CAP: Duration = Duration::from_secs(10);
 
 /// One measurement window on a running cluster: publishes `rate × duration` messages, then
 /// waits out the drain, collecting this step's deliveries.
-pub async fn step(cluster: &mut Cluster, p: BroadcastParams, step: u8) -> Samples {
-    let base = Instant::now();
-    let cpu = process_cpu_us();
+pub async fn step(cluster: &mut Cluster, p: BroadcastParams, step: u8) -> anyhow::Result<Samples> {
+    let cpu = cluster.cpu_us().await?;
     let total = (p.rate as f64 * p.duration_s).round() as u64;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / p.rate as f64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -55,7 +55,7 @@ pub async fn step(cluster: &mut Cluster, p: BroadcastParams, step: u8) -> Sample
                 payload.push(step);
                 payload.extend((sender as u16).to_be_bytes());
                 payload.extend((sent as u32).to_be_bytes());
-                payload.extend((base.elapsed().as_nanos() as u64).to_be_bytes());
+                payload.extend(mono_ns().to_be_bytes());
                 payload.extend(&pad);
                 let _ = cluster.publish[sender].send(payload).await;
                 sent += 1;
@@ -66,10 +66,9 @@ pub async fn step(cluster: &mut Cluster, p: BroadcastParams, step: u8) -> Sample
                 }
             }
             d = cluster.deliveries.recv() => match d {
-                Some((_, payload)) if payload.len() >= HEADER && payload[0] == step => {
-                    let at = u64::from_be_bytes(payload[7..15].try_into().expect("8 bytes"));
-                    let now = base.elapsed().as_nanos() as u64;
-                    latencies_us.push(now.saturating_sub(at) / 1000);
+                Some(d) if d.payload.len() >= HEADER && d.payload[0] == step => {
+                    let sent_at = u64::from_be_bytes(d.payload[7..15].try_into().expect("8 bytes"));
+                    latencies_us.push(d.at_ns.saturating_sub(sent_at) / 1000);
                     if sent == total {
                         if latencies_us.len() as u64 >= expected {
                             break;
@@ -84,11 +83,11 @@ pub async fn step(cluster: &mut Cluster, p: BroadcastParams, step: u8) -> Sample
             _ = &mut quiet => break,
         }
     }
-    Samples {
+    Ok(Samples {
         latencies_us,
         expected,
-        cpu_us: process_cpu_us().saturating_sub(cpu),
-    }
+        cpu_us: cluster.cpu_us().await?.saturating_sub(cpu),
+    })
 }
 
 /// What a throughput search found on one cluster.
@@ -108,19 +107,19 @@ pub async fn ladder(
     rates: &[u32],
     p99_bound_ms: f64,
     min_delivery: f64,
-) -> Ladder {
+) -> anyhow::Result<Ladder> {
     let mut out = Ladder {
         sustained: 0,
         rungs: Vec::new(),
     };
     for (k, &rate) in rates.iter().enumerate() {
         let p = BroadcastParams { rate, ..base };
-        let f = step(cluster, p, 100 + k as u8).await.figures();
+        let f = step(cluster, p, 100 + k as u8).await?.figures();
         out.rungs.push((rate, f));
         if f.p99_ms > p99_bound_ms || f.delivery_ratio < min_delivery {
             break;
         }
         out.sustained = rate;
     }
-    out
+    Ok(out)
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use conclave_core::MembershipView;
 use conclave_core::{
     Multiaddr, NodeAuthorization, OperatorId, PeerId, TopicName, ViewBuilder, ViewSource,
 };
@@ -12,8 +13,10 @@ use conclave_net::{Backoff, NetConfig, NetworkEvent, NetworkService, TransportKi
 use libp2p::identity::Keypair;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
-use crate::cluster::{connect_timeout, Cluster, DELIVERY_BUFFER};
+use crate::cluster::{connect_timeout, Cluster, Delivery, DELIVERY_BUFFER};
+use crate::stats::mono_ns;
 
 pub const TOPIC: &str = "bench";
 
@@ -21,7 +24,7 @@ pub const TOPIC: &str = "bench";
 pub(crate) fn view(
     members: &[(PeerId, OperatorId)],
     addrs: &[Vec<Multiaddr>],
-) -> Arc<conclave_core::MembershipView> {
+) -> Arc<MembershipView> {
     let mut b = ViewBuilder::new(ViewSource::Empty);
     for (i, (peer, op)) in members.iter().enumerate() {
         let _ = b.operator(*op);
@@ -37,85 +40,159 @@ pub(crate) fn view(
     Arc::new(b.build())
 }
 
-pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster> {
-    let keys: Vec<Keypair> = (0..n).map(|_| Keypair::generate_ed25519()).collect();
-    let members: Vec<(PeerId, OperatorId)> = keys
+/// The members of a bench network: node i's operator is i + 1.
+pub(crate) fn members(peers: &[PeerId]) -> Vec<(PeerId, OperatorId)> {
+    peers
         .iter()
         .enumerate()
-        .map(|(i, k)| {
+        .map(|(i, p)| {
             let mut op = [0u8; 20];
             op[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
-            (k.public().to_peer_id(), OperatorId(op))
+            (*p, OperatorId(op))
         })
-        .collect();
-    let (view_tx, view_rx) = watch::channel(view(&members, &[]));
-    let topic: TopicName = TOPIC.parse()?;
-    let mut services = Vec::new();
-    let mut events = Vec::new();
-    let mut tasks = Vec::new();
-    for k in &keys {
-        let mut c = NetConfig::new(k.clone(), TransportKind::Network);
+        .collect()
+}
+
+/// One Conclave node (the production network service), the same in a cluster in this process
+/// and alone in a node process.
+pub struct ConclaveNode {
+    service: NetworkService,
+    events: mpsc::Receiver<NetworkEvent>,
+    pub listen: Vec<Multiaddr>,
+    pub worker: JoinHandle<()>,
+}
+
+impl ConclaveNode {
+    /// Starts a node listening on loopback; it connects to the members `view` lists, at the
+    /// addresses it gives.
+    pub async fn spawn(
+        key: Keypair,
+        view: watch::Receiver<Arc<MembershipView>>,
+        max_message_bytes: usize,
+    ) -> anyhow::Result<ConclaveNode> {
+        let mut c = NetConfig::new(key, TransportKind::Network);
         c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse()?];
-        c.topics = vec![topic.clone()];
+        c.topics = vec![TOPIC.parse()?];
         c.max_message_bytes = max_message_bytes;
         c.redial = Backoff {
             min: Duration::from_millis(100),
             max: Duration::from_secs(1),
         };
-        let started = NetworkService::start(c, view_rx.clone(), &mut Registry::default())?;
-        services.push(started.service);
-        events.push(started.events);
-        tasks.push(started.worker);
-    }
-    // Listen addresses go into the view; the redial loops connect everyone.
-    let mut addrs = Vec::new();
-    for s in &services {
-        let mut peers = s.peers();
-        let snap = tokio::time::timeout(
+        let started = NetworkService::start(c, view, &mut Registry::default())?;
+        let listen = tokio::time::timeout(
             Duration::from_secs(10),
-            peers.wait_for(|p| !p.listen.is_empty()),
+            started.service.peers().wait_for(|p| !p.listen.is_empty()),
         )
         .await
         .context("a node never listened")??
+        .listen
         .clone();
-        addrs.push(snap.listen.clone());
+        Ok(ConclaveNode {
+            service: started.service,
+            events: started.events,
+            listen,
+            worker: started.worker,
+        })
     }
-    view_tx.send_replace(view(&members, &addrs));
-    for s in &services {
-        let mut peers = s.peers();
-        let t = topic.clone();
+
+    /// Waits until the other `n - 1` members are connected and subscribed; says how the mesh
+    /// came together: connections (to this node) and what its gate refused on the way.
+    pub async fn wait_mesh(
+        &mut self,
+        n: usize,
+    ) -> anyhow::Result<(usize, std::collections::BTreeMap<&'static str, usize>)> {
+        let topic: TopicName = TOPIC.parse()?;
+        let mut peers = self.service.peers();
         let ok = tokio::time::timeout(
             connect_timeout(n),
             peers.wait_for(|p| {
-                p.peers.len() == n - 1 && p.peers.values().all(|i| i.topics.contains(&t))
+                p.peers.len() == n - 1 && p.peers.values().all(|i| i.topics.contains(&topic))
             }),
         )
-        .await;
-        if ok.is_err() {
+        .await
+        .is_ok();
+        if !ok {
             bail!(
                 "Conclave cluster of {n} did not connect within {:?}",
                 connect_timeout(n)
             );
         }
-    }
-    // How the mesh came together: connections per pair and what was refused on the way.
-    let connections: usize = services
-        .iter()
-        .map(|s| {
-            s.peers()
-                .borrow()
-                .peers
-                .values()
-                .map(|p| p.connections)
-                .sum::<usize>()
-        })
-        .sum();
-    let mut denied: std::collections::BTreeMap<&'static str, usize> = Default::default();
-    for ev in events.iter_mut() {
-        while let Ok(e) = ev.try_recv() {
+        let connections = self
+            .service
+            .peers()
+            .borrow()
+            .peers
+            .values()
+            .map(|p| p.connections)
+            .sum();
+        let mut denied = std::collections::BTreeMap::new();
+        while let Ok(e) = self.events.try_recv() {
             if let NetworkEvent::ConnectionDenied { reason, .. } = e {
                 *denied.entry(reason).or_default() += 1;
             }
+        }
+        Ok((connections, denied))
+    }
+
+    /// Hands the node to its application: deliveries go to `deliveries`, stamped; the returned
+    /// handle publishes on the bench topic.
+    pub fn run(
+        self,
+        deliveries: mpsc::Sender<Delivery>,
+    ) -> (mpsc::Sender<Vec<u8>>, Vec<JoinHandle<()>>) {
+        let mut events = self.events;
+        let receive = tokio::spawn(async move {
+            while let Some(e) = events.recv().await {
+                if let NetworkEvent::Message(d) = e {
+                    let d = Delivery {
+                        payload: d.payload,
+                        at_ns: mono_ns(),
+                    };
+                    if deliveries.send(d).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let (ptx, mut prx) = mpsc::channel::<Vec<u8>>(1024);
+        let service = self.service;
+        let publish = tokio::spawn(async move {
+            let t: TopicName = TOPIC.parse().expect("valid topic");
+            while let Some(p) = prx.recv().await {
+                if let Err(e) = service.publish(t.clone(), p).await {
+                    eprintln!("conclave publish failed: {e}");
+                }
+            }
+            service.shutdown();
+        });
+        (ptx, vec![receive, publish, self.worker])
+    }
+}
+
+/// `n` Conclave members in this process, fully connected.
+pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster> {
+    let keys: Vec<Keypair> = (0..n).map(|_| Keypair::generate_ed25519()).collect();
+    let members = members(
+        &keys
+            .iter()
+            .map(|k| k.public().to_peer_id())
+            .collect::<Vec<_>>(),
+    );
+    let (view_tx, view_rx) = watch::channel(view(&members, &[]));
+    let mut nodes = Vec::new();
+    for k in &keys {
+        nodes.push(ConclaveNode::spawn(k.clone(), view_rx.clone(), max_message_bytes).await?);
+    }
+    // Listen addresses go into the view; the redial loops connect everyone.
+    let addrs: Vec<Vec<Multiaddr>> = nodes.iter().map(|x| x.listen.clone()).collect();
+    view_tx.send_replace(view(&members, &addrs));
+    let mut connections = 0;
+    let mut denied: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    for node in nodes.iter_mut() {
+        let (c, d) = node.wait_mesh(n).await?;
+        connections += c;
+        for (reason, k) in d {
+            *denied.entry(reason).or_default() += k;
         }
     }
     eprintln!(
@@ -124,28 +201,11 @@ pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster
     );
     let (dtx, deliveries) = mpsc::channel(DELIVERY_BUFFER);
     let mut publish = Vec::new();
-    for (i, (service, mut ev)) in services.into_iter().zip(events).enumerate() {
-        let dtx = dtx.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(e) = ev.recv().await {
-                if let NetworkEvent::Message(d) = e {
-                    if dtx.send((i, d.payload)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }));
-        let (ptx, mut prx) = mpsc::channel::<Vec<u8>>(1024);
-        let t = topic.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Some(p) = prx.recv().await {
-                if let Err(e) = service.publish(t.clone(), p).await {
-                    eprintln!("conclave publish failed: {e}");
-                }
-            }
-            service.shutdown();
-        }));
+    let mut tasks = Vec::new();
+    for node in nodes {
+        let (ptx, t) = node.run(dtx.clone());
         publish.push(ptx);
+        tasks.extend(t);
     }
     // Keep the view sender alive as long as the cluster.
     tasks.push(tokio::spawn(async move {
@@ -155,5 +215,6 @@ pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster
         publish,
         deliveries,
         tasks,
+        processes: Vec::new(),
     })
 }

@@ -23,8 +23,10 @@ use secp256k1::ecdsa::Signature;
 use secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
-use crate::cluster::{connect_timeout, Cluster, DELIVERY_BUFFER};
+use crate::cluster::{connect_timeout, Cluster, Delivery, DELIVERY_BUFFER};
+use crate::stats::mono_ns;
 
 enum Command {
     Dial(Multiaddr),
@@ -32,7 +34,7 @@ enum Command {
 }
 
 /// Which gossipsub baseline.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Profile {
     Plain,
     Sbtc,
@@ -68,43 +70,59 @@ fn app_verify(signers: &HashSet<PublicKey>, frame: &[u8]) -> Option<Vec<u8>> {
     Some(payload.to_vec())
 }
 
-pub async fn start(
-    profile: Profile,
-    n: usize,
-    max_message_bytes: usize,
-) -> anyhow::Result<Cluster> {
-    let app_keys: Vec<SecretKey> = (0..n)
-        .map(|_| loop {
-            // Nearly every 32 random bytes are a valid key; retry the rare one that is not.
-            if let Ok(k) = SecretKey::from_slice(&rand::random::<[u8; 32]>()) {
-                break k;
-            }
-        })
-        .collect();
+/// A node's keys: its libp2p identity (ed25519 for plain, secp256k1 for the sBTC profile) and
+/// the sBTC profile's application signing key.
+pub fn keys(profile: Profile) -> (Keypair, SecretKey) {
+    let identity = match profile {
+        Profile::Plain => Keypair::generate_ed25519(),
+        Profile::Sbtc => Keypair::generate_secp256k1(),
+    };
+    let app = loop {
+        // Nearly every 32 random bytes are a valid key; retry the rare one that is not.
+        if let Ok(k) = SecretKey::from_slice(&rand::random::<[u8; 32]>()) {
+            break k;
+        }
+    };
+    (identity, app)
+}
+
+/// The sBTC profile's signer set: the public keys of every node's application key.
+pub fn signers(app_keys: impl IntoIterator<Item = SecretKey>) -> Arc<HashSet<PublicKey>> {
     let secp = Secp256k1::signing_only();
-    let signers: Arc<HashSet<PublicKey>> = Arc::new(
+    Arc::new(
         app_keys
-            .iter()
-            .map(|k| PublicKey::from_secret_key(&secp, k))
+            .into_iter()
+            .map(|k| PublicKey::from_secret_key(&secp, &k))
             .collect(),
-    );
-    let mesh = MeshParams::for_members(n);
-    let (dtx, deliveries) = mpsc::channel(DELIVERY_BUFFER);
-    let mut commands = Vec::new();
-    let mut subscribed = Vec::new();
-    let mut addrs = Vec::new();
-    let mut tasks = Vec::new();
-    for i in 0..n {
+    )
+}
+
+/// One gossipsub node of a baseline, running as a task; the same in a cluster in this process
+/// and alone in a node process.
+pub struct GossipNode {
+    commands: mpsc::Sender<Command>,
+    pub listen: Multiaddr,
+    subscribed: watch::Receiver<usize>,
+    pub task: JoinHandle<()>,
+}
+
+impl GossipNode {
+    /// Starts a node of an `n`-node network listening on loopback; every message it receives (verified,
+    /// for the sBTC profile) goes to `deliveries`, stamped.
+    pub async fn spawn(
+        profile: Profile,
+        identity: Keypair,
+        signers: Arc<HashSet<PublicKey>>,
+        n: usize,
+        max_message_bytes: usize,
+        deliveries: mpsc::Sender<Delivery>,
+    ) -> anyhow::Result<GossipNode> {
         let mut builder = gossipsub::ConfigBuilder::default();
-        let config = mesh
+        let config = MeshParams::for_members(n)
             .configure(&mut builder)
             .max_transmit_size(max_message_bytes + 4096)
             .build()
             .map_err(|e| anyhow::anyhow!("gossipsub config: {e}"))?;
-        let identity = match profile {
-            Profile::Plain => Keypair::generate_ed25519(),
-            Profile::Sbtc => Keypair::generate_secp256k1(),
-        };
         let mut swarm = SwarmBuilder::with_existing_identity(identity)
             .with_tokio()
             .with_tcp(
@@ -124,12 +142,10 @@ pub async fn start(
         let topic = IdentTopic::new("bench");
         swarm.behaviour_mut().subscribe(&topic)?;
         swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
-        let (ctx, mut crx) = mpsc::channel::<Command>(1024);
+        let (commands, mut crx) = mpsc::channel::<Command>(1024);
         let (addr_tx, addr_rx) = oneshot::channel();
-        let (sub_tx, sub_rx) = watch::channel(0usize);
-        let dtx = dtx.clone();
-        let signers = signers.clone();
-        tasks.push(tokio::spawn(async move {
+        let (sub_tx, subscribed) = watch::channel(0usize);
+        let task = tokio::spawn(async move {
             let mut addr_tx = Some(addr_tx);
             loop {
                 tokio::select! {
@@ -140,7 +156,7 @@ pub async fn start(
                             }
                         }
                         SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) => {
-                            let data = match profile {
+                            let payload = match profile {
                                 Profile::Plain => message.data,
                                 Profile::Sbtc => match app_verify(&signers, &message.data) {
                                     Some(p) => p,
@@ -150,8 +166,8 @@ pub async fn start(
                                     }
                                 },
                             };
-                            let sent = dtx.send((i, data)).await;
-                            if sent.is_err() {
+                            let d = Delivery { payload, at_ns: mono_ns() };
+                            if deliveries.send(d).await.is_err() {
                                 return;
                             }
                         }
@@ -175,51 +191,109 @@ pub async fn start(
                     },
                 }
             }
-        }));
-        addrs.push(
-            tokio::time::timeout(Duration::from_secs(10), addr_rx)
-                .await
-                .context("a plain node never listened")??,
-        );
-        commands.push(ctx);
-        subscribed.push(sub_rx);
-    }
-    // Everyone dials everyone with a lower index: a full set of connections, like Conclave's.
-    for i in 0..n {
-        for a in &addrs[..i] {
-            commands[i].send(Command::Dial(a.clone())).await?;
-        }
-    }
-    for s in subscribed.iter_mut() {
-        if tokio::time::timeout(connect_timeout(n), s.wait_for(|c| *c >= n - 1))
+        });
+        let listen = tokio::time::timeout(Duration::from_secs(10), addr_rx)
             .await
-            .is_err()
+            .context("a gossipsub node never listened")??;
+        Ok(GossipNode {
+            commands,
+            listen,
+            subscribed,
+            task,
+        })
+    }
+
+    pub async fn dial(&self, addr: Multiaddr) -> anyhow::Result<()> {
+        self.commands
+            .send(Command::Dial(addr))
+            .await
+            .map_err(|_| anyhow::anyhow!("the gossipsub node stopped"))
+    }
+
+    /// Waits until `peers` peers are connected and subscribed to the topic.
+    pub async fn wait_subscribed(&mut self, peers: usize) -> anyhow::Result<()> {
+        let n = peers + 1;
+        if tokio::time::timeout(
+            connect_timeout(n),
+            self.subscribed.wait_for(|c| *c >= peers),
+        )
+        .await
+        .is_err()
         {
             bail!(
                 "gossipsub baseline cluster of {n} did not connect within {:?}",
                 connect_timeout(n)
             );
         }
+        Ok(())
     }
-    let mut publish = Vec::new();
-    for (c, key) in commands.into_iter().zip(app_keys) {
+
+    /// The node's publish handle: the sBTC profile signs each payload with `app_key` first.
+    pub fn publisher(
+        &self,
+        profile: Profile,
+        app_key: SecretKey,
+    ) -> (mpsc::Sender<Vec<u8>>, JoinHandle<()>) {
         let (ptx, mut prx) = mpsc::channel::<Vec<u8>>(1024);
-        tasks.push(tokio::spawn(async move {
+        let c = self.commands.clone();
+        let task = tokio::spawn(async move {
             while let Some(p) = prx.recv().await {
                 let p = match profile {
                     Profile::Plain => p,
-                    Profile::Sbtc => app_sign(&key, p),
+                    Profile::Sbtc => app_sign(&app_key, p),
                 };
                 if c.send(Command::Publish(p)).await.is_err() {
                     return;
                 }
             }
-        }));
+        });
+        (ptx, task)
+    }
+}
+
+/// `n` nodes of a baseline in this process, fully connected.
+pub async fn start(
+    profile: Profile,
+    n: usize,
+    max_message_bytes: usize,
+) -> anyhow::Result<Cluster> {
+    let keys: Vec<(Keypair, SecretKey)> = (0..n).map(|_| keys(profile)).collect();
+    let signers = signers(keys.iter().map(|(_, a)| *a));
+    let (dtx, deliveries) = mpsc::channel(DELIVERY_BUFFER);
+    let mut nodes = Vec::new();
+    for (identity, _) in &keys {
+        let node = GossipNode::spawn(
+            profile,
+            identity.clone(),
+            signers.clone(),
+            n,
+            max_message_bytes,
+            dtx.clone(),
+        )
+        .await?;
+        nodes.push(node);
+    }
+    // Everyone dials everyone with a lower index: a full set of connections, like Conclave's.
+    for i in 0..n {
+        for j in 0..i {
+            nodes[i].dial(nodes[j].listen.clone()).await?;
+        }
+    }
+    for node in nodes.iter_mut() {
+        node.wait_subscribed(n - 1).await?;
+    }
+    let mut publish = Vec::new();
+    let mut tasks = Vec::new();
+    for (node, (_, app_key)) in nodes.into_iter().zip(keys) {
+        let (ptx, task) = node.publisher(profile, app_key);
         publish.push(ptx);
+        tasks.push(task);
+        tasks.push(node.task);
     }
     Ok(Cluster {
         publish,
         deliveries,
         tasks,
+        processes: Vec::new(),
     })
 }

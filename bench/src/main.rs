@@ -8,8 +8,9 @@
 //! Systems: Conclave and three baselines — (a) plain rust-libp2p gossipsub, (b) the sBTC profile
 //! (secp256k1 keys, gossipsub signing plus an application-level secp256k1 signature) and (c) a
 //! central TCP relay. Scenarios: broadcast latency at a fixed offered rate and the sustained
-//! throughput search (in-process nodes on TCP loopback), coordination completion (`conclave
-//! devnet`, nodes as separate processes), RLN proofs (Conclave's proof pool beside zerokit
+//! throughput search (nodes on TCP loopback, each a separate process — [`process`] — or all in
+//! this one for up to 100 nodes), coordination completion (`conclave devnet`, nodes as separate
+//! processes), RLN proofs (Conclave's proof pool beside zerokit
 //! called directly) and the chain-source freeze (`conclave devnet --scenario stale-chain`). Plots (SVG) are drawn by [`plots`].
 
 mod admission;
@@ -20,6 +21,7 @@ mod coordination;
 mod fallback;
 mod gossip;
 mod plots;
+mod process;
 mod relay;
 mod rln_proofs;
 mod stats;
@@ -41,9 +43,9 @@ use stats::{RunFigures, Spread};
     about = "Conclave beside its baselines, in one run"
 )]
 struct Args {
-    /// A smoke run (under 3 minutes): broadcast at N = 15, 1 KiB, 100 msg/s, 2 s per repetition,
-    /// with a short throughput search (Conclave and the sBTC profile); coordination on 7
-    /// members; a few RLN proofs; one chain-source freeze.
+    /// A smoke run (under 3 minutes): broadcast at N = 15 node processes, 1 KiB, 100 msg/s, 2 s
+    /// per repetition, with a short throughput search (Conclave and the sBTC profile);
+    /// coordination on 7 members; a few RLN proofs; one chain-source freeze.
     #[arg(long)]
     quick: bool,
     /// Repetitions per configuration (figures are their median).
@@ -64,6 +66,31 @@ struct Args {
     /// Broadcast systems to measure (default: all; a baseline left out has no ratio).
     #[arg(long = "system", value_enum)]
     systems: Vec<System>,
+    /// Where broadcast nodes run, replacing the preset's (default: both, each at its node counts).
+    #[arg(long = "placement", value_enum)]
+    placements: Vec<Placement>,
+    /// Internal: run one node of this system as the harness directs over stdin/stdout.
+    #[arg(long, value_enum, hide = true)]
+    node_process: Option<System>,
+}
+
+/// Where a broadcast cluster's nodes run.
+#[derive(Clone, Copy, Serialize, PartialEq, Eq, Debug, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+enum Placement {
+    /// Each node in its own process, as operators run them: per-node CPU and peak RSS.
+    Processes,
+    /// Every node in the harness's process: cheaper, so it reaches 100 nodes on two cores.
+    InProcess,
+}
+
+impl Placement {
+    fn name(self) -> &'static str {
+        match self {
+            Placement::Processes => "processes",
+            Placement::InProcess => "in-process",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,7 +131,10 @@ impl System {
         }
     }
 
-    async fn start(self, nodes: usize) -> anyhow::Result<cluster::Cluster> {
+    async fn start(self, placement: Placement, nodes: usize) -> anyhow::Result<cluster::Cluster> {
+        if placement == Placement::Processes {
+            return process::start(self, nodes).await;
+        }
         match self {
             System::Conclave => conclave::start(nodes, MAX_MESSAGE).await,
             System::PlainGossipsub => {
@@ -119,6 +149,7 @@ impl System {
 #[derive(Serialize)]
 struct Row {
     system: System,
+    placement: Placement,
     params: BroadcastParams,
     runs: Vec<RunFigures>,
     p50_ms: Spread,
@@ -134,6 +165,10 @@ struct Row {
     cdf_ms: Vec<f64>,
     /// The throughput search, when this configuration ran one.
     throughput: Option<Throughput>,
+    /// Per node process, over the repetition (latency window and throughput search): the
+    /// median's peak RSS and the largest (the relay's server is one of the processes).
+    node_peak_rss_mib: Option<Spread>,
+    node_peak_rss_max_mib: Option<Spread>,
 }
 
 /// Sustained throughput: the highest offered rate with p99 within the bound and (nearly) every
@@ -179,6 +214,7 @@ struct LadderSpec {
 
 async fn measure(
     system: System,
+    placement: Placement,
     p: BroadcastParams,
     reps: usize,
     ladder: Option<LadderSpec>,
@@ -187,21 +223,27 @@ async fn measure(
     let mut pooled = Vec::new();
     let mut ladders = Vec::new();
     let mut ready_ms = Vec::new();
+    let mut rss_median = Vec::new();
+    let mut rss_max = Vec::new();
     for r in 0..reps {
         // A fresh cluster per repetition: repetitions share nothing but the machine.
         let started = std::time::Instant::now();
-        let mut cluster = system
-            .start(p.nodes)
-            .await
-            .with_context(|| format!("{} with {} nodes", system.name(), p.nodes))?;
+        let mut cluster = system.start(placement, p.nodes).await.with_context(|| {
+            format!(
+                "{} with {} nodes ({})",
+                system.name(),
+                p.nodes,
+                placement.name()
+            )
+        })?;
         ready_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         tokio::time::sleep(broadcast::SETTLE).await;
-        let samples = broadcast::step(&mut cluster, p, r as u8).await;
+        let samples = broadcast::step(&mut cluster, p, r as u8).await?;
         pooled.extend(samples.latencies_us.iter().map(|v| *v as f64 / 1000.0));
         let f = samples.figures();
         eprintln!(
-            "  {:<16} n={:<3} {:>5} B {:>4} msg/s rep {}: p50 {:.2} ms p99 {:.2} ms max {:.2} ms delivered {:.4}, {:.0} µs CPU per delivery",
-            system.name(), p.nodes, p.size, p.rate, r + 1, f.p50_ms, f.p99_ms, f.max_ms, f.delivery_ratio, f.cpu_us_per_delivery
+            "  {:<16} {:<10} n={:<3} {:>5} B {:>4} msg/s rep {}: p50 {:.2} ms p99 {:.2} ms max {:.2} ms delivered {:.4}, {:.0} µs CPU per delivery",
+            system.name(), placement.name(), p.nodes, p.size, p.rate, r + 1, f.p50_ms, f.p99_ms, f.max_ms, f.delivery_ratio, f.cpu_us_per_delivery
         );
         runs.push(f);
         if let Some(spec) = ladder {
@@ -211,8 +253,8 @@ async fn measure(
                 duration_s: spec.rung_s,
                 ..p
             };
-            let l =
-                broadcast::ladder(&mut cluster, base, spec.rates, P99_BOUND_MS, MIN_DELIVERY).await;
+            let l = broadcast::ladder(&mut cluster, base, spec.rates, P99_BOUND_MS, MIN_DELIVERY)
+                .await?;
             eprintln!(
                 "  {:<16} n={:<3} sustained {} msg/s (rungs: {})",
                 system.name(),
@@ -229,6 +271,15 @@ async fn measure(
             );
             ladders.push(l);
         }
+        let usage = cluster.usage().await?;
+        if !usage.is_empty() {
+            let mib: Vec<f64> = usage
+                .iter()
+                .map(|u| u.peak_rss_kib as f64 / 1024.0)
+                .collect();
+            rss_median.push(Spread::of(mib.iter().copied()).median);
+            rss_max.push(mib.iter().copied().fold(0.0, f64::max));
+        }
     }
     let spread = |g: fn(&RunFigures) -> f64| Spread::of(runs.iter().map(g));
     pooled.sort_by(f64::total_cmp);
@@ -242,6 +293,7 @@ async fn measure(
     };
     Ok(Row {
         system,
+        placement,
         params: p,
         p50_ms: spread(|f| f.p50_ms),
         p95_ms: spread(|f| f.p95_ms),
@@ -258,6 +310,8 @@ async fn measure(
             sustained_msgs_per_s: Spread::of(ladders.iter().map(|l| l.sustained as f64)),
             ladders,
         }),
+        node_peak_rss_mib: (!rss_median.is_empty()).then(|| Spread::of(rss_median)),
+        node_peak_rss_max_mib: (!rss_max.is_empty()).then(|| Spread::of(rss_max)),
     })
 }
 
@@ -267,66 +321,76 @@ fn markdown(r: &Report) -> String {
         r.commit, r.machine, r.reps
     );
     let f = |x: &Spread| format!("{:.2} ({:.2}–{:.2})", x.median, x.min, x.max);
-    if !r.rows.is_empty() {
+    for placement in [Placement::Processes, Placement::InProcess] {
+        let rows: Vec<&Row> = r.rows.iter().filter(|x| x.placement == placement).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        s.push_str(match placement {
+            Placement::Processes => {
+                "\n## Broadcast latency (each node a separate process, TCP loopback)\n\n\
+                 CPU per delivery: the node processes' CPU time over the messages delivered — \
+                 the cost of a delivery, whatever the latency. Peak RSS: per node process over \
+                 the repetition, the median node (the largest process).\n\n"
+            }
+            Placement::InProcess => {
+                "\n## Broadcast latency (every node in one process, TCP loopback)\n\n\
+                 CPU per delivery: the whole process's CPU time (every node, and the harness) \
+                 over the messages delivered.\n\n"
+            }
+        });
         s.push_str(
-            "\n## Broadcast latency (in-process nodes, TCP loopback)\n\n\
-             CPU per delivery: the whole process's CPU time (every node, and the harness) over the \
-             messages delivered — the cost of a delivery, whatever the latency.\n\n\
-             Ready: from starting the nodes to a full mesh (everyone connected and subscribed).\n\n\
-             | system | nodes | size | offered msg/s | p50 ms | p99 ms | max ms | delivered | CPU µs/delivery | ready ms |\n|---|---|---|---|---|---|---|---|---|---|\n",
+            "Ready: from starting the nodes to a full mesh (everyone connected and subscribed).\n\n\
+             | system | nodes | size | offered msg/s | p50 ms | p99 ms | max ms | delivered | CPU µs/delivery | ready ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
-    }
-    for row in &r.rows {
-        s.push_str(&format!(
-            "| {} | {} | {} B | {} | {} | {} | {} | {:.4} | {:.0} ({:.0}–{:.0}) | {:.0} ({:.0}–{:.0}) |\n",
-            row.system.name(),
-            row.params.nodes,
-            row.params.size,
-            row.params.rate,
-            f(&row.p50_ms),
-            f(&row.p99_ms),
-            f(&row.max_ms),
-            row.delivery_ratio.median,
-            row.cpu_us_per_delivery.median,
-            row.cpu_us_per_delivery.min,
-            row.cpu_us_per_delivery.max,
-            row.ready_ms.median,
-            row.ready_ms.min,
-            row.ready_ms.max
-        ));
-    }
-    // Conclave's p99 as a multiple of each baseline's, per configuration.
-    let ours: Vec<&Row> = r
-        .rows
-        .iter()
-        .filter(|x| x.system == System::Conclave)
-        .collect();
-    if !ours.is_empty() {
+        for row in &rows {
+            let rss = match (&row.node_peak_rss_mib, &row.node_peak_rss_max_mib) {
+                (Some(m), Some(x)) => format!("{:.1} ({:.1})", m.median, x.median),
+                _ => "–".into(),
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} B | {} | {} | {} | {} | {:.4} | {:.0} ({:.0}–{:.0}) | {:.0} ({:.0}–{:.0}) | {rss} |\n",
+                row.system.name(),
+                row.params.nodes,
+                row.params.size,
+                row.params.rate,
+                f(&row.p50_ms),
+                f(&row.p99_ms),
+                f(&row.max_ms),
+                row.delivery_ratio.median,
+                row.cpu_us_per_delivery.median,
+                row.cpu_us_per_delivery.min,
+                row.cpu_us_per_delivery.max,
+                row.ready_ms.median,
+                row.ready_ms.min,
+                row.ready_ms.max
+            ));
+        }
+        // Conclave's p99 as a multiple of each baseline's, per configuration.
         s.push_str(
             "\nConclave's p99 as a multiple of each baseline's (median p99 over median p99):\n\n\
              | nodes | size | × plain-gossipsub | × sbtc-profile | × central-relay |\n|---|---|---|---|---|\n",
         );
-    }
-    for c in &ours {
-        let ratio = |sys: System| {
-            r.rows
-                .iter()
-                .find(|x| {
-                    x.system == sys
-                        && x.params.nodes == c.params.nodes
-                        && x.params.size == c.params.size
-                })
-                .map(|b| format!("{:.2}", c.p99_ms.median / b.p99_ms.median))
-                .unwrap_or_else(|| "–".into())
-        };
-        s.push_str(&format!(
-            "| {} | {} B | {} | {} | {} |\n",
-            c.params.nodes,
-            c.params.size,
-            ratio(System::PlainGossipsub),
-            ratio(System::SbtcProfile),
-            ratio(System::CentralRelay)
-        ));
+        for c in rows.iter().filter(|x| x.system == System::Conclave) {
+            let ratio = |sys: System| {
+                rows.iter()
+                    .find(|x| {
+                        x.system == sys
+                            && x.params.nodes == c.params.nodes
+                            && x.params.size == c.params.size
+                    })
+                    .map(|b| format!("{:.2}", c.p99_ms.median / b.p99_ms.median))
+                    .unwrap_or_else(|| "–".into())
+            };
+            s.push_str(&format!(
+                "| {} | {} B | {} | {} | {} |\n",
+                c.params.nodes,
+                c.params.size,
+                ratio(System::PlainGossipsub),
+                ratio(System::SbtcProfile),
+                ratio(System::CentralRelay)
+            ));
+        }
     }
     for why in &r.refused {
         s.push_str(&format!("\nNot reported — {why}.\n"));
@@ -339,7 +403,7 @@ fn markdown(r: &Report) -> String {
     if let Some((_, t)) = searched.first() {
         s.push_str(&format!(
             "\n## Sustained throughput (highest offered rate with p99 ≤ {} ms and ≥ {:.1} % delivered; {} s per rung)\n\n\
-             | system | nodes | size | msg/s | × sbtc-profile |\n|---|---|---|---|---|\n",
+             | system | nodes as | nodes | size | msg/s | × sbtc-profile |\n|---|---|---|---|---|---|\n",
             t.p99_bound_ms,
             MIN_DELIVERY * 100.0,
             t.rung_s
@@ -348,6 +412,7 @@ fn markdown(r: &Report) -> String {
     for (row, t) in &searched {
         let sbtc = searched.iter().find(|(b, _)| {
             b.system == System::SbtcProfile
+                && b.placement == row.placement
                 && b.params.nodes == row.params.nodes
                 && b.params.size == row.params.size
         });
@@ -359,8 +424,9 @@ fn markdown(r: &Report) -> String {
             _ => "–".into(),
         };
         s.push_str(&format!(
-            "| {} | {} | {} B | {} | {} |\n",
+            "| {} | {} | {} | {} B | {} | {} |\n",
             row.system.name(),
+            row.placement.name(),
             row.params.nodes,
             row.params.size,
             f(&t.sustained_msgs_per_s),
@@ -491,111 +557,164 @@ fn markdown(r: &Report) -> String {
     s
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(system) = args.node_process {
+        // One node per process on a single-threaded runtime, the same for every system: N
+        // processes share the machine's cores the way N operators' nodes would not, so none
+        // gets more threads than it needs.
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(process::child(system));
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     if args.reps == 0 {
         bail!("--reps must be at least 1");
     }
     let wants = |sc: Scenario| args.scenarios.is_empty() || args.scenarios.contains(&sc);
-    // Latency at 100 msg/s offered for every (nodes, size); the throughput search at 1 KiB for
-    // the node counts in `searched` (each repetition's cluster climbs the ladder after its
-    // latency window).
-    let (ns, sizes, duration_s, searched, spec): (&[usize], &[usize], f64, &[usize], LadderSpec) =
-        if args.quick {
-            (
-                &[15],
-                &[1024],
-                2.0,
-                &[15],
-                // The first report's comparison: Conclave against the sBTC profile.
-                LadderSpec {
-                    rates: &[25, 50, 100, 150, 200, 300, 400, 800, 1600],
-                    rung_s: 1.0,
-                    systems: &[System::SbtcProfile, System::Conclave],
-                },
-            )
-        } else {
-            (
-                &[4, 15, 50, 100],
-                &[256, 1024, 16 * 1024],
-                5.0,
-                &[4, 15],
-                LadderSpec {
-                    rates: &[
-                        25, 50, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 3200, 6400,
-                    ],
-                    rung_s: 2.0,
-                    systems: &System::ALL,
-                },
-            )
-        };
-    let ns = if args.nodes.is_empty() {
-        ns
+    // Latency at 100 msg/s offered for every (placement, nodes, size) of the preset; the
+    // throughput search at 1 KiB for the placement's `searched` node counts (each repetition's
+    // cluster climbs the ladder after its latency window). Nodes as separate processes are the
+    // deployment's shape and carry the search; in one process the harness reaches 100 nodes.
+    struct Plan {
+        placement: Placement,
+        ns: &'static [usize],
+        sizes: &'static [usize],
+        searched: &'static [usize],
+    }
+    let (plans, duration_s, spec): (Vec<Plan>, f64, LadderSpec) = if args.quick {
+        (
+            vec![Plan {
+                placement: Placement::Processes,
+                ns: &[15],
+                sizes: &[1024],
+                searched: &[15],
+            }],
+            2.0,
+            // The first report's comparison: Conclave against the sBTC profile.
+            LadderSpec {
+                rates: &[25, 50, 100, 150, 200, 300, 400, 800, 1600],
+                rung_s: 1.0,
+                systems: &[System::SbtcProfile, System::Conclave],
+            },
+        )
     } else {
-        &args.nodes[..]
+        (
+            vec![
+                Plan {
+                    placement: Placement::Processes,
+                    ns: &[4, 15, 50],
+                    sizes: &[1024],
+                    searched: &[4, 15],
+                },
+                Plan {
+                    placement: Placement::InProcess,
+                    ns: &[4, 15, 50, 100],
+                    sizes: &[256, 1024, 16 * 1024],
+                    searched: &[],
+                },
+            ],
+            5.0,
+            LadderSpec {
+                rates: &[
+                    25, 50, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 3200, 6400,
+                ],
+                rung_s: 2.0,
+                systems: &System::ALL,
+            },
+        )
     };
-    let sizes = if args.sizes.is_empty() {
-        sizes
-    } else {
-        &args.sizes[..]
-    };
-    if ns.iter().any(|n| *n < 2) {
+    if args.nodes.iter().any(|n| *n < 2) {
         bail!("--nodes: a broadcast needs at least 2 nodes");
     }
+    let placements: Vec<Placement> = if args.placements.is_empty() {
+        plans.iter().map(|p| p.placement).collect()
+    } else {
+        args.placements.clone()
+    };
     let mut rows = Vec::new();
     let mut refused = Vec::new();
-    for &nodes in ns.iter().filter(|_| wants(Scenario::Broadcast)) {
-        for &size in sizes {
-            // 100 msg/s offered up to 15 nodes; at 50 nodes this 2-core machine cannot carry it
-            // (≈4900 deliveries/s at 0.7–0.9 ms of CPU each, every system saturates), so 20;
-            // at 100 nodes, 5 (≈500 deliveries/s: at 10, ≈2 ms of CPU per delivery saturates
-            // two cores again and every gossipsub system queues).
-            let p = BroadcastParams {
-                nodes,
-                size,
-                rate: match nodes {
-                    ..=15 => 100,
-                    16..=50 => 20,
-                    _ => 5,
-                },
-                duration_s,
-            };
-            // Baselines first (System::ALL's order); a configuration where one fails — does not
-            // start, or loses messages — is not reported, and Conclave is not measured there.
-            let mut config_rows = Vec::new();
-            let mut failed = None;
-            for system in System::ALL
-                .into_iter()
-                .filter(|s| args.systems.is_empty() || args.systems.contains(s))
-            {
-                let search =
-                    (size == 1024 && searched.contains(&nodes) && spec.systems.contains(&system))
-                        .then_some(spec);
-                let row = match measure(system, p, args.reps, search).await {
-                    Ok(row) => row,
-                    Err(e) if system != System::Conclave => {
-                        failed = Some(format!("{}: {e:#}", system.name()));
+    for placement in placements
+        .into_iter()
+        .filter(|_| wants(Scenario::Broadcast))
+    {
+        // A placement the preset does not plan runs at the first plan's counts and sizes.
+        let plan = plans
+            .iter()
+            .find(|p| p.placement == placement)
+            .unwrap_or(&plans[0]);
+        let ns = if args.nodes.is_empty() {
+            plan.ns
+        } else {
+            &args.nodes[..]
+        };
+        let sizes = if args.sizes.is_empty() {
+            plan.sizes
+        } else {
+            &args.sizes[..]
+        };
+        for &nodes in ns {
+            for &size in sizes {
+                // 100 msg/s offered up to 15 nodes; at 50 nodes this 2-core machine cannot carry
+                // it (≈4900 deliveries/s at 0.7–0.9 ms of CPU each, every system saturates), so
+                // 20; at 100 nodes, 5 (≈500 deliveries/s: at 10, ≈2 ms of CPU per delivery
+                // saturates two cores again and every gossipsub system queues).
+                let p = BroadcastParams {
+                    nodes,
+                    size,
+                    rate: match nodes {
+                        ..=15 => 100,
+                        16..=50 => 20,
+                        _ => 5,
+                    },
+                    duration_s,
+                };
+                // Baselines first (System::ALL's order); a configuration where one fails — does
+                // not start, or loses messages — is not reported, and Conclave is not measured
+                // there.
+                let mut config_rows = Vec::new();
+                let mut failed = None;
+                for system in System::ALL
+                    .into_iter()
+                    .filter(|s| args.systems.is_empty() || args.systems.contains(s))
+                {
+                    let search = (size == 1024
+                        && plan.searched.contains(&nodes)
+                        && spec.systems.contains(&system))
+                    .then_some(spec);
+                    let row = match measure(system, placement, p, args.reps, search).await {
+                        Ok(row) => row,
+                        Err(e) if system != System::Conclave => {
+                            failed = Some(format!("{}: {e:#}", system.name()));
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if system != System::Conclave && row.delivery_ratio.median < 0.99 {
+                        failed = Some(format!(
+                            "{} delivered only {:.4} of its messages",
+                            system.name(),
+                            row.delivery_ratio.median
+                        ));
                         break;
                     }
-                    Err(e) => return Err(e),
-                };
-                if system != System::Conclave && row.delivery_ratio.median < 0.99 {
-                    failed = Some(format!(
-                        "{} delivered only {:.4} of its messages",
-                        system.name(),
-                        row.delivery_ratio.median
-                    ));
-                    break;
+                    config_rows.push(row);
                 }
-                config_rows.push(row);
-            }
-            match failed {
-                Some(why) => {
-                    eprintln!("  not reporting n={nodes}, {size} B: baseline {why}");
-                    refused.push(format!("n={nodes}, {size} B: baseline {why}"));
+                let what = format!("{}, n={nodes}, {size} B", placement.name());
+                match failed {
+                    Some(why) => {
+                        eprintln!("  not reporting {what}: baseline {why}");
+                        refused.push(format!("{what}: baseline {why}"));
+                    }
+                    None => rows.extend(config_rows),
                 }
-                None => rows.extend(config_rows),
             }
         }
     }

@@ -1,12 +1,12 @@
-//! The report's plots, as SVG beside the JSON and Markdown: the latency CDF of every system (one
-//! plot per broadcast configuration), p99 against the number of nodes, and sustained throughput
-//! against the number of nodes.
+//! The report's plots, as SVG beside the JSON and Markdown, per placement of the nodes: the
+//! latency CDF of every system (one plot per broadcast configuration), p99 against the number of
+//! nodes, and sustained throughput against the number of nodes.
 
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::{Report, Row, System};
+use crate::{Placement, Report, Row, System};
 
 const SIZE: (u32, u32) = (800, 500);
 
@@ -23,70 +23,84 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing a plot: {e}")
 }
 
-/// Draws every plot the report has data for; returns the files written.
+/// Draws every plot the report has data for; returns the files written. In-process plots keep
+/// their earlier names; nodes-as-processes plots end in `-processes`.
 pub fn draw(r: &Report, stem: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let mut configs: Vec<(usize, usize)> = r
-        .rows
-        .iter()
-        .map(|x| (x.params.nodes, x.params.size))
-        .collect();
-    configs.dedup();
-    for (nodes, size) in configs {
-        let rows: Vec<&Row> = r
+    for placement in [Placement::Processes, Placement::InProcess] {
+        let (suffix, shape) = match placement {
+            Placement::Processes => ("-processes", "nodes as processes"),
+            Placement::InProcess => ("", "nodes in one process"),
+        };
+        let mut configs: Vec<(usize, usize)> = r
             .rows
             .iter()
-            .filter(|x| x.params.nodes == nodes && x.params.size == size && !x.cdf_ms.is_empty())
+            .filter(|x| x.placement == placement)
+            .map(|x| (x.params.nodes, x.params.size))
             .collect();
-        if rows.is_empty() {
-            continue;
+        configs.dedup();
+        for (nodes, size) in configs {
+            let rows: Vec<&Row> = r
+                .rows
+                .iter()
+                .filter(|x| {
+                    x.placement == placement
+                        && x.params.nodes == nodes
+                        && x.params.size == size
+                        && !x.cdf_ms.is_empty()
+                })
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let path = PathBuf::from(format!(
+                "{}-cdf-n{nodes}-{size}b{suffix}.svg",
+                stem.display()
+            ));
+            let title = format!(
+                "Delivery latency CDF — {nodes} nodes, {size} B, {} msg/s, {shape}",
+                rows[0].params.rate
+            );
+            cdf(&rows, &path, &title)?;
+            out.push(path);
         }
-        let path = PathBuf::from(format!("{}-cdf-n{nodes}-{size}b.svg", stem.display()));
-        cdf(&rows, &path, nodes, size, rows[0].params.rate)?;
-        out.push(path);
-    }
-    let by_n = |value: &dyn Fn(&Row) -> Option<f64>| -> Vec<(System, Vec<(f64, f64)>)> {
-        System::ALL
-            .iter()
-            .map(|s| {
-                let pts = r
-                    .rows
-                    .iter()
-                    .filter(|x| x.system == *s && x.params.size == 1024)
-                    .filter_map(|x| Some((x.params.nodes as f64, value(x)?)))
-                    .collect();
-                (*s, pts)
-            })
-            .filter(|(_, p): &(System, Vec<(f64, f64)>)| !p.is_empty())
-            .collect()
-    };
-    let p99 = by_n(&|x| Some(x.p99_ms.median));
-    if !p99.is_empty() {
-        let path = PathBuf::from(format!("{}-p99-vs-n.svg", stem.display()));
-        versus_n(
-            &p99,
-            &path,
-            "p99 latency, 1 KiB (100 msg/s offered; 20 beyond 15 nodes)",
-            "p99 (ms)",
-        )?;
-        out.push(path);
-    }
-    let tput = by_n(&|x| x.throughput.as_ref().map(|t| t.sustained_msgs_per_s.median));
-    if !tput.is_empty() {
-        let path = PathBuf::from(format!("{}-throughput-vs-n.svg", stem.display()));
-        versus_n(
-            &tput,
-            &path,
-            "sustained throughput (p99 <= 50 ms), 1 KiB",
-            "msg/s",
-        )?;
-        out.push(path);
+        let by_n = |value: &dyn Fn(&Row) -> Option<f64>| -> Vec<(System, Vec<(f64, f64)>)> {
+            System::ALL
+                .iter()
+                .map(|s| {
+                    let pts = r
+                        .rows
+                        .iter()
+                        .filter(|x| {
+                            x.system == *s && x.placement == placement && x.params.size == 1024
+                        })
+                        .filter_map(|x| Some((x.params.nodes as f64, value(x)?)))
+                        .collect();
+                    (*s, pts)
+                })
+                .filter(|(_, p): &(System, Vec<(f64, f64)>)| !p.is_empty())
+                .collect()
+        };
+        let p99 = by_n(&|x| Some(x.p99_ms.median));
+        if !p99.is_empty() {
+            let path = PathBuf::from(format!("{}-p99-vs-n{suffix}.svg", stem.display()));
+            let title = format!("p99 latency, 1 KiB (100 msg/s; 20 beyond 15 nodes), {shape}");
+            versus_n(&p99, &path, &title, "p99 (ms)")?;
+            out.push(path);
+        }
+        let tput = by_n(&|x| x.throughput.as_ref().map(|t| t.sustained_msgs_per_s.median));
+        if !tput.is_empty() {
+            let path = PathBuf::from(format!("{}-throughput-vs-n{suffix}.svg", stem.display()));
+            let title = format!("sustained throughput (p99 <= 50 ms), 1 KiB, {shape}");
+            versus_n(&tput, &path, &title, "msg/s")?;
+            out.push(path);
+        }
     }
     Ok(out)
 }
 
 /// Fraction of deliveries within x ms, log-scaled x.
-fn cdf(rows: &[&Row], path: &Path, nodes: usize, size: usize, rate: u32) -> anyhow::Result<()> {
+fn cdf(rows: &[&Row], path: &Path, title: &str) -> anyhow::Result<()> {
     let lo = rows
         .iter()
         .filter_map(|x| x.cdf_ms.first())
@@ -100,10 +114,7 @@ fn cdf(rows: &[&Row], path: &Path, nodes: usize, size: usize, rate: u32) -> anyh
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("Delivery latency CDF — {nodes} nodes, {size} B, {rate} msg/s"),
-            ("sans-serif", 20),
-        )
+        .caption(title, ("sans-serif", 18))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(50)
@@ -167,7 +178,7 @@ fn versus_n(
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
+        .caption(title, ("sans-serif", 18))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)

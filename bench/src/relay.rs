@@ -3,20 +3,23 @@
 //! every other connection. No encryption, no signatures, no gate: the cheapest possible fan-out,
 //! and a single point of failure and of trust.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
 
-use crate::cluster::{Cluster, DELIVERY_BUFFER};
+use crate::cluster::{Cluster, Delivery, DELIVERY_BUFFER};
+use crate::stats::mono_ns;
 
 /// Frames a slow connection may fall behind by before the relay drops it (bounded, like
 /// everything else: a relay cannot buffer forever).
 const RELAY_LAG: usize = 4096;
 
-async fn read_frame(
+pub(crate) async fn read_frame(
     r: &mut (impl AsyncReadExt + Unpin),
     max: usize,
 ) -> std::io::Result<Option<Vec<u8>>> {
@@ -37,7 +40,10 @@ async fn read_frame(
     Ok(Some(buf))
 }
 
-async fn write_frame(w: &mut (impl AsyncWriteExt + Unpin), frame: &[u8]) -> std::io::Result<()> {
+pub(crate) async fn write_frame(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    frame: &[u8],
+) -> std::io::Result<()> {
     w.write_all(&(frame.len() as u32).to_be_bytes()).await?;
     w.write_all(frame).await
 }
@@ -77,45 +83,71 @@ async fn serve(listener: TcpListener, max: usize) {
     }
 }
 
-pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster> {
+/// Starts the relay server on loopback.
+pub async fn listen(max_message_bytes: usize) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    Ok((
+        addr,
+        tokio::spawn(serve(listener, max_message_bytes + 4096)),
+    ))
+}
+
+/// A node's connection to the relay: its publish handle; what the relay sends it goes to
+/// `deliveries`, stamped.
+pub async fn client(
+    relay: SocketAddr,
+    max_message_bytes: usize,
+    deliveries: mpsc::Sender<Delivery>,
+) -> anyhow::Result<(mpsc::Sender<Vec<u8>>, Vec<JoinHandle<()>>)> {
     let max = max_message_bytes + 4096;
-    let mut tasks = vec![tokio::spawn(serve(listener, max))];
+    let sock = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(relay))
+        .await
+        .context("connecting to the relay")??;
+    sock.set_nodelay(true)?;
+    let (r, w) = sock.into_split();
+    let (ptx, mut prx) = mpsc::channel::<Vec<u8>>(1024);
+    let send = tokio::spawn(async move {
+        let mut w = BufWriter::new(w);
+        while let Some(p) = prx.recv().await {
+            if write_frame(&mut w, &p).await.is_err() {
+                return;
+            }
+            if prx.is_empty() && w.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let receive = tokio::spawn(async move {
+        let mut r = BufReader::new(r);
+        while let Ok(Some(payload)) = read_frame(&mut r, max).await {
+            let d = Delivery {
+                payload,
+                at_ns: mono_ns(),
+            };
+            if deliveries.send(d).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok((ptx, vec![send, receive]))
+}
+
+/// The relay and `n` nodes connected to it, in this process.
+pub async fn start(n: usize, max_message_bytes: usize) -> anyhow::Result<Cluster> {
+    let (addr, server) = listen(max_message_bytes).await?;
+    let mut tasks = vec![server];
     let (dtx, deliveries) = mpsc::channel(DELIVERY_BUFFER);
     let mut publish = Vec::new();
-    for i in 0..n {
-        let sock = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
-            .await
-            .context("connecting to the relay")??;
-        sock.set_nodelay(true)?;
-        let (r, w) = sock.into_split();
-        let (ptx, mut prx) = mpsc::channel::<Vec<u8>>(1024);
-        tasks.push(tokio::spawn(async move {
-            let mut w = BufWriter::new(w);
-            while let Some(p) = prx.recv().await {
-                if write_frame(&mut w, &p).await.is_err() {
-                    return;
-                }
-                if prx.is_empty() && w.flush().await.is_err() {
-                    return;
-                }
-            }
-        }));
-        let dtx = dtx.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut r = BufReader::new(r);
-            while let Ok(Some(frame)) = read_frame(&mut r, max).await {
-                if dtx.send((i, frame)).await.is_err() {
-                    return;
-                }
-            }
-        }));
+    for _ in 0..n {
+        let (ptx, t) = client(addr, max_message_bytes, dtx.clone()).await?;
         publish.push(ptx);
+        tasks.extend(t);
     }
     Ok(Cluster {
         publish,
         deliveries,
         tasks,
+        processes: Vec::new(),
     })
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// One run's delivery latencies (µs), how many deliveries were expected, and the CPU time the
-/// whole process (every node and the harness) used meanwhile.
+/// nodes used meanwhile (see [`crate::cluster::Cluster::cpu_us`]).
 #[derive(Debug, Clone, Default)]
 pub struct Samples {
     pub latencies_us: Vec<u64>,
@@ -22,6 +22,14 @@ pub fn process_cpu_us() -> u64 {
         }
         Err(_) => 0,
     }
+}
+
+/// CLOCK_MONOTONIC (ns): one clock for every process on this machine, so a publish stamped in
+/// one process and its delivery stamped in another subtract to the latency.
+pub fn mono_ns() -> u64 {
+    use nix::time::{clock_gettime, ClockId};
+    let t = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC is always there");
+    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
 }
 
 /// The figures of one run.

@@ -1,0 +1,445 @@
+//! Nodes as separate processes: each node of a system under test runs alone in a
+//! `conclave-bench --node-process <system>` child, as an operator would run it, so every node
+//! has its own runtime, allocator and address space, and its CPU time and peak RSS are its own.
+//!
+//! The harness talks to each child over its stdin/stdout in length-prefixed frames (a tag byte,
+//! then the body): it hands the child its keys and the other nodes' addresses, waits until the
+//! child's node has its mesh, then sends it payloads to publish; the child reports each delivery
+//! by the payload's header and its own CLOCK_MONOTONIC stamp, and answers usage requests. The
+//! central relay's server is a process of its own too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use conclave_core::{MembershipView, Multiaddr, PeerId};
+use libp2p::identity::Keypair;
+use secp256k1::SecretKey;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, watch};
+
+use crate::broadcast::HEADER;
+use crate::cluster::{connect_timeout, Cluster, Delivery, Usage, DELIVERY_BUFFER};
+use crate::conclave::{self, ConclaveNode};
+use crate::gossip::{self, GossipNode, Profile};
+use crate::relay::{self, read_frame, write_frame};
+use crate::System;
+
+/// Harness → child: the node's [`Setup`] (JSON).
+const SETUP: u8 = 1;
+/// Harness → child: every node's listen addresses by index, or the relay server's (JSON).
+const ADDRS: u8 = 2;
+/// Harness → child: a payload to publish.
+const PUBLISH: u8 = 3;
+/// Harness → child: a usage request (empty); child → harness: its [`Usage`] (JSON).
+const USAGE: u8 = 4;
+/// Child → harness: the node's listen addresses (JSON; none for a relay client).
+const LISTENING: u8 = 5;
+/// Child → harness: the node is connected to and subscribed with every other node.
+const READY: u8 = 6;
+/// Child → harness: a delivery — its stamp (8 bytes), then the payload's header.
+const DELIVERED: u8 = 7;
+
+/// Frames carry at most a payload and its framing.
+const MAX_FRAME: usize = crate::MAX_MESSAGE + 4096;
+
+/// What a node process is told before it starts its node.
+#[derive(Serialize, Deserialize)]
+struct Setup {
+    /// The node's index; none for the central relay's server.
+    index: Option<usize>,
+    nodes: usize,
+    /// The node's libp2p identity (protobuf encoding).
+    identity: Vec<u8>,
+    /// The node's application signing key (the sBTC profile).
+    app_key: Vec<u8>,
+    /// Every node's PeerId by index: Conclave's members.
+    peers: Vec<String>,
+    /// Every node's application public key (compressed): the sBTC profile's signer set.
+    signers: Vec<Vec<u8>>,
+}
+
+/// The harness's end of one node process.
+pub struct NodeProcess {
+    /// Killed when dropped: a cluster leaves no process behind.
+    _child: Child,
+    to_child: mpsc::Sender<(u8, Vec<u8>)>,
+    /// Frames other than deliveries and usage answers (listening, ready).
+    control: mpsc::Receiver<(u8, Vec<u8>)>,
+    usage: mpsc::Receiver<Usage>,
+}
+
+impl NodeProcess {
+    /// Starts a child for `system` and sends it `setup`; its deliveries go to `deliveries`.
+    fn spawn(
+        system: System,
+        setup: &Setup,
+        deliveries: mpsc::Sender<Delivery>,
+    ) -> anyhow::Result<NodeProcess> {
+        let exe = std::env::current_exe().context("locating conclave-bench")?;
+        let mut child = Command::new(exe)
+            .args(["--node-process", system.name()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting a node process")?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let (to_child, rx) = mpsc::channel(1024);
+        tokio::spawn(write_frames(stdin, rx));
+        let (control_tx, control) = mpsc::channel(4);
+        let (usage_tx, usage) = mpsc::channel(4);
+        let index = setup.index.unwrap_or(usize::MAX);
+        tokio::spawn(read_child(stdout, index, deliveries, control_tx, usage_tx));
+        to_child
+            .try_send((SETUP, serde_json::to_vec(setup)?))
+            .expect("a fresh channel has room");
+        Ok(NodeProcess {
+            _child: child,
+            to_child,
+            control,
+            usage,
+        })
+    }
+
+    async fn send(&self, tag: u8, body: Vec<u8>) -> anyhow::Result<()> {
+        self.to_child
+            .send((tag, body))
+            .await
+            .map_err(|_| anyhow::anyhow!("a node process exited"))
+    }
+
+    /// The next control frame, which must be `tag`, within `within`.
+    async fn expect(&mut self, tag: u8, within: Duration) -> anyhow::Result<Vec<u8>> {
+        match tokio::time::timeout(within, self.control.recv()).await {
+            Ok(Some((t, body))) if t == tag => Ok(body),
+            Ok(Some((t, _))) => bail!("a node process sent frame {t} where {tag} was expected"),
+            Ok(None) => bail!("a node process exited (see its stderr above)"),
+            Err(_) => bail!("a node process sent no frame {tag} within {within:?}"),
+        }
+    }
+
+    /// The process's CPU time and peak RSS so far, as it reports them.
+    pub async fn usage(&mut self) -> anyhow::Result<Usage> {
+        self.send(USAGE, Vec::new()).await?;
+        tokio::time::timeout(Duration::from_secs(10), self.usage.recv())
+            .await
+            .context("a node process did not report its usage within 10 s")?
+            .context("a node process exited")
+    }
+}
+
+async fn write_frames(stdin: ChildStdin, mut rx: mpsc::Receiver<(u8, Vec<u8>)>) {
+    let mut w = BufWriter::new(stdin);
+    while let Some((tag, body)) = rx.recv().await {
+        if send_frame(&mut w, tag, &body).await.is_err() {
+            return;
+        }
+        if rx.is_empty() && w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn send_frame(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    tag: u8,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut frame = Vec::with_capacity(1 + body.len());
+    frame.push(tag);
+    frame.extend_from_slice(body);
+    write_frame(w, &frame).await
+}
+
+/// Splits a child's output: deliveries to the cluster's stream, usage answers and control
+/// frames to their own channels.
+async fn read_child(
+    stdout: ChildStdout,
+    index: usize,
+    deliveries: mpsc::Sender<Delivery>,
+    control: mpsc::Sender<(u8, Vec<u8>)>,
+    usage: mpsc::Sender<Usage>,
+) {
+    let mut r = BufReader::new(stdout);
+    while let Ok(Some(frame)) = read_frame(&mut r, MAX_FRAME).await {
+        let Some((&tag, body)) = frame.split_first() else {
+            continue;
+        };
+        let sent = match tag {
+            DELIVERED if body.len() >= 8 => {
+                let at_ns = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
+                let d = Delivery {
+                    payload: body[8..].to_vec(),
+                    at_ns,
+                };
+                deliveries.send(d).await.is_ok()
+            }
+            USAGE => match serde_json::from_slice(body) {
+                Ok(u) => usage.send(u).await.is_ok(),
+                Err(e) => {
+                    eprintln!("node process {index}: unreadable usage answer: {e}");
+                    false
+                }
+            },
+            _ => control.send((tag, body.to_vec())).await.is_ok(),
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+/// `n` nodes of `system`, each in its own process, fully connected (the central relay: each
+/// connected to a relay server process).
+pub async fn start(system: System, n: usize) -> anyhow::Result<Cluster> {
+    let (dtx, deliveries) = mpsc::channel(DELIVERY_BUFFER);
+    let mut processes = Vec::new();
+    let mut server_addrs = Vec::new();
+    if system == System::CentralRelay {
+        let setup = Setup {
+            index: None,
+            nodes: n,
+            identity: Vec::new(),
+            app_key: Vec::new(),
+            peers: Vec::new(),
+            signers: Vec::new(),
+        };
+        let mut server = NodeProcess::spawn(system, &setup, dtx.clone())?;
+        let listen: Vec<String> =
+            serde_json::from_slice(&server.expect(LISTENING, Duration::from_secs(30)).await?)?;
+        server_addrs.push(listen);
+        processes.push(server);
+    }
+    let keys: Vec<(Keypair, Vec<u8>)> = (0..n)
+        .map(|_| match system {
+            System::Conclave | System::CentralRelay => (Keypair::generate_ed25519(), Vec::new()),
+            System::PlainGossipsub => {
+                let (k, a) = gossip::keys(Profile::Plain);
+                (k, a.secret_bytes().to_vec())
+            }
+            System::SbtcProfile => {
+                let (k, a) = gossip::keys(Profile::Sbtc);
+                (k, a.secret_bytes().to_vec())
+            }
+        })
+        .collect();
+    let peers: Vec<String> = keys
+        .iter()
+        .map(|(k, _)| k.public().to_peer_id().to_string())
+        .collect();
+    let signers: Vec<Vec<u8>> = match system {
+        System::PlainGossipsub | System::SbtcProfile => gossip::signers(
+            keys.iter()
+                .map(|(_, a)| SecretKey::from_slice(a).expect("a key just made")),
+        )
+        .iter()
+        .map(|k| k.serialize().to_vec())
+        .collect(),
+        _ => Vec::new(),
+    };
+    let mut nodes = Vec::new();
+    for (i, (identity, app_key)) in keys.into_iter().enumerate() {
+        let setup = Setup {
+            index: Some(i),
+            nodes: n,
+            identity: identity.to_protobuf_encoding()?,
+            app_key,
+            peers: peers.clone(),
+            signers: signers.clone(),
+        };
+        nodes.push(NodeProcess::spawn(system, &setup, dtx.clone())?);
+    }
+    let mut listen: Vec<Vec<String>> = Vec::new();
+    for p in nodes.iter_mut() {
+        listen.push(serde_json::from_slice(
+            &p.expect(LISTENING, Duration::from_secs(30)).await?,
+        )?);
+    }
+    let addrs = if system == System::CentralRelay {
+        server_addrs
+    } else {
+        listen
+    };
+    let addrs = serde_json::to_vec(&addrs)?;
+    for p in &nodes {
+        p.send(ADDRS, addrs.clone()).await?;
+    }
+    for p in nodes.iter_mut() {
+        p.expect(READY, connect_timeout(n)).await?;
+    }
+    let mut publish = Vec::new();
+    let mut tasks = Vec::new();
+    for p in &nodes {
+        let (ptx, mut prx) = mpsc::channel::<Vec<u8>>(1024);
+        let to_child = p.to_child.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(payload) = prx.recv().await {
+                if to_child.send((PUBLISH, payload)).await.is_err() {
+                    return;
+                }
+            }
+        }));
+        publish.push(ptx);
+    }
+    processes.extend(nodes);
+    Ok(Cluster {
+        publish,
+        deliveries,
+        tasks,
+        processes,
+    })
+}
+
+/// This process's usage so far (getrusage: Linux reports the peak RSS in KiB).
+fn own_usage() -> Usage {
+    use nix::sys::resource::{getrusage, UsageWho};
+    Usage {
+        cpu_us: crate::stats::process_cpu_us(),
+        peak_rss_kib: getrusage(UsageWho::RUSAGE_SELF)
+            .map(|u| u.max_rss() as u64)
+            .unwrap_or(0),
+    }
+}
+
+/// A node process's main: runs one node of `system` as the harness directs over stdin/stdout,
+/// until its stdin closes.
+pub async fn child(system: System) -> anyhow::Result<()> {
+    let mut input = BufReader::new(tokio::io::stdin());
+    let (out, rx) = mpsc::channel::<(u8, Vec<u8>)>(DELIVERY_BUFFER);
+    let writer = tokio::spawn(async move {
+        let mut w = BufWriter::new(tokio::io::stdout());
+        let mut rx = rx;
+        while let Some((tag, body)) = rx.recv().await {
+            if send_frame(&mut w, tag, &body).await.is_err() {
+                return;
+            }
+            if rx.is_empty() && w.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut next = async |want: u8| -> anyhow::Result<Vec<u8>> {
+        match read_frame(&mut input, MAX_FRAME).await? {
+            Some(f) if f.first() == Some(&want) => Ok(f[1..].to_vec()),
+            Some(f) => bail!("frame {:?} where {want} was expected", f.first()),
+            None => bail!("the harness closed the pipe"),
+        }
+    };
+    let setup: Setup = serde_json::from_slice(&next(SETUP).await?).context("setup frame")?;
+    let max = crate::MAX_MESSAGE;
+    let say = async |tag: u8, body: Vec<u8>| {
+        out.send((tag, body))
+            .await
+            .map_err(|_| anyhow::anyhow!("stdout closed"))
+    };
+    let (dtx, mut drx) = mpsc::channel::<Delivery>(DELIVERY_BUFFER);
+    let reports = out.clone();
+    tokio::spawn(async move {
+        while let Some(d) = drx.recv().await {
+            let mut body = Vec::with_capacity(8 + HEADER);
+            body.extend(d.at_ns.to_be_bytes());
+            body.extend(&d.payload[..d.payload.len().min(HEADER)]);
+            if reports.send((DELIVERED, body)).await.is_err() {
+                return;
+            }
+        }
+    });
+    // Held for the node's life: Conclave's view sender, the relay server's task.
+    let mut _view: Option<watch::Sender<Arc<MembershipView>>> = None;
+    let mut _server = None;
+    let publish: Option<mpsc::Sender<Vec<u8>>> = match (system, setup.index) {
+        (System::CentralRelay, None) => {
+            let (addr, server) = relay::listen(max).await?;
+            _server = Some(server);
+            say(LISTENING, serde_json::to_vec(&[addr.to_string()])?).await?;
+            None
+        }
+        (_, None) => bail!("only the central relay has a server process"),
+        (_, Some(index)) => {
+            let identity = Keypair::from_protobuf_encoding(&setup.identity)
+                .context("setup: the node identity")?;
+            let n = setup.nodes;
+            let ptx = match system {
+                System::Conclave => {
+                    let peers = setup
+                        .peers
+                        .iter()
+                        .map(|p| p.parse::<PeerId>())
+                        .collect::<Result<Vec<_>, _>>()
+                        .context("setup: the members' PeerIds")?;
+                    let members = conclave::members(&peers);
+                    let (view_tx, view_rx) = watch::channel(conclave::view(&members, &[]));
+                    let mut node = ConclaveNode::spawn(identity, view_rx, max).await?;
+                    let listen: Vec<String> = node.listen.iter().map(|a| a.to_string()).collect();
+                    say(LISTENING, serde_json::to_vec(&listen)?).await?;
+                    let addrs: Vec<Vec<Multiaddr>> = serde_json::from_slice(&next(ADDRS).await?)?;
+                    view_tx.send_replace(conclave::view(&members, &addrs));
+                    _view = Some(view_tx);
+                    node.wait_mesh(n).await?;
+                    node.run(dtx).0
+                }
+                System::PlainGossipsub | System::SbtcProfile => {
+                    let profile = if system == System::SbtcProfile {
+                        Profile::Sbtc
+                    } else {
+                        Profile::Plain
+                    };
+                    let app_key =
+                        SecretKey::from_slice(&setup.app_key).context("setup: the app key")?;
+                    let signers = setup
+                        .signers
+                        .iter()
+                        .map(|k| secp256k1::PublicKey::from_slice(k))
+                        .collect::<Result<_, _>>()
+                        .context("setup: the signers' public keys")?;
+                    let mut node =
+                        GossipNode::spawn(profile, identity, Arc::new(signers), n, max, dtx)
+                            .await?;
+                    say(LISTENING, serde_json::to_vec(&[node.listen.to_string()])?).await?;
+                    let addrs: Vec<Vec<Multiaddr>> = serde_json::from_slice(&next(ADDRS).await?)?;
+                    for a in addrs.iter().take(index).flatten() {
+                        node.dial(a.clone()).await?;
+                    }
+                    node.wait_subscribed(n - 1).await?;
+                    node.publisher(profile, app_key).0
+                }
+                System::CentralRelay => {
+                    say(LISTENING, b"[]".to_vec()).await?;
+                    let addrs: Vec<Vec<String>> = serde_json::from_slice(&next(ADDRS).await?)?;
+                    let server = addrs
+                        .first()
+                        .and_then(|a| a.first())
+                        .context("setup: no relay server address")?
+                        .parse()
+                        .context("setup: the relay server address")?;
+                    relay::client(server, max, dtx).await?.0
+                }
+            };
+            say(READY, Vec::new()).await?;
+            Some(ptx)
+        }
+    };
+    loop {
+        let Some(frame) = read_frame(&mut input, MAX_FRAME).await? else {
+            break;
+        };
+        match frame.split_first() {
+            Some((&PUBLISH, payload)) => match &publish {
+                Some(p) => p
+                    .send(payload.to_vec())
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the node stopped"))?,
+                None => bail!("the relay server has nothing to publish"),
+            },
+            Some((&USAGE, _)) => say(USAGE, serde_json::to_vec(&own_usage())?).await?,
+            other => bail!("unexpected frame {:?}", other.map(|(t, _)| t)),
+        }
+    }
+    drop(out);
+    writer.abort();
+    Ok(())
+}
