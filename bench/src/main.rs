@@ -610,7 +610,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             vec![
                 Plan {
                     placement: Placement::Processes,
-                    ns: &[4, 15, 50],
+                    ns: &[4, 15, 50, 100],
                     sizes: &[1024],
                     searched: &[4, 15],
                 },
