@@ -18,6 +18,7 @@ pub const DELIVERY_BUFFER: usize = 65_536;
 /// clock every process on the machine shares, so the latency is the receiver's stamp minus the
 /// sender's, wherever each runs.
 pub struct Delivery {
+    /// The payload, or only its header when a node process reported it.
     pub payload: Vec<u8>,
     pub at_ns: u64,
 }

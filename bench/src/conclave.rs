@@ -58,7 +58,9 @@ pub(crate) fn members(peers: &[PeerId]) -> Vec<(PeerId, OperatorId)> {
 pub struct ConclaveNode {
     service: NetworkService,
     events: mpsc::Receiver<NetworkEvent>,
+    /// Where it listens: what the others' view lists for it.
     pub listen: Vec<Multiaddr>,
+    /// The network service's worker, aborted with the cluster.
     pub worker: JoinHandle<()>,
 }
 

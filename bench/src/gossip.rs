@@ -101,8 +101,10 @@ pub fn signers(app_keys: impl IntoIterator<Item = SecretKey>) -> Arc<HashSet<Pub
 /// and alone in a node process.
 pub struct GossipNode {
     commands: mpsc::Sender<Command>,
+    /// Where it listens: what higher-index nodes dial.
     pub listen: Multiaddr,
     subscribed: watch::Receiver<usize>,
+    /// The swarm's task, aborted with the cluster.
     pub task: JoinHandle<()>,
 }
 
@@ -203,6 +205,7 @@ impl GossipNode {
         })
     }
 
+    /// Dials another node of the baseline (no gate: any node may).
     pub async fn dial(&self, addr: Multiaddr) -> anyhow::Result<()> {
         self.commands
             .send(Command::Dial(addr))

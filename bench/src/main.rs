@@ -160,6 +160,10 @@ struct Row {
     cpu_us_per_delivery: Spread,
     /// From starting the nodes to every node connected to every other and subscribed (ms).
     ready_ms: Spread,
+    /// CPU per node while idle: over the settle window after the mesh is ready, no messages
+    /// offered (ms of CPU per second) — what membership alone costs a node: heartbeats, gossip
+    /// and keep-alives to every peer.
+    idle_cpu_ms_per_s: Spread,
     /// Latencies of every repetition, pooled and thinned (for the CDF plot), in ms.
     #[serde(skip)]
     cdf_ms: Vec<f64>,
@@ -223,6 +227,7 @@ async fn measure(
     let mut pooled = Vec::new();
     let mut ladders = Vec::new();
     let mut ready_ms = Vec::new();
+    let mut idle_cpu = Vec::new();
     let mut rss_median = Vec::new();
     let mut rss_max = Vec::new();
     for r in 0..reps {
@@ -237,7 +242,10 @@ async fn measure(
             )
         })?;
         ready_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let before = cluster.cpu_us().await?;
         tokio::time::sleep(broadcast::SETTLE).await;
+        let idle_us = cluster.cpu_us().await?.saturating_sub(before);
+        idle_cpu.push(idle_us as f64 / 1000.0 / broadcast::SETTLE.as_secs_f64() / p.nodes as f64);
         let samples = broadcast::step(&mut cluster, p, r as u8).await?;
         pooled.extend(samples.latencies_us.iter().map(|v| *v as f64 / 1000.0));
         let f = samples.figures();
@@ -302,6 +310,7 @@ async fn measure(
         delivery_ratio: spread(|f| f.delivery_ratio),
         cpu_us_per_delivery: spread(|f| f.cpu_us_per_delivery),
         ready_ms: Spread::of(ready_ms),
+        idle_cpu_ms_per_s: Spread::of(idle_cpu),
         runs,
         cdf_ms,
         throughput: ladder.map(|spec| Throughput {
@@ -341,7 +350,9 @@ fn markdown(r: &Report) -> String {
         });
         s.push_str(
             "Ready: from starting the nodes to a full mesh (everyone connected and subscribed).\n\n\
-             | system | nodes | size | offered msg/s | p50 ms | p99 ms | max ms | delivered | CPU µs/delivery | ready ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+             Idle CPU: per node, ms of CPU per second over the 2 s after the mesh is ready, \
+             before any message (heartbeats, gossip, keep-alives).\n\n\
+             | system | nodes | size | offered msg/s | p50 ms | p99 ms | max ms | delivered | CPU µs/delivery | idle CPU ms/s | ready ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for row in &rows {
             let rss = match (&row.node_peak_rss_mib, &row.node_peak_rss_max_mib) {
@@ -349,7 +360,7 @@ fn markdown(r: &Report) -> String {
                 _ => "–".into(),
             };
             s.push_str(&format!(
-                "| {} | {} | {} B | {} | {} | {} | {} | {:.4} | {:.0} ({:.0}–{:.0}) | {:.0} ({:.0}–{:.0}) | {rss} |\n",
+                "| {} | {} | {} B | {} | {} | {} | {} | {:.4} | {:.0} ({:.0}–{:.0}) | {:.1} | {:.0} ({:.0}–{:.0}) | {rss} |\n",
                 row.system.name(),
                 row.params.nodes,
                 row.params.size,
@@ -361,6 +372,7 @@ fn markdown(r: &Report) -> String {
                 row.cpu_us_per_delivery.median,
                 row.cpu_us_per_delivery.min,
                 row.cpu_us_per_delivery.max,
+                row.idle_cpu_ms_per_s.median,
                 row.ready_ms.median,
                 row.ready_ms.min,
                 row.ready_ms.max

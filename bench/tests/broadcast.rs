@@ -47,6 +47,12 @@ fn broadcast_runs_every_system_as_processes_and_in_process() {
             row["cpu_us_per_delivery"]["median"].as_f64().unwrap() > 0.0,
             "{what}"
         );
+        let idle = row["idle_cpu_ms_per_s"]["median"].as_f64().unwrap();
+        assert!(idle >= 0.0, "{what}: idle CPU {idle}");
+        if row["system"] != "central-relay" {
+            // Gossipsub heartbeats run whether or not messages flow.
+            assert!(idle > 0.0, "{what}: idle CPU {idle}");
+        }
         let rss = row["node_peak_rss_mib"]["median"].as_f64();
         if row["placement"] == "processes" {
             // A node process holds at least its runtime and libp2p: a few MiB, never zero.
