@@ -38,8 +38,14 @@ use crate::transport::build_swarm;
 use crate::validation::{validate_signed, Rejection, ValidationLimits};
 use crate::{NetConfig, NetError};
 
-/// How often the worker re-checks expiries, redials and the outbox.
+/// How often the worker re-checks expiries, redials and the outbox while there is such work: a
+/// member to reach or a message waiting for peers.
 const TICK: Duration = Duration::from_millis(100);
+/// The tick while every member is connected and nothing waits: only the time-driven
+/// authorization sweep is left, and authorizations are judged per second. Each tick wakes the
+/// whole swarm: at 100 ms that was most of an idle node's CPU (measured with 4 node processes:
+/// 1.9 ms of CPU per second per node, 0.7 with this).
+const QUIET_TICK: Duration = Duration::from_secs(1);
 /// How long a node whose address members know waits for a lower-PeerId member to dial it before
 /// dialling itself. Without the tie-break every pair of members would dial each other at once
 /// and pay two Noise handshakes for the connection it keeps — at start-up, all of them.
@@ -364,6 +370,7 @@ impl NetworkService {
             outbox_capacity: config.outbox_capacity,
             redial: RedialSchedule::new(config.redial),
             swept_at: None,
+            all_connected: false,
             book,
             metrics: net_metrics,
             libp2p_metrics,
@@ -615,6 +622,9 @@ struct Worker {
     redial: RedialSchedule,
     /// The moment of the last time-driven authorization sweep (see `on_tick`).
     swept_at: Option<Moment>,
+    /// Every member was connected at the last redial pass; cleared when one disconnects or the
+    /// view changes. With an empty outbox it lets the worker tick at [`QUIET_TICK`].
+    all_connected: bool,
     book: AddressBook,
     metrics: NetMetrics,
     libp2p_metrics: libp2p::metrics::Metrics,
@@ -639,8 +649,8 @@ struct Worker {
 
 impl Worker {
     async fn run(mut self) {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let tick = tokio::time::sleep(TICK);
+        tokio::pin!(tick);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -651,12 +661,22 @@ impl Worker {
                 changed = self.view.changed(), if self.view_open => match changed {
                     Ok(()) => {
                         let view = self.view.borrow_and_update().clone();
+                        self.all_connected = false;
                         self.apply_view(view);
                     }
                     Err(_) => self.view_open = false,
                 },
-                _ = tick.tick() => self.on_tick(),
+                _ = &mut tick => {
+                    self.on_tick();
+                    let next = tokio::time::Instant::now() + self.tick_period();
+                    tick.as_mut().reset(next);
+                }
                 _ = self.shutdown.notified() => break,
+            }
+            // Work appeared while ticking slowly (a member dropped, a message waits): tick soon.
+            let soon = tokio::time::Instant::now() + TICK;
+            if self.tick_period() == TICK && tick.deadline() > soon {
+                tick.as_mut().reset(soon);
             }
         }
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -726,6 +746,14 @@ impl Worker {
         self.flush_outbox();
     }
 
+    fn tick_period(&self) -> Duration {
+        if self.all_connected && self.outbox.is_empty() {
+            QUIET_TICK
+        } else {
+            TICK
+        }
+    }
+
     fn redial_members(&mut self) {
         let view = self.view();
         let at = self.clock.moment();
@@ -734,6 +762,7 @@ impl Worker {
             .map(|(p, _)| *p)
             .filter(|p| *p != self.local && !self.swarm.is_connected(p))
             .collect();
+        self.all_connected = disconnected.is_empty();
         let now = Instant::now();
         // The lower PeerId of a pair dials; the higher one waits a little for it — but only if
         // members can dial us at all (our address hints are in the registry).
@@ -1174,6 +1203,7 @@ impl Worker {
             } => {
                 self.connections.remove(&connection_id);
                 if num_established == 0 {
+                    self.all_connected = false;
                     self.redial
                         .on_disconnected(peer_id, Instant::now(), &mut rand::thread_rng());
                     self.snapshot.peers.remove(&peer_id);
