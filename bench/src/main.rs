@@ -23,6 +23,7 @@ mod gossip;
 mod plots;
 mod process;
 mod relay;
+mod revocation;
 mod rln_proofs;
 mod stats;
 mod validation;
@@ -102,6 +103,8 @@ enum Scenario {
     Rln,
     /// A member's chain source freezes: time to its fallback tip matching the members' tip.
     ChainFreeze,
+    /// An on-chain revocation: final block → evicted by every member (not in `--quick`).
+    Revocation,
 }
 
 #[derive(Clone, Copy, Serialize, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -204,6 +207,7 @@ struct Report {
     coordination: Vec<CoordinationRow>,
     rln: Vec<rln_proofs::RlnRow>,
     chain_freeze: Vec<fallback::FallbackRow>,
+    revocation: Vec<revocation::RevocationRow>,
 }
 
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -566,6 +570,16 @@ fn markdown(r: &Report) -> String {
             f(&row.return_ms),
         ));
     }
+    for row in &r.revocation {
+        s.push_str(&format!(
+            "\n## Revocation (`conclave devnet --chain anvil`, {} members, {} ms blocks, 2 confirmations)\n\n\
+             The block that makes an on-chain revocation final → the last member closing the revoked \
+             node's connections: {} ms.\n",
+            row.params.members,
+            row.params.block_ms,
+            f(&row.eviction_ms),
+        ));
+    }
     s
 }
 
@@ -793,6 +807,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
         chain_freeze.push(fallback::measure(p, reps).await?);
     }
+    let mut revocation_rows = Vec::new();
+    // A whole anvil devnet per repetition (~25 s): the smoke run leaves it out unless asked.
+    if wants(Scenario::Revocation)
+        && (!args.quick || args.scenarios.contains(&Scenario::Revocation))
+    {
+        let p = revocation::RevocationParams {
+            members: 7,
+            block_ms: 500,
+        };
+        revocation_rows.push(revocation::measure(p, args.reps).await?);
+    }
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -819,6 +844,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         coordination,
         rln: rln_rows,
         chain_freeze,
+        revocation: revocation_rows,
     };
     let stem = args.out.join(format!("bench-{date_unix}"));
     std::fs::write(
