@@ -65,7 +65,7 @@ pub fn conclave_bin() -> anyhow::Result<PathBuf> {
     let bin = exe.with_file_name("conclave");
     if !bin.exists() {
         bail!(
-            "the coordination scenario runs the `conclave` binary, expected at {} \
+            "the devnet scenarios run the `conclave` binary, expected at {} \
              (build it with `cargo build --release -p conclave-cli`, or set CONCLAVE_BIN)",
             bin.display()
         );
@@ -75,7 +75,7 @@ pub fn conclave_bin() -> anyhow::Result<PathBuf> {
 
 /// Runs `conclave devnet <args> --report <scratch>/devnet-report.json` and returns the report,
 /// refusing a run that failed or reported `ok: false` (with the end of its output).
-pub(crate) async fn run_devnet(
+async fn run_devnet(
     bin: &Path,
     scratch: &Path,
     args: &[String],
@@ -110,22 +110,8 @@ pub(crate) async fn run_devnet(
     Ok(v)
 }
 
-async fn run_once(
-    bin: &Path,
-    p: CoordinationParams,
-    scratch: &Path,
-) -> anyhow::Result<CoordinationRun> {
-    let args = [
-        "--nodes".to_owned(),
-        (p.members + 1).to_string(),
-        "--group-seats".into(),
-        p.group_seats.to_string(),
-        "--rate".into(),
-        p.rate.to_string(),
-        "--duration".into(),
-        format!("{}s", p.duration_s),
-    ];
-    let v = run_devnet(bin, scratch, &args).await?;
+/// A repetition's figures from the devnet's report.
+fn read(v: &serde_json::Value) -> anyhow::Result<CoordinationRun> {
     let c = &v["coordination"];
     let mut last: Vec<f64> = c["last_acceptance_ms"]
         .as_array()
@@ -179,22 +165,25 @@ async fn run_once(
     })
 }
 
-/// Runs `once` `reps` times with a fresh scratch directory, logging each repetition; stops at
-/// the first failure (a configuration with a failed repetition is not reported).
-pub(crate) async fn repeat<T, Fut>(
+/// Runs `conclave devnet <args>` `reps` times, each in a fresh scratch directory, reads each
+/// report with `read` and logs it; stops at the first failure (a configuration with a failed
+/// repetition is not reported). Returns the binary measured and the runs.
+pub(crate) async fn repeat_devnet<T>(
     reps: usize,
-    mut once: impl FnMut(PathBuf) -> Fut,
+    args: &[String],
+    read: impl Fn(&serde_json::Value) -> anyhow::Result<T>,
     mut log: impl FnMut(usize, &T),
-) -> anyhow::Result<Vec<T>>
-where
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
+) -> anyhow::Result<(PathBuf, Vec<T>)> {
+    let bin = conclave_bin()?;
     let scratch = std::env::temp_dir().join(format!("conclave-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let mut runs = Vec::new();
     let mut failure = None;
     for r in 0..reps {
-        match once(scratch.clone()).await {
+        match run_devnet(&bin, &scratch, args)
+            .await
+            .and_then(|v| read(&v))
+        {
             Ok(f) => {
                 log(r + 1, &f);
                 runs.push(f);
@@ -208,18 +197,25 @@ where
     let _ = std::fs::remove_dir_all(&scratch);
     match failure {
         Some(e) => Err(e),
-        None => Ok(runs),
+        None => Ok((bin, runs)),
     }
 }
 
 pub async fn measure(p: CoordinationParams, reps: usize) -> anyhow::Result<CoordinationRow> {
-    let bin = conclave_bin()?;
-    let runs = repeat(
+    let args = [
+        "--nodes".to_owned(),
+        (p.members + 1).to_string(),
+        "--group-seats".into(),
+        p.group_seats.to_string(),
+        "--rate".into(),
+        p.rate.to_string(),
+        "--duration".into(),
+        format!("{}s", p.duration_s),
+    ];
+    let (bin, runs) = repeat_devnet(
         reps,
-        |scratch| {
-            let bin = bin.clone();
-            async move { run_once(&bin, p, &scratch).await }
-        },
+        &args,
+        read,
         |r, f: &CoordinationRun| {
             eprintln!(
                 "  coordination     members={} seats={} rep {r}: {} windows, last follower p50 {:.0} ms p99 {:.0} ms max {:.0} ms; broadcast p50 {:.1} ms p99 {:.1} ms delivered {:.4}; per node peak RSS {:.1} MiB (max {:.1}), CPU {:.2} s",

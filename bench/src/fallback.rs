@@ -4,12 +4,10 @@
 //! it. It runs `conclave devnet --scenario stale-chain` (nodes as separate processes) and reads
 //! the report the devnet writes.
 
-use std::path::Path;
-
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::coordination::{conclave_bin, repeat, run_devnet};
+use crate::coordination::repeat_devnet;
 use crate::stats::Spread;
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -45,7 +43,18 @@ fn field(v: &serde_json::Value, name: &str) -> anyhow::Result<f64> {
         .with_context(|| format!("report field {name}: expected a number in {v}"))
 }
 
-async fn run_once(bin: &Path, p: FallbackParams, scratch: &Path) -> anyhow::Result<FallbackRun> {
+/// A repetition's figures from the devnet's report.
+fn read(v: &serde_json::Value) -> anyhow::Result<FallbackRun> {
+    Ok(FallbackRun {
+        raise_ms: field(v, "freeze_to_raise_ms")?,
+        fallback_ms: field(v, "freeze_to_fallback_ms")?,
+        match_ms: field(v, "freeze_to_match_ms")?,
+        return_ms: field(v, "restore_to_source_ms")?,
+        windows_on_fallback: v["windows_on_fallback"].as_u64().unwrap_or(0),
+    })
+}
+
+pub async fn measure(p: FallbackParams, reps: usize) -> anyhow::Result<FallbackRow> {
     let args = [
         "--scenario".to_owned(),
         "stale-chain".into(),
@@ -56,24 +65,10 @@ async fn run_once(bin: &Path, p: FallbackParams, scratch: &Path) -> anyhow::Resu
         "--block-time".into(),
         format!("{}ms", p.block_ms),
     ];
-    let v = run_devnet(bin, scratch, &args).await?;
-    Ok(FallbackRun {
-        raise_ms: field(&v, "freeze_to_raise_ms")?,
-        fallback_ms: field(&v, "freeze_to_fallback_ms")?,
-        match_ms: field(&v, "freeze_to_match_ms")?,
-        return_ms: field(&v, "restore_to_source_ms")?,
-        windows_on_fallback: v["windows_on_fallback"].as_u64().unwrap_or(0),
-    })
-}
-
-pub async fn measure(p: FallbackParams, reps: usize) -> anyhow::Result<FallbackRow> {
-    let bin = conclave_bin()?;
-    let runs = repeat(
+    let (bin, runs) = repeat_devnet(
         reps,
-        |scratch| {
-            let bin = bin.clone();
-            async move { run_once(&bin, p, &scratch).await }
-        },
+        &args,
+        read,
         |r, f: &FallbackRun| {
             eprintln!(
                 "  chain freeze     members={} blocks={} ms rep {r}: raised {:.0} ms, on fallback {:.0} ms, tip matched {:.0} ms; back on source {:.0} ms after restore",

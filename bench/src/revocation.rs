@@ -3,12 +3,10 @@
 //! the revoked node's connections. It runs `conclave devnet --chain anvil` (nodes as separate
 //! processes, anvil mining blocks) and reads the report the devnet writes.
 
-use std::path::Path;
-
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::coordination::{conclave_bin, repeat, run_devnet};
+use crate::coordination::repeat_devnet;
 use crate::stats::Spread;
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -26,7 +24,7 @@ pub struct RevocationRow {
     pub eviction_ms: Spread,
 }
 
-async fn run_once(bin: &Path, p: RevocationParams, scratch: &Path) -> anyhow::Result<f64> {
+pub async fn measure(p: RevocationParams, reps: usize) -> anyhow::Result<RevocationRow> {
     let args = [
         "--chain".to_owned(),
         "anvil".into(),
@@ -37,20 +35,15 @@ async fn run_once(bin: &Path, p: RevocationParams, scratch: &Path) -> anyhow::Re
         "--block-time".into(),
         format!("{}ms", p.block_ms),
     ];
-    let v = run_devnet(bin, scratch, &args).await?;
-    v["eviction_ms"]
-        .as_f64()
-        .with_context(|| format!("report field eviction_ms: expected a number in {v}"))
-}
-
-pub async fn measure(p: RevocationParams, reps: usize) -> anyhow::Result<RevocationRow> {
-    let bin = conclave_bin()?;
-    let runs = repeat(
+    let read = |v: &serde_json::Value| {
+        v["eviction_ms"]
+            .as_f64()
+            .with_context(|| format!("report field eviction_ms: expected a number in {v}"))
+    };
+    let (bin, runs) = repeat_devnet(
         reps,
-        |scratch| {
-            let bin = bin.clone();
-            async move { run_once(&bin, p, &scratch).await }
-        },
+        &args,
+        read,
         |r, ms: &f64| {
             eprintln!(
                 "  revocation       members={} blocks={} ms rep {r}: evicted by every member {ms:.0} ms after the final block",
