@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::stats::{percentile, process_cpu_us, Spread};
+use crate::stats::{own_usage, percentile, Spread};
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct AdmissionParams {
@@ -162,9 +162,9 @@ async fn run(p: AdmissionParams) -> anyhow::Result<AdmissionRun> {
     let member_ms = dial_times(&mut member, target, &addr, p.dials, Want::Admitted).await?;
 
     let mut stranger = bare(Keypair::generate_ed25519())?;
-    let cpu = process_cpu_us();
+    let cpu = own_usage().cpu_us;
     let stranger_ms = dial_times(&mut stranger, target, &addr, p.dials, Want::Refused).await?;
-    let refusal_cpu_us = process_cpu_us().saturating_sub(cpu) as f64 / p.dials as f64;
+    let refusal_cpu_us = own_usage().cpu_us.saturating_sub(cpu) as f64 / p.dials as f64;
     if started
         .service
         .peers()

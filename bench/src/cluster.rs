@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::process::NodeProcess;
-use crate::stats::process_cpu_us;
+use crate::stats::{own_usage, Usage};
 
 /// Bound of the merged delivery stream (deliveries beyond it wait: backpressure, not loss).
 pub const DELIVERY_BUFFER: usize = 65_536;
@@ -21,15 +20,6 @@ pub struct Delivery {
     /// The payload, or only its header when a node process reported it.
     pub payload: Vec<u8>,
     pub at_ns: u64,
-}
-
-/// What a node process has cost so far.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct Usage {
-    /// User + system CPU time (µs).
-    pub cpu_us: u64,
-    /// Peak resident set (KiB).
-    pub peak_rss_kib: u64,
 }
 
 pub struct Cluster {
@@ -46,7 +36,7 @@ impl Cluster {
     /// process (every node and the harness) when the nodes run in it.
     pub async fn cpu_us(&mut self) -> anyhow::Result<u64> {
         if self.processes.is_empty() {
-            return Ok(process_cpu_us());
+            return Ok(own_usage().cpu_us);
         }
         Ok(self.usage().await?.iter().map(|u| u.cpu_us).sum())
     }

@@ -16,15 +16,16 @@ use conclave_core::{MembershipView, Multiaddr, PeerId};
 use libp2p::identity::Keypair;
 use secp256k1::SecretKey;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::BufReader;
+use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
 
 use crate::broadcast::HEADER;
-use crate::cluster::{connect_timeout, Cluster, Delivery, Usage, DELIVERY_BUFFER};
+use crate::cluster::{connect_timeout, Cluster, Delivery, DELIVERY_BUFFER};
 use crate::conclave::{self, ConclaveNode};
 use crate::gossip::{self, GossipNode, Profile};
-use crate::relay::{self, read_frame, write_frame};
+use crate::relay::{self, read_frame, write_frames};
+use crate::stats::{own_usage, Usage};
 use crate::System;
 
 /// Harness → child: the node's [`Setup`] (JSON).
@@ -65,7 +66,8 @@ struct Setup {
 pub struct NodeProcess {
     /// Killed when dropped: a cluster leaves no process behind.
     _child: Child,
-    to_child: mpsc::Sender<(u8, Vec<u8>)>,
+    /// Tagged frames to the child's stdin.
+    to_child: mpsc::Sender<Vec<u8>>,
     /// Frames other than deliveries and usage answers (listening, ready).
     control: mpsc::Receiver<(u8, Vec<u8>)>,
     usage: mpsc::Receiver<Usage>,
@@ -95,7 +97,7 @@ impl NodeProcess {
         let index = setup.index.unwrap_or(usize::MAX);
         tokio::spawn(read_child(stdout, index, deliveries, control_tx, usage_tx));
         to_child
-            .try_send((SETUP, serde_json::to_vec(setup)?))
+            .try_send(tagged(SETUP, &serde_json::to_vec(setup)?))
             .expect("a fresh channel has room");
         Ok(NodeProcess {
             _child: child,
@@ -107,7 +109,7 @@ impl NodeProcess {
 
     async fn send(&self, tag: u8, body: Vec<u8>) -> anyhow::Result<()> {
         self.to_child
-            .send((tag, body))
+            .send(tagged(tag, &body))
             .await
             .map_err(|_| anyhow::anyhow!("a node process exited"))
     }
@@ -132,27 +134,12 @@ impl NodeProcess {
     }
 }
 
-async fn write_frames(stdin: ChildStdin, mut rx: mpsc::Receiver<(u8, Vec<u8>)>) {
-    let mut w = BufWriter::new(stdin);
-    while let Some((tag, body)) = rx.recv().await {
-        if send_frame(&mut w, tag, &body).await.is_err() {
-            return;
-        }
-        if rx.is_empty() && w.flush().await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn send_frame(
-    w: &mut (impl AsyncWriteExt + Unpin),
-    tag: u8,
-    body: &[u8],
-) -> std::io::Result<()> {
+/// A frame of the harness–child protocol: the tag, then the body.
+fn tagged(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(1 + body.len());
     frame.push(tag);
     frame.extend_from_slice(body);
-    write_frame(w, &frame).await
+    frame
 }
 
 /// Splits a child's output: deliveries to the cluster's stream, usage answers and control
@@ -214,16 +201,18 @@ pub async fn start(system: System, n: usize) -> anyhow::Result<Cluster> {
         server_addrs.push(listen);
         processes.push(server);
     }
-    let keys: Vec<(Keypair, Vec<u8>)> = (0..n)
+    // The gossipsub baselines' nodes also carry an application key (the sBTC profile signs with
+    // it; plain gossipsub ignores it).
+    let keys: Vec<(Keypair, Option<SecretKey>)> = (0..n)
         .map(|_| match system {
-            System::Conclave | System::CentralRelay => (Keypair::generate_ed25519(), Vec::new()),
+            System::Conclave | System::CentralRelay => (Keypair::generate_ed25519(), None),
             System::PlainGossipsub => {
                 let (k, a) = gossip::keys(Profile::Plain);
-                (k, a.secret_bytes().to_vec())
+                (k, Some(a))
             }
             System::SbtcProfile => {
                 let (k, a) = gossip::keys(Profile::Sbtc);
-                (k, a.secret_bytes().to_vec())
+                (k, Some(a))
             }
         })
         .collect();
@@ -231,23 +220,19 @@ pub async fn start(system: System, n: usize) -> anyhow::Result<Cluster> {
         .iter()
         .map(|(k, _)| k.public().to_peer_id().to_string())
         .collect();
-    let signers: Vec<Vec<u8>> = match system {
-        System::PlainGossipsub | System::SbtcProfile => gossip::signers(
-            keys.iter()
-                .map(|(_, a)| SecretKey::from_slice(a).expect("a key just made")),
-        )
+    let signers: Vec<Vec<u8>> = gossip::signers(keys.iter().filter_map(|(_, a)| *a))
         .iter()
         .map(|k| k.serialize().to_vec())
-        .collect(),
-        _ => Vec::new(),
-    };
+        .collect();
     let mut nodes = Vec::new();
     for (i, (identity, app_key)) in keys.into_iter().enumerate() {
         let setup = Setup {
             index: Some(i),
             nodes: n,
             identity: identity.to_protobuf_encoding()?,
-            app_key,
+            app_key: app_key
+                .map(|a| a.secret_bytes().to_vec())
+                .unwrap_or_default(),
             peers: peers.clone(),
             signers: signers.clone(),
         };
@@ -278,7 +263,7 @@ pub async fn start(system: System, n: usize) -> anyhow::Result<Cluster> {
         let to_child = p.to_child.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(payload) = prx.recv().await {
-                if to_child.send((PUBLISH, payload)).await.is_err() {
+                if to_child.send(tagged(PUBLISH, &payload)).await.is_err() {
                     return;
                 }
             }
@@ -294,34 +279,12 @@ pub async fn start(system: System, n: usize) -> anyhow::Result<Cluster> {
     })
 }
 
-/// This process's usage so far (getrusage: Linux reports the peak RSS in KiB).
-fn own_usage() -> Usage {
-    use nix::sys::resource::{getrusage, UsageWho};
-    Usage {
-        cpu_us: crate::stats::process_cpu_us(),
-        peak_rss_kib: getrusage(UsageWho::RUSAGE_SELF)
-            .map(|u| u.max_rss() as u64)
-            .unwrap_or(0),
-    }
-}
-
 /// A node process's main: runs one node of `system` as the harness directs over stdin/stdout,
 /// until its stdin closes.
 pub async fn child(system: System) -> anyhow::Result<()> {
     let mut input = BufReader::new(tokio::io::stdin());
-    let (out, rx) = mpsc::channel::<(u8, Vec<u8>)>(DELIVERY_BUFFER);
-    let writer = tokio::spawn(async move {
-        let mut w = BufWriter::new(tokio::io::stdout());
-        let mut rx = rx;
-        while let Some((tag, body)) = rx.recv().await {
-            if send_frame(&mut w, tag, &body).await.is_err() {
-                return;
-            }
-            if rx.is_empty() && w.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (out, rx) = mpsc::channel::<Vec<u8>>(DELIVERY_BUFFER);
+    let writer = tokio::spawn(write_frames(tokio::io::stdout(), rx));
     let mut next = async |want: u8| -> anyhow::Result<Vec<u8>> {
         match read_frame(&mut input, MAX_FRAME).await? {
             Some(f) if f.first() == Some(&want) => Ok(f[1..].to_vec()),
@@ -332,7 +295,7 @@ pub async fn child(system: System) -> anyhow::Result<()> {
     let setup: Setup = serde_json::from_slice(&next(SETUP).await?).context("setup frame")?;
     let max = crate::MAX_MESSAGE;
     let say = async |tag: u8, body: Vec<u8>| {
-        out.send((tag, body))
+        out.send(tagged(tag, &body))
             .await
             .map_err(|_| anyhow::anyhow!("stdout closed"))
     };
@@ -340,10 +303,11 @@ pub async fn child(system: System) -> anyhow::Result<()> {
     let reports = out.clone();
     tokio::spawn(async move {
         while let Some(d) = drx.recv().await {
-            let mut body = Vec::with_capacity(8 + HEADER);
-            body.extend(d.at_ns.to_be_bytes());
-            body.extend(&d.payload[..d.payload.len().min(HEADER)]);
-            if reports.send((DELIVERED, body)).await.is_err() {
+            let mut frame = Vec::with_capacity(1 + 8 + HEADER);
+            frame.push(DELIVERED);
+            frame.extend(d.at_ns.to_be_bytes());
+            frame.extend(&d.payload[..d.payload.len().min(HEADER)]);
+            if reports.send(frame).await.is_err() {
                 return;
             }
         }

@@ -48,6 +48,20 @@ pub(crate) async fn write_frame(
     w.write_all(frame).await
 }
 
+/// Writes each frame `rx` yields, flushing once nothing else is queued: batches under load, no
+/// delay when idle. Every framed pipe of the harness (relay clients, node processes) uses it.
+pub(crate) async fn write_frames(w: impl AsyncWriteExt + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let mut w = BufWriter::new(w);
+    while let Some(frame) = rx.recv().await {
+        if write_frame(&mut w, &frame).await.is_err() {
+            return;
+        }
+        if rx.is_empty() && w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// The relay: each connection's frames go to every other connection, in order.
 async fn serve(listener: TcpListener, max: usize) {
     let (fanout, _) = broadcast::channel::<(usize, std::sync::Arc<Vec<u8>>)>(RELAY_LAG);
@@ -106,18 +120,8 @@ pub async fn client(
         .context("connecting to the relay")??;
     sock.set_nodelay(true)?;
     let (r, w) = sock.into_split();
-    let (ptx, mut prx) = mpsc::channel::<Vec<u8>>(1024);
-    let send = tokio::spawn(async move {
-        let mut w = BufWriter::new(w);
-        while let Some(p) = prx.recv().await {
-            if write_frame(&mut w, &p).await.is_err() {
-                return;
-            }
-            if prx.is_empty() && w.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (ptx, prx) = mpsc::channel::<Vec<u8>>(1024);
+    let send = tokio::spawn(write_frames(w, prx));
     let receive = tokio::spawn(async move {
         let mut r = BufReader::new(r);
         while let Ok(Some(payload)) = read_frame(&mut r, max).await {

@@ -1,6 +1,6 @@
 //! Latency statistics and the median-of-repetitions aggregation every reported figure goes through.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One run's delivery latencies (µs), how many deliveries were expected, and the CPU time the
 /// nodes used meanwhile (see [`crate::cluster::Cluster::cpu_us`]).
@@ -11,16 +11,28 @@ pub struct Samples {
     pub cpu_us: u64,
 }
 
-/// User + system CPU time of this process so far (µs).
-pub fn process_cpu_us() -> u64 {
+/// What a process has cost so far.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// User + system CPU time (µs).
+    pub cpu_us: u64,
+    /// Peak resident set (KiB).
+    pub peak_rss_kib: u64,
+}
+
+/// This process's usage so far (getrusage; Linux reports the peak RSS in KiB).
+pub fn own_usage() -> Usage {
     use nix::sys::resource::{getrusage, UsageWho};
     match getrusage(UsageWho::RUSAGE_SELF) {
         Ok(u) => {
             let us =
                 |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
-            us(u.user_time()) + us(u.system_time())
+            Usage {
+                cpu_us: us(u.user_time()) + us(u.system_time()),
+                peak_rss_kib: u.max_rss() as u64,
+            }
         }
-        Err(_) => 0,
+        Err(_) => Usage::default(),
     }
 }
 
