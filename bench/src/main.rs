@@ -660,6 +660,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.nodes.iter().any(|n| *n < 2) {
         bail!("--nodes: a broadcast needs at least 2 nodes");
     }
+    if let Some(bad) = args
+        .sizes
+        .iter()
+        .find(|s| !(broadcast::HEADER..=MAX_MESSAGE).contains(*s))
+    {
+        bail!(
+            "--sizes: {bad} bytes; expected {}..={MAX_MESSAGE} (the timing header up to every system's message limit)",
+            broadcast::HEADER
+        );
+    }
     let placements: Vec<Placement> = if args.placements.is_empty() {
         plans.iter().map(|p| p.placement).collect()
     } else {

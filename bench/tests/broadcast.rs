@@ -70,3 +70,24 @@ fn broadcast_runs_every_system_as_processes_and_in_process() {
         .to_string_lossy()
         .ends_with("-processes.svg")));
 }
+
+#[test]
+fn a_message_size_no_system_can_carry_is_refused_before_anything_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_conclave-bench"))
+        .args(["--scenario", "broadcast", "--sizes", "1024,70000", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("--sizes: 70000 bytes; expected 15..=65536"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing reported"
+    );
+}
