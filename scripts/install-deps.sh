@@ -1,32 +1,62 @@
 #!/usr/bin/env bash
 # Installs what building and testing Conclave needs beyond the Rust toolchain itself.
-# Idempotent: already-present tools are left alone. Called by .ci/run and by the README.
+#
+#   scripts/install-deps.sh [chain] [tests] [lints]     (no argument: all three)
+#     chain   anvil (a local EVM chain) and solc, pinned in package-lock.json, under the repo
+#     tests   chain, and cargo-nextest (scripts/test.sh calls this)
+#     lints   the rustfmt and clippy components (.ci/run)
+#
+# Idempotent and cheap when everything is present: nothing is downloaded or reinstalled unless
+# it is missing or package-lock.json changed since the last install.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-# rustfmt and clippy are rustup components of the installed toolchain.
-for component in rustfmt clippy; do
-  if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
-    echo "installing rustup component ${component}"
-    rustup component add "${component}"
-  fi
+want_chain=0 want_nextest=0 want_lints=0
+[ $# -eq 0 ] && set -- chain tests lints
+for target in "$@"; do
+  case "$target" in
+    chain) want_chain=1 ;;
+    tests) want_chain=1 want_nextest=1 ;;
+    lints) want_lints=1 ;;
+    *) echo "install-deps: unknown target '$target' (expected chain, tests or lints)" >&2; exit 2 ;;
+  esac
 done
 
-# cargo-nextest runs the test suite.
-if ! have cargo-nextest; then
-  echo "installing cargo-nextest"
+if [ "$want_lints" = 1 ]; then
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^${component}"; then
+      echo "install-deps: installing rustup component ${component}"
+      rustup component add "${component}"
+    fi
+  done
+fi
+
+if [ "$want_nextest" = 1 ] && ! have cargo-nextest; then
+  echo "install-deps: installing cargo-nextest (compiles from crates.io: a few minutes, once)"
   cargo install --locked cargo-nextest
 fi
 
-# anvil (local EVM chain for registry tests and the chain devnet) and solc (contract builds),
-# pinned in package.json / package-lock.json, installed under the repo (ignored by git).
-cd "$(dirname "$0")/.."
-if ! have npm; then
-  echo "installing Node.js and npm (Debian packages)"
-  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+if [ "$want_chain" = 1 ]; then
+  # The stamp records which package-lock.json node_modules was installed from; `npm ci` only
+  # runs when it is absent or different (or anvil is missing).
+  stamp=node_modules/.conclave-lock-sha256
+  lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+  anvil=node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+  if [ ! -x "$anvil" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+    if ! have npm; then
+      echo "install-deps: installing Node.js and npm (Debian packages)"
+      apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    echo "install-deps: installing anvil and solc from package-lock.json (npm ci)"
+    npm ci --no-audit --no-fund --silent
+    echo "$lock_sum" >"$stamp"
+  fi
+  mkdir -p bin
+  ln -sfn ../"$anvil" bin/anvil
+  if ! bin/anvil --version >/dev/null 2>&1; then
+    echo "install-deps: bin/anvil does not run: $(bin/anvil --version 2>&1 | head -1)" >&2
+    exit 1
+  fi
 fi
-npm ci --no-audit --no-fund --silent
-mkdir -p bin
-ln -sfn ../node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil bin/anvil
-bin/anvil --version | head -1

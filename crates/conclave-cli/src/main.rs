@@ -8,14 +8,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use conclave_node::keys::{self, KeyType};
-use conclave_node::{NodeConfig, RunningNode};
+use conclave_node::{BuildInfo, NodeConfig, NodeHooks, RunningNode};
+
+/// This binary's build: the crate version and what `build.rs` found in git.
+const BUILD: BuildInfo = BuildInfo {
+    version: env!("CARGO_PKG_VERSION"),
+    commit: env!("CONCLAVE_GIT_COMMIT"),
+    dirty: option_env!("CONCLAVE_GIT_DIRTY").is_some(),
+};
 
 #[derive(Parser)]
 #[command(
     name = "conclave",
-    version,
     about = "Gated p2p messaging for threshold-signer networks"
 )]
 struct Cli {
@@ -144,7 +150,10 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // `conclave --version` names the commit: what an operator attaches to a bug report.
+    let version: &'static str = Box::leak(BUILD.to_string().into_boxed_str());
+    let cli = Cli::from_arg_matches(&Cli::command().version(version).get_matches())
+        .unwrap_or_else(|e| e.exit());
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command {
         Command::Keys {
@@ -182,7 +191,11 @@ fn main() -> anyhow::Result<()> {
             init_logging(cfg.json_logs);
             runtime.block_on(async {
                 let stop = shutdown_signal();
-                let node = RunningNode::start(cfg).await?;
+                let hooks = NodeHooks {
+                    build: BUILD,
+                    ..NodeHooks::default()
+                };
+                let node = RunningNode::start_with(cfg, hooks).await?;
                 stop.await;
                 node.shutdown().await;
                 anyhow::Ok(())

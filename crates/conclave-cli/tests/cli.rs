@@ -16,6 +16,50 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The commit of the checkout the tests run in (the one the binary was built from).
+fn head_commit() -> String {
+    let out = Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"])
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "the tests run in a git checkout");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A plain HTTP/1.0 GET against the node's API; returns the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    body.to_string()
+}
+
+#[test]
+fn version_names_the_commit() {
+    let out = conclave(&["--version"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = String::from_utf8(out.stdout).unwrap();
+    let expected = format!(
+        "conclave {} (commit {}",
+        env!("CARGO_PKG_VERSION"),
+        head_commit()
+    );
+    assert!(
+        line.starts_with(&expected),
+        "{line:?} should start with {expected:?}"
+    );
+}
+
 #[test]
 fn keys_generate_and_show() {
     let dir = tempfile::tempdir().unwrap();
@@ -143,7 +187,7 @@ fn malformed_config_stops_start_up_naming_the_key() {
 }
 
 #[test]
-fn node_shuts_down_gracefully_on_sigterm() {
+fn node_reports_its_build_and_shuts_down_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let key = d.join("node.key");
@@ -170,12 +214,28 @@ fn node_shuts_down_gracefully_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let api = d.join("state/api.addr");
+    let api_file = d.join("state/api.addr");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !api.exists() {
-        assert!(Instant::now() < deadline, "node did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let api = loop {
+        match std::fs::read_to_string(&api_file) {
+            Ok(addr) if !addr.trim().is_empty() => break addr.trim().to_string(),
+            _ => {
+                assert!(Instant::now() < deadline, "node did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    let metrics = http_get(&api, "/metrics");
+    let build = metrics
+        .lines()
+        .find(|l| l.starts_with("conclave_build_info{"))
+        .unwrap_or_else(|| panic!("no conclave_build_info in /metrics:\n{metrics}"));
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && build.contains(&format!("commit=\"{}\"", head_commit()))
+            && build.ends_with(" 1"),
+        "{build}"
+    );
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -192,6 +252,10 @@ fn node_shuts_down_gracefully_on_sigterm() {
     assert!(
         log.contains("shutting down") && log.contains("network service stopped"),
         "{log}"
+    );
+    assert!(
+        log.contains(&format!("commit={}", head_commit())),
+        "the start log names the build: {log}"
     );
     assert!(
         d.join("state/conclave.redb").exists(),

@@ -92,12 +92,13 @@ pub struct RunningNode {
     store: Arc<StateStore>,
 }
 
-/// What an embedding signer plugs into the node: how its leader builds proposals and how its
-/// followers check accepted ones before acting on them.
+/// What an embedding signer plugs into the node: how its leader builds proposals, how its
+/// followers check accepted ones before acting on them, and which build it is.
 #[derive(Clone)]
 pub struct NodeHooks {
     pub generator: Arc<dyn ProposalGenerator>,
     pub validator: Arc<dyn ProposalValidator>,
+    pub build: BuildInfo,
 }
 
 impl Default for NodeHooks {
@@ -106,7 +107,42 @@ impl Default for NodeHooks {
         NodeHooks {
             generator: Arc::new(DefaultGenerator),
             validator: Arc::new(AcceptAll),
+            build: BuildInfo::default(),
         }
+    }
+}
+
+/// Which build runs: logged at start and exported as `conclave_build_info`, so an operator's
+/// bug report and a dashboard name the exact sources. The binary stamps it from git; an
+/// embedding program passes its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildInfo {
+    pub version: &'static str,
+    /// The git commit the sources were at, or "unknown" outside a checkout.
+    pub commit: &'static str,
+    /// Whether the sources had uncommitted changes.
+    pub dirty: bool,
+}
+
+impl Default for BuildInfo {
+    /// This crate's version; the commit is not known to a library.
+    fn default() -> Self {
+        BuildInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            commit: "unknown",
+            dirty: false,
+        }
+    }
+}
+
+impl std::fmt::Display for BuildInfo {
+    /// `0.1.0 (commit e02f74b…, dirty)`: the form `conclave --version` prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (commit {}", self.version, self.commit)?;
+        if self.dirty {
+            write!(f, ", dirty")?;
+        }
+        write!(f, ")")
     }
 }
 
@@ -150,6 +186,7 @@ impl RunningNode {
         };
         let store = Arc::new(StateStore::open(&cfg.state_dir)?);
         let node_metrics = Arc::new(NodeMetrics::default());
+        node_metrics.record_build(&hooks.build);
         let factory = Arc::new(NetFactory {
             cfg: cfg.clone(),
             store: store.clone(),
@@ -203,7 +240,15 @@ impl RunningNode {
         if let Err(e) = std::fs::write(cfg.state_dir.join("api.addr"), http_addr.to_string()) {
             tracing::warn!(error = %e, "cannot write api.addr");
         }
-        tracing::info!(%peer_id, %key_type, api = %http_addr, "node started");
+        tracing::info!(
+            %peer_id,
+            %key_type,
+            api = %http_addr,
+            version = %hooks.build.version,
+            commit = %hooks.build.commit,
+            dirty = hooks.build.dirty,
+            "node started"
+        );
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (deliveries, _) = broadcast::channel(DELIVERY_FANOUT);

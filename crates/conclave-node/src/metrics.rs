@@ -29,6 +29,13 @@ pub(crate) struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BuildLabels {
+    pub version: &'static str,
+    pub commit: &'static str,
+    pub dirty: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct OutcomeLabels {
     pub outcome: &'static str,
     pub reason: &'static str,
@@ -94,6 +101,7 @@ impl Default for AltnetMetrics {
 
 #[derive(Default)]
 pub(crate) struct NodeMetrics {
+    pub build: Family<BuildLabels, Gauge>,
     pub registry_revision: Gauge,
     pub registry_rejected: Gauge,
     pub registry_members: Gauge,
@@ -117,10 +125,26 @@ pub(crate) struct NodeMetrics {
 }
 
 impl NodeMetrics {
+    /// Sets `build_info` (always 1: the build is in its labels).
+    pub fn record_build(&self, build: &crate::BuildInfo) {
+        self.build
+            .get_or_create(&BuildLabels {
+                version: build.version,
+                commit: build.commit,
+                dirty: if build.dirty { "true" } else { "false" },
+            })
+            .set(1);
+    }
+
     /// Registers these (shared) handles in `registry`. A key rotation builds a fresh registry
     /// for the new network service; the node's own metrics carry over into it.
     pub fn register(&self, registry: &mut Registry) {
         let m = self;
+        registry.register(
+            "build_info",
+            "The build this node runs, in its labels (version, git commit, dirty); always 1",
+            m.build.clone(),
+        );
         registry.register(
             "registry_revision",
             "Registry views accepted since start",
