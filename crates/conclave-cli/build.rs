@@ -31,12 +31,14 @@ fn main() {
             println!("cargo:rerun-if-changed={git_dir}/{file}");
         }
     }
+    // Not `CONCLAVE_*`: cargo also sets these when it runs the binary (tests, `cargo run`), and
+    // the node reads `CONCLAVE_*` variables as configuration.
     let commit = git(&root, &["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let mut status = vec!["status", "--porcelain", "--untracked-files=normal", "--"];
     status.extend(SOURCES);
     let dirty = commit != "unknown" && git(&root, &status).is_some_and(|s| !s.is_empty());
-    println!("cargo:rustc-env=CONCLAVE_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
     if dirty {
-        println!("cargo:rustc-env=CONCLAVE_GIT_DIRTY=1");
+        println!("cargo:rustc-env=BUILD_GIT_DIRTY=1");
     }
 }

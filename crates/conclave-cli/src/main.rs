@@ -15,8 +15,8 @@ use conclave_node::{BuildInfo, NodeConfig, NodeHooks, RunningNode};
 /// This binary's build: the crate version and what `build.rs` found in git.
 const BUILD: BuildInfo = BuildInfo {
     version: env!("CARGO_PKG_VERSION"),
-    commit: env!("CONCLAVE_GIT_COMMIT"),
-    dirty: option_env!("CONCLAVE_GIT_DIRTY").is_some(),
+    commit: env!("BUILD_GIT_COMMIT"),
+    dirty: option_env!("BUILD_GIT_DIRTY").is_some(),
 };
 
 #[derive(Parser)]
