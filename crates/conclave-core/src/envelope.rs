@@ -55,15 +55,28 @@ impl Envelope {
         out
     }
 
-    /// Checks the timestamp against the receiver's clock, symmetric tolerance both ways.
+    /// The most bytes an encoded envelope can take for a payload of `payload_len` bytes and a
+    /// signature of at most `max_signature_len`: every varint at its longest. A sender that keeps
+    /// this within the receivers' limit knows its message cannot be refused as too large,
+    /// whatever its timestamp and nonce turn out to be when it is finally sent.
+    pub fn encoded_len_bound(payload_len: usize, max_signature_len: usize) -> usize {
+        use prost::encoding::encoded_len_varint;
+        // Each field: a one-byte key (tags 1–4), then a varint or a length-prefixed byte string.
+        let max_varint = encoded_len_varint(u64::MAX);
+        let bytes = |len: usize| 1 + encoded_len_varint(len as u64) + len;
+        (1 + max_varint) + bytes(payload_len) + (1 + max_varint) + bytes(max_signature_len)
+    }
+
+    /// Checks the timestamp against the receiver's clock, symmetric tolerance both ways. Any
+    /// timestamp a peer sends is judged, none overflows.
     pub fn check_timestamp(&self, now_ms: u64, tolerance_ms: u64) -> Result<(), TimestampError> {
-        if self.timestamp_ms + tolerance_ms < now_ms {
+        if self.timestamp_ms.saturating_add(tolerance_ms) < now_ms {
             return Err(TimestampError::TooOld {
                 age_ms: now_ms - self.timestamp_ms,
                 tolerance_ms,
             });
         }
-        if self.timestamp_ms > now_ms + tolerance_ms {
+        if self.timestamp_ms > now_ms.saturating_add(tolerance_ms) {
             return Err(TimestampError::InFuture {
                 ahead_ms: self.timestamp_ms - now_ms,
                 tolerance_ms,
@@ -138,6 +151,51 @@ mod tests {
             ..env
         };
         assert_eq!(base, signed.signing_bytes("signers"));
+    }
+
+    #[test]
+    fn the_length_bound_is_reached_and_never_exceeded() {
+        // Around every varint boundary of the payload length, with the longest timestamp and
+        // nonce the bound is exact; with any others the encoding is shorter.
+        for len in [0, 1, 127, 128, 16_383, 16_384, 65_536] {
+            for sig in [64, 72] {
+                let bound = Envelope::encoded_len_bound(len, sig);
+                let worst = Envelope {
+                    timestamp_ms: u64::MAX,
+                    payload: vec![7; len],
+                    nonce: u64::MAX,
+                    signature: vec![1; sig],
+                };
+                // proto3 leaves an empty payload out: the bound counts its key and length.
+                let empty = usize::from(len == 0) * 2;
+                assert_eq!(worst.encoded_len() + empty, bound, "len {len}, sig {sig}");
+                let typical = Envelope {
+                    timestamp_ms: 1_700_000_000_000,
+                    nonce: 3,
+                    ..worst
+                };
+                assert!(typical.encoded_len() < bound);
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_timestamps_are_judged_not_overflowed() {
+        let env = |timestamp_ms| Envelope {
+            timestamp_ms,
+            payload: vec![],
+            nonce: 0,
+            signature: vec![],
+        };
+        assert!(matches!(
+            env(u64::MAX).check_timestamp(1_700_000_000_000, 30_000),
+            Err(TimestampError::InFuture { .. })
+        ));
+        assert!(matches!(
+            env(0).check_timestamp(u64::MAX, 30_000),
+            Err(TimestampError::TooOld { .. })
+        ));
+        assert!(env(u64::MAX).check_timestamp(u64::MAX, u64::MAX).is_ok());
     }
 
     #[test]
