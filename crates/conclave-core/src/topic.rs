@@ -21,19 +21,53 @@ impl TopicName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether `s` is a topic name: 1–64 bytes of `a-z`, `0-9`, `.`, `_`, `-`, starting with a
+    /// letter or digit. `const`, so names fixed in code are checked when it compiles
+    /// ([`static_topic!`](crate::static_topic)).
+    pub const fn is_valid(s: &str) -> bool {
+        let b = s.as_bytes();
+        if b.is_empty() || b.len() > 64 || !(b[0].is_ascii_lowercase() || b[0].is_ascii_digit()) {
+            return false;
+        }
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if !(c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || c == b'.'
+                || c == b'_'
+                || c == b'-')
+            {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// The name `static_topic!` checked at compile time. Not for unchecked strings.
+    #[doc(hidden)]
+    pub fn from_checked(name: &'static str) -> Self {
+        TopicName(name.to_owned())
+    }
+}
+
+/// A [`TopicName`] from a constant, checked when the code compiles: a name fixed in code cannot
+/// fail at run time.
+#[macro_export]
+macro_rules! static_topic {
+    ($name:expr) => {{
+        const _: () = assert!($crate::TopicName::is_valid($name), "not a topic name");
+        $crate::TopicName::from_checked($name)
+    }};
 }
 
 impl FromStr for TopicName {
     type Err = TopicNameError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let valid_char =
-            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
-        let starts_ok = s
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-        if s.len() <= 64 && starts_ok && s.chars().all(valid_char) {
+        if TopicName::is_valid(s) {
             Ok(TopicName(s.to_owned()))
         } else {
             Err(TopicNameError(s.to_owned()))
@@ -70,8 +104,9 @@ mod tests {
             assert!(ok.parse::<TopicName>().is_ok(), "{ok}");
         }
         let long = "a".repeat(65);
-        for bad in ["", "Signers", "-x", "a/b", "a b", long.as_str()] {
+        for bad in ["", "Signers", "-x", "a/b", "a b", "é", long.as_str()] {
             assert!(bad.parse::<TopicName>().is_err(), "{bad}");
         }
+        assert_eq!(crate::static_topic!("coord.tbtc").as_str(), "coord.tbtc");
     }
 }
