@@ -1,4 +1,5 @@
-//! The chain-view watchdog and fallback in the node (DESIGN §7; feature `altnet`).
+//! The chain-view watchdog and fallback in the node (feature `altnet`;
+//! docs/ARCHITECTURE.md, "Alternative paths: watchdog, drivers, header fallback").
 //!
 //! Place in the data flow:
 //! - **the chain source's heads and every member delivery → [`Watchdog`] (sans-IO, in
@@ -80,7 +81,7 @@ struct FetchDone {
 }
 
 fn tip_topic() -> TopicName {
-    TIP_TOPIC.parse().expect("a valid topic name")
+    conclave_core::static_topic!(TIP_TOPIC)
 }
 
 fn now_ms() -> u64 {

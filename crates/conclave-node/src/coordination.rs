@@ -72,7 +72,7 @@ type Rounds = BTreeMap<(u64, [u8; 20]), Live>;
 
 impl Coordinator {
     pub async fn run(mut self) {
-        let topic: TopicName = COORD_TOPIC.parse().expect("a valid topic name");
+        let topic: TopicName = conclave_core::static_topic!(COORD_TOPIC);
         if let Err(e) = self.net.subscribe(topic.clone()).await {
             tracing::error!(error = %e, "coordination cannot subscribe; not running");
             return;

@@ -1,5 +1,6 @@
-//! The node's transport drivers (DESIGN §7; feature `altnet`): the libp2p transports it listens
-//! on, and the polled HTTP header driver.
+//! The node's transport drivers (feature `altnet`): the libp2p transports it listens on, and the
+//! polled HTTP header driver
+//! (docs/ARCHITECTURE.md, "Alternative paths: watchdog, drivers, header fallback").
 //!
 //! Place in the data flow: **the chain watch task asks every driver whose capabilities carry
 //! headers, in parallel → members' header answers → `accept_range`**; `GET /v1/altnet/drivers`
@@ -97,7 +98,7 @@ impl TransportDriver {
     }
 
     fn set_state(&self, state: DriverState) {
-        *self.state.lock().expect("driver state lock") = state;
+        *crate::lock(&self.state) = state;
     }
 
     /// Members whose first connection goes over this transport.
@@ -179,7 +180,7 @@ impl Driver for TransportDriver {
                     .any(|a| TransportKind::of(a) == Some(self.kind))
             })
             .count();
-        let mut state = self.state.lock().expect("driver state lock").clone();
+        let mut state = crate::lock(&self.state).clone();
         if state == DriverState::Up && endpoints.is_empty() && connected == 0 {
             state = DriverState::Down("no listener and no connection".into());
         }
@@ -404,7 +405,7 @@ impl Driver for HttpDriver {
     }
 
     fn health(&self) -> DriverHealth {
-        let last = self.last.lock().expect("driver state lock");
+        let last = crate::lock(&self.last);
         let answered = last.iter().filter(|l| **l == Some(true)).count();
         let state = if self.urls.is_empty() {
             DriverState::Down("no altnet_http_peers configured".into())
@@ -445,7 +446,7 @@ impl Driver for HttpDriver {
                 last.push(Some(r.is_ok()));
                 report.record(url.clone(), r);
             }
-            *self.last.lock().expect("driver state lock") = last;
+            *crate::lock(&self.last) = last;
             report.elapsed = started.elapsed();
             report
         }

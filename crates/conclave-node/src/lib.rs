@@ -56,6 +56,14 @@ const DELIVERY_FANOUT: usize = 4096;
 #[cfg(feature = "altnet")]
 const RECENT_HEADERS: usize = 256;
 
+/// Locks `mutex`, also after a panic elsewhere poisoned it: the node's mutexes guard caches and
+/// snapshots that stay usable, and one failed task must not take every later caller down too.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {

@@ -149,9 +149,7 @@ impl Dispatch {
         events: mpsc::Receiver<NetworkEvent>,
         anonymous: mpsc::Receiver<AnonymousMessage>,
     ) -> JoinHandle<()> {
-        self.filter
-            .lock()
-            .expect("delivery filter lock")
+        crate::lock(&self.filter)
             .own_keys
             .push(service.local_peer_id());
         let forward = Self::forward_anonymous(service.clone(), anonymous, self.anonymous.clone());
@@ -187,7 +185,7 @@ impl Dispatch {
         while let Some(ev) = events.recv().await {
             match ev {
                 NetworkEvent::Message(d) => {
-                    let admitted = self.filter.lock().expect("delivery filter lock").admit(&d);
+                    let admitted = crate::lock(&self.filter).admit(&d);
                     // No subscriber is not an error: the message was still validated and relayed.
                     if admitted {
                         let _ = self.deliveries.send(Arc::new(d));
@@ -289,7 +287,7 @@ impl Services {
     }
 
     fn take_worker(&self, peer: PeerId) -> Option<JoinHandle<()>> {
-        let mut workers = self.workers.lock().expect("workers lock");
+        let mut workers = crate::lock(&self.workers);
         let i = workers.iter().position(|(p, _)| *p == peer)?;
         Some(workers.remove(i).1)
     }
@@ -297,12 +295,7 @@ impl Services {
     /// Stops the current service and waits (bounded) for every worker.
     pub async fn shutdown(&self) {
         self.current.borrow().shutdown();
-        let workers: Vec<_> = self
-            .workers
-            .lock()
-            .expect("workers lock")
-            .drain(..)
-            .collect();
+        let workers: Vec<_> = crate::lock(&self.workers).drain(..).collect();
         for (_, w) in workers {
             let _ = w.await;
         }
@@ -365,11 +358,7 @@ impl Rotation {
             self.factory
                 .start(keypair, ephemeral(&configured), old.topics().await?)?;
         let new = started.service.clone();
-        self.services
-            .workers
-            .lock()
-            .expect("workers lock")
-            .push((new_peer, started.worker));
+        crate::lock(&self.services.workers).push((new_peer, started.worker));
         self.dispatch.spawn(&new, started.events, started.anonymous);
 
         // Let the new key reach every member the old one reaches before it carries the node's

@@ -1,4 +1,4 @@
-//! The anonymous RLN channel in the node (DESIGN §6).
+//! The anonymous RLN channel in the node (docs/ARCHITECTURE.md, "The anonymous channel (RLN)").
 //!
 //! Place in the data flow: **registry view → [`RlnChannel`] (tree, nullifier log) → validation of
 //! every anonymous gossip message → API subscribers**, and **double signal → slashing evidence on
@@ -99,7 +99,7 @@ pub(crate) struct RlnNode {
 }
 
 fn slash_topic() -> TopicName {
-    SLASH_TOPIC.parse().expect("a valid topic name")
+    conclave_core::static_topic!(SLASH_TOPIC)
 }
 
 /// The wall clock epochs are computed from (a chain clock's blocks have nothing to do with them).
@@ -166,7 +166,7 @@ impl RlnNode {
     }
 
     fn channel(&self) -> std::sync::MutexGuard<'_, RlnChannel> {
-        self.channel.lock().expect("rln channel lock")
+        crate::lock(&self.channel)
     }
 
     fn count(&self, outcome: &'static str, reason: &'static str) {
@@ -489,7 +489,7 @@ impl RlnNode {
     /// The cached partial proof under `root`, computing it once per root; `None` (a full proof
     /// then) when the pool cannot make one now.
     async fn partial_for(&self, identity: &RlnIdentity, root: Fr) -> Option<Arc<PartialProof>> {
-        if let Some((r, p)) = self.partial.lock().expect("partial lock").as_ref() {
+        if let Some((r, p)) = crate::lock(&self.partial).as_ref() {
             if *r == root {
                 return Some(p.clone());
             }
@@ -502,7 +502,7 @@ impl RlnNode {
             ch.partial_witness(identity).ok()?
         };
         let p = Arc::new(self.pool.partial(input).await.ok()?.value);
-        *self.partial.lock().expect("partial lock") = Some((root, p.clone()));
+        *crate::lock(&self.partial) = Some((root, p.clone()));
         Some(p)
     }
 
