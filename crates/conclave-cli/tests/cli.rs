@@ -253,7 +253,10 @@ fn node_reports_its_build_and_shuts_down_gracefully_on_sigterm() {
         log.contains("shutting down") && log.contains("network service stopped"),
         "{log}"
     );
-    let started = log.lines().find(|l| l.contains("node started")).unwrap_or_default();
+    let started = log
+        .lines()
+        .find(|l| l.contains("node started"))
+        .unwrap_or_default();
     assert!(
         started.contains("commit") && started.contains(&head_commit()),
         "the start log names the build: {log}"
