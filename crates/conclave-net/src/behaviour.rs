@@ -33,6 +33,13 @@ const ANONYMOUS_TOPIC_PREFIX: &str = "conclave/anon/1/";
 /// and for the RLN frame's proof and field elements.
 pub(crate) const FRAME_OVERHEAD: usize = 4096;
 
+/// Slack in gossipsub's receive limit for bytes of the *next* frame. libp2p-gossipsub 0.50.1
+/// checks the limit against its whole read buffer, not the frame being decoded; the buffer is
+/// filled in 8 KiB reads, so it can hold a complete frame plus up to 8 KiB of the following one.
+/// Without this slack two large messages sent back to back closed the stream and were lost
+/// (seen at 65,444-byte payloads); frames themselves stay bounded by what senders may send.
+const READ_AHEAD: usize = 8 * 1024;
+
 /// The gossipsub topic of a Conclave topic name.
 pub fn gossip_topic(name: &TopicName) -> IdentTopic {
     IdentTopic::new(format!("{TOPIC_PREFIX}{name}"))
@@ -77,7 +84,8 @@ pub(crate) struct Behaviour {
     /// The anonymous channel: no source, no signature, no sequence number; the application
     /// validates every message (an RLN proof) before it is forwarded.
     pub anonymous: gossipsub::Behaviour,
-    /// Header ranges on request, for a member whose chain source looks wrong (DESIGN §7).
+    /// Header ranges on request, for a member whose chain source looks wrong
+    /// (docs/ARCHITECTURE.md, "Alternative paths: watchdog, drivers, header fallback").
     pub headers: request_response::Behaviour<HeaderCodec>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -123,6 +131,23 @@ pub(crate) fn topic_score_params() -> TopicScoreParams {
         invalid_message_deliveries_weight: -100.0,
         invalid_message_deliveries_decay: 0.5,
         ..TopicScoreParams::default()
+    }
+}
+
+/// Subscribes `gs` to `gt` with the topic scoring; `channel` names the gossipsub in logs.
+pub(crate) fn join_topic(
+    gs: &mut gossipsub::Behaviour,
+    gt: gossipsub::IdentTopic,
+    topic: &TopicName,
+    channel: &'static str,
+) {
+    match gs.subscribe(&gt) {
+        Ok(true) => {
+            let _ = gs.set_topic_params(gt, topic_score_params());
+            tracing::info!(%topic, channel, "subscribed");
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(%topic, channel, error = %e, "subscribe failed"),
     }
 }
 
@@ -215,7 +240,7 @@ impl Behaviour {
     pub(crate) fn new(key: &Keypair, p: BehaviourParams<'_>) -> Result<Self, NetError> {
         let mesh = MeshParams::for_members(p.view.nodes().count());
         mesh.validate()?;
-        let max_transmit = p.max_message_bytes + FRAME_OVERHEAD;
+        let max_transmit = p.max_message_bytes + FRAME_OVERHEAD + READ_AHEAD;
         // The envelope carries the signature (see `Envelope`): gossipsub names the author and
         // verifies nothing, so a message is verified once, not once per copy received.
         let gossipsub = Channel {

@@ -19,7 +19,6 @@ mod gate;
 mod headers;
 mod mesh;
 mod metrics;
-mod outbox;
 mod redial;
 mod service;
 mod transport;
@@ -34,7 +33,7 @@ pub use headers::{
     HeaderEntry, HeaderReply, HeaderRequest, RecentHeaders, HEADERS_PROTOCOL,
     MAX_HEADERS_PER_REQUEST,
 };
-pub use mesh::{MeshParams, MeshParamsError};
+pub use mesh::{MeshParams, MeshParamsError, HEARTBEAT};
 pub use redial::Backoff;
 pub use service::{
     Acceptance, AnonymousMessage, AnonymousMessageId, Delivery, Direction, NetworkEvent,
@@ -59,6 +58,14 @@ pub enum NetError {
     Dial(String),
     #[error("the network service has stopped")]
     Stopped,
+    #[error(
+        "max_message_bytes = {max_message_bytes} leaves no room for a signed envelope: an empty \
+         one takes up to {envelope} bytes"
+    )]
+    MessageLimit {
+        max_message_bytes: usize,
+        envelope: usize,
+    },
     #[error("header request to {peer} failed: {reason}")]
     HeaderRequest { peer: PeerId, reason: String },
 }

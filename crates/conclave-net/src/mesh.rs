@@ -6,10 +6,10 @@
 
 use thiserror::Error;
 
-/// The mesh degrees handed to gossipsub.
 /// The gossipsub heartbeat: how often meshes are repaired and gossip is emitted.
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(700);
 
+/// The mesh degrees handed to gossipsub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MeshParams {
     /// Target mesh degree (D).

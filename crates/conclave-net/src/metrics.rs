@@ -35,7 +35,8 @@ pub(crate) struct PublishLabels {
     pub outcome: &'static str,
 }
 
-/// Counters and gauges the worker updates; all cheap atomics.
+/// Counters and gauges the worker updates; all cheap atomics (clones share them).
+#[derive(Clone)]
 pub(crate) struct NetMetrics {
     pub peers: Gauge,
     pub messages: Family<MessageLabels, Counter>,

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use conclave_core::PeerId;
-use conclave_net::{Direction, NetworkEvent, PublishError, PublishOutcome, Rejection};
+use conclave_net::{Direction, NetworkEvent, PublishError, PublishOutcome, Rejection, HEARTBEAT};
+use libp2p::identity::Keypair;
 use prometheus_client::encoding::text::encode;
 use tokio::sync::watch;
 
@@ -392,4 +393,92 @@ async fn publishes_wait_for_subscribers_instead_of_failing() {
     got.sort();
     assert_eq!(got, vec![0, 1, 2, 3, 4]);
     let _ = (&mut first, tx);
+}
+
+/// The sender promises what receivers accept: `max_message_bytes` bounds the whole signed
+/// envelope, so the largest payload is smaller by the envelope's worst case. Payloads at and just
+/// under it reach every member; one byte more is refused at the sender, naming the limit — it
+/// never goes out to be refused by receivers, who would penalize the honest sender for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_up_to_the_largest_deliverable_size_arrive_and_one_more_is_refused_at_the_sender()
+{
+    init_tracing();
+    // ed25519 and secp256k1 senders: their signatures differ in length.
+    let mut members: Vec<Member> = (1..=3).map(Member::new).collect();
+    members.push(Member::with_key(4, Keypair::generate_secp256k1()));
+    let refs: Vec<&Member> = members.iter().collect();
+    let (mut nodes, _view) = start_all(&members, view_of(&refs, &["signers"]), &["signers"]);
+    wait_for_mesh(&nodes, 3, "signers").await;
+    let limit = conclave_net::NetConfig::new(
+        Keypair::generate_ed25519(),
+        conclave_net::TransportKind::Memory,
+    )
+    .max_message_bytes;
+    let senders = [0, 3];
+    let mut sizes = BTreeMap::new();
+    for &s in &senders {
+        let max = nodes[s].service.max_payload_bytes();
+        assert!(
+            max < limit && max + 100 >= limit,
+            "the envelope costs at most 100 bytes: {max}"
+        );
+        for size in [max - 1, max] {
+            let out = nodes[s]
+                .service
+                .publish(topic("signers"), vec![s as u8; size])
+                .await
+                .unwrap();
+            assert!(matches!(out, PublishOutcome::Published { .. }), "{out:?}");
+        }
+        let over = nodes[s]
+            .service
+            .publish(topic("signers"), vec![0; max + 1])
+            .await
+            .unwrap_err();
+        assert_eq!(over, PublishError::TooLarge { size: max + 1, max });
+        assert!(over.to_string().contains(&format!("{max} bytes")), "{over}");
+        sizes.insert(members[s].peer, vec![max - 1, max]);
+    }
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let mut got: BTreeMap<PeerId, Vec<usize>> = BTreeMap::new();
+        let expected: usize = senders.iter().filter(|&&s| s != i).count() * 2;
+        for _ in 0..expected {
+            let (source, len) = next_matching(&mut node.events, |e| match e {
+                NetworkEvent::Message(d) => Some((d.source, d.payload.len())),
+                _ => None,
+            })
+            .await;
+            got.entry(source).or_default().push(len);
+        }
+        for list in got.values_mut() {
+            list.sort();
+        }
+        let want: BTreeMap<PeerId, Vec<usize>> = sizes
+            .iter()
+            .filter(|(p, _)| **p != members[i].peer)
+            .map(|(p, s)| (*p, s.clone()))
+            .collect();
+        assert_eq!(
+            got, want,
+            "node {i} received both payloads of each other sender"
+        );
+    }
+    // A few heartbeats later nobody has refused anything and every sender is still in every
+    // receiver's mesh: nobody was penalized.
+    tokio::time::sleep(HEARTBEAT * 3).await;
+    for (i, node) in nodes.iter().enumerate() {
+        let mut text = String::new();
+        encode(&mut text, &node.metrics).unwrap();
+        assert!(
+            !text.contains("outcome=\"rejected\""),
+            "node {i} rejected a message:\n{text}"
+        );
+        let mesh = node.service.mesh_peers(topic("signers")).await.unwrap();
+        for &s in senders.iter().filter(|&&s| s != i) {
+            assert!(
+                mesh.contains(&members[s].peer),
+                "node {i} pruned sender {s}: {mesh:?}"
+            );
+        }
+    }
 }

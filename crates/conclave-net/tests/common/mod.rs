@@ -29,7 +29,11 @@ pub struct Member {
 
 impl Member {
     pub fn new(i: u8) -> Self {
-        let key = Keypair::generate_ed25519();
+        Self::with_key(i, Keypair::generate_ed25519())
+    }
+
+    /// Member `i` with a node key of the caller's choosing (e.g. secp256k1).
+    pub fn with_key(i: u8, key: Keypair) -> Self {
         let peer = key.public().to_peer_id();
         Member {
             key,

@@ -1,0 +1,168 @@
+//! What arrives on the two gossipsub channels: signed messages are validated here, once per
+//! message, and reported back to gossipsub (which forwards only what is accepted); anonymous
+//! messages are held and handed to the application's validator over a bounded queue.
+
+use std::sync::Arc;
+
+use conclave_core::{Clock, MembershipView, PeerId};
+use libp2p::gossipsub::{self, MessageAcceptance};
+use tokio::sync::mpsc;
+
+use super::types::{
+    hex_id, Acceptance, AnonymousMessage, AnonymousMessageId, Delivery, NetworkEvent,
+};
+use crate::behaviour::{anonymous_topic_name, topic_name};
+use crate::metrics::{MessageLabels, NetMetrics};
+use crate::validation::{validate_signed, Rejection, ValidationLimits};
+
+pub(crate) struct Inbound {
+    pub limits: ValidationLimits,
+    /// Anonymous messages waiting for the application's verdict.
+    pub anonymous: mpsc::Sender<AnonymousMessage>,
+    pub metrics: NetMetrics,
+}
+
+impl Inbound {
+    /// Judges a signed-channel message; the event for the application (a delivery or a
+    /// rejection), if any.
+    pub fn signed(
+        &self,
+        gs: &mut gossipsub::Behaviour,
+        view: &MembershipView,
+        clock: &Arc<dyn Clock>,
+        propagation_source: PeerId,
+        message_id: gossipsub::MessageId,
+        message: gossipsub::Message,
+    ) -> NetworkEvent {
+        let Some(topic) = topic_name(&message.topic) else {
+            let reason = Rejection::ForeignTopic(message.topic.to_string());
+            return self.reject(
+                gs,
+                &message_id,
+                &propagation_source,
+                message.source,
+                String::new(),
+                reason,
+            );
+        };
+        let verdict = validate_signed(
+            view,
+            clock.moment(),
+            clock.now_ms(),
+            self.limits,
+            message.source,
+            &topic,
+            &message.data,
+        );
+        let v = match verdict {
+            Ok(v) => v,
+            Err(reason) => {
+                let topic = topic.to_string();
+                return self.reject(
+                    gs,
+                    &message_id,
+                    &propagation_source,
+                    message.source,
+                    topic,
+                    reason,
+                );
+            }
+        };
+        gs.report_message_validation_result(
+            &message_id,
+            &propagation_source,
+            MessageAcceptance::Accept,
+        );
+        self.metrics
+            .messages
+            .get_or_create(&MessageLabels {
+                topic: topic.to_string(),
+                outcome: "accepted",
+                reason: "ok",
+            })
+            .inc();
+        NetworkEvent::Message(Delivery {
+            topic,
+            source: v.source,
+            operator: v.operator,
+            timestamp_ms: v.envelope.timestamp_ms,
+            payload: v.envelope.payload,
+            message_id: hex_id(&message_id),
+        })
+    }
+
+    /// Reports `Reject` to gossipsub (which lowers the forwarder's score and stops the message
+    /// here) and counts it.
+    fn reject(
+        &self,
+        gs: &mut gossipsub::Behaviour,
+        message_id: &gossipsub::MessageId,
+        propagation_source: &PeerId,
+        source: Option<PeerId>,
+        topic: String,
+        reason: Rejection,
+    ) -> NetworkEvent {
+        tracing::debug!(?source, forwarder = %propagation_source, %reason, "message rejected");
+        gs.report_message_validation_result(
+            message_id,
+            propagation_source,
+            MessageAcceptance::Reject,
+        );
+        self.metrics
+            .messages
+            .get_or_create(&MessageLabels {
+                topic,
+                outcome: "rejected",
+                reason: reason.label(),
+            })
+            .inc();
+        NetworkEvent::MessageRejected { source, reason }
+    }
+
+    /// Hands an anonymous message to the application's validator; when its queue is full the
+    /// message is ignored (not forwarded, nobody penalized) and counted.
+    pub fn anonymous(&self, gs: &mut gossipsub::Behaviour, event: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = event
+        else {
+            return;
+        };
+        let id = AnonymousMessageId {
+            message_id,
+            propagation_source,
+        };
+        let Some(topic) = anonymous_topic_name(&message.topic) else {
+            report_anonymous(gs, &id, Acceptance::Reject);
+            return;
+        };
+        let held = AnonymousMessage {
+            topic,
+            data: message.data,
+            id,
+        };
+        if let Err(e) = self.anonymous.try_send(held) {
+            let id = match e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m.id,
+            };
+            self.metrics.anonymous_dropped.inc();
+            report_anonymous(gs, &id, Acceptance::Ignore);
+        }
+    }
+}
+
+/// Passes the application's verdict on a held anonymous message to gossipsub.
+pub(crate) fn report_anonymous(
+    gs: &mut gossipsub::Behaviour,
+    id: &AnonymousMessageId,
+    acceptance: Acceptance,
+) {
+    let acceptance = match acceptance {
+        Acceptance::Accept => MessageAcceptance::Accept,
+        Acceptance::Ignore => MessageAcceptance::Ignore,
+        Acceptance::Reject => MessageAcceptance::Reject,
+    };
+    gs.report_message_validation_result(&id.message_id, &id.propagation_source, acceptance);
+}

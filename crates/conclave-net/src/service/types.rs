@@ -1,0 +1,163 @@
+//! The service's domain types: what the application hands in and what it gets back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use conclave_core::{Multiaddr, OperatorId, PeerId, TopicName, Unauthorized};
+use libp2p::gossipsub;
+
+use crate::validation::Rejection;
+
+/// A message delivered to the application: it passed every check of the signed channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub topic: TopicName,
+    /// The node key that signed it.
+    pub source: PeerId,
+    /// The operator that authorized that key.
+    pub operator: OperatorId,
+    pub timestamp_ms: u64,
+    pub payload: Vec<u8>,
+    /// Hex of the gossipsub message id.
+    pub message_id: String,
+}
+
+/// A message of the anonymous channel waiting for the application's verdict: gossipsub holds it
+/// (neither delivered nor forwarded) until [`crate::NetworkService::report_anonymous`] is called.
+#[derive(Debug, Clone)]
+pub struct AnonymousMessage {
+    pub topic: TopicName,
+    pub data: Vec<u8>,
+    pub id: AnonymousMessageId,
+}
+
+/// Which held message a verdict is for: the gossipsub id and the peer it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnonymousMessageId {
+    pub(crate) message_id: gossipsub::MessageId,
+    pub(crate) propagation_source: PeerId,
+}
+
+impl AnonymousMessageId {
+    /// Hex of the gossipsub message id (SHA-256 of the data).
+    pub fn hex(&self) -> String {
+        hex_id(&self.message_id)
+    }
+}
+
+/// The application's verdict on an anonymous message (gossipsub's acceptance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Valid: deliver and forward.
+    Accept,
+    /// Drop without penalty (duplicate, overload).
+    Ignore,
+    /// Drop and penalize the peer that forwarded it.
+    Reject,
+}
+
+/// Direction of a refused connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// Everything the network reports to the application, as one domain enum.
+#[derive(Debug, Clone)]
+pub enum NetworkEvent {
+    Message(Delivery),
+    PeerConnected {
+        peer: PeerId,
+        operator: OperatorId,
+    },
+    PeerDisconnected {
+        peer: PeerId,
+    },
+    /// A connection refused by the gate (`reason` is its label) or by the connection limits.
+    ConnectionDenied {
+        peer: Option<PeerId>,
+        direction: Direction,
+        reason: &'static str,
+    },
+    /// A connected peer lost its authorization and was disconnected.
+    PeerEvicted {
+        peer: PeerId,
+        reason: Unauthorized,
+    },
+    MessageRejected {
+        source: Option<PeerId>,
+        reason: Rejection,
+    },
+    /// Identify reported where a member listens (for the persisted peer store).
+    AddressesLearned {
+        peer: PeerId,
+        addresses: Vec<Multiaddr>,
+    },
+    /// A queued publish was given up (`reason`: expired or failed).
+    PublishDropped {
+        topic: TopicName,
+        reason: &'static str,
+    },
+}
+
+/// What happened to a publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// Handed to gossipsub; the hex message id.
+    Published { message_id: String },
+    /// Waiting for subscribed peers, at this position in the queue.
+    Queued { position: usize },
+}
+
+/// Why a publish was refused. Nothing is queued when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    #[error("this node may not publish on `{topic}`: {reason}")]
+    NotAuthorized {
+        topic: TopicName,
+        reason: Unauthorized,
+    },
+    #[error("{size} bytes is over the largest deliverable size, {max} bytes")]
+    TooLarge { size: usize, max: usize },
+    /// Gossipsub could not send it (e.g. no peer subscribed to the anonymous topic yet).
+    #[error("not sent: {0}")]
+    NotSent(String),
+    #[error("publish queue is full ({capacity} messages waiting for peers)")]
+    QueueFull { capacity: usize },
+    #[error("the network service has stopped")]
+    Stopped,
+    /// The node moved to a new key ([`crate::NetworkService::hand_over`]); publish on its new service.
+    #[error("this network service handed over to a new node key")]
+    HandedOver,
+}
+
+/// A connected peer as the application sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub operator: Option<OperatorId>,
+    pub addresses: Vec<Multiaddr>,
+    pub connections: usize,
+    pub topics: BTreeSet<TopicName>,
+}
+
+/// A consistent picture of the node's connections, published after every change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSnapshot {
+    pub local: PeerId,
+    pub listen: Vec<Multiaddr>,
+    pub peers: BTreeMap<PeerId, PeerInfo>,
+}
+
+/// Hex of a gossipsub message id (the form the API and logs use).
+pub(crate) fn hex_id(id: &gossipsub::MessageId) -> String {
+    id.0.iter().map(|b| format!("{b:02x}")).collect()
+}
