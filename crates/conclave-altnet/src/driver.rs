@@ -1,5 +1,6 @@
-//! Transports as drivers with declared capabilities (DESIGN §7), so a deployment can add
-//! redundant paths and the watchdog knows which of them can carry a header request.
+//! Transports as drivers with declared capabilities, so a deployment can add redundant paths and
+//! the watchdog knows which of them can carry a header request (see docs/ARCHITECTURE.md,
+//! "Alternative paths: watchdog, drivers, header fallback").
 //!
 //! A driver has a lifecycle — [`Driver::start`] (listen, warm up), [`Driver::stop`] — and
 //! reports its [`DriverHealth`]. What it carries is in its [`Capabilities`]: the libp2p

@@ -1,4 +1,5 @@
-//! Conclave's defence against a bad chain view (DESIGN §7).
+//! Conclave's defence against a bad chain view
+//! (docs/ARCHITECTURE.md, "Alternative paths: watchdog, drivers, header fallback").
 //!
 //! Place in the data flow: **the chain source's blocks, members' tip announcements and gossip →
 //! [`Watchdog`] (anomalies, with hysteresis) → a header request to members over every

@@ -89,8 +89,9 @@ pub struct Group {
     pub seats: Vec<OperatorId>,
 }
 
-/// An operator's RLN membership (DESIGN §6): the leaf at `index` of the anonymous channel's tree.
-/// The commitment hides the member's secret; only a double signal reveals it.
+/// An operator's RLN membership (docs/ARCHITECTURE.md, "The anonymous channel (RLN)"): the leaf
+/// at `index` of the anonymous channel's tree. The commitment hides the member's secret; only a
+/// double signal reveals it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RlnMember {
     pub operator: OperatorId,

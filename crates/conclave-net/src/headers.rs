@@ -1,5 +1,6 @@
 //! The header request-response protocol (`/conclave/headers/1`): a member asks another for a
-//! range of recent chain headers when its own chain source looks wrong (DESIGN §7).
+//! range of recent chain headers when its own chain source looks wrong
+//! (docs/ARCHITECTURE.md, "Alternative paths: watchdog, drivers, header fallback").
 //!
 //! The network only moves bytes: a node serves the headers its own chain source gave it, from a
 //! [`RecentHeaders`] snapshot its chain task writes; the asking node decides what to believe

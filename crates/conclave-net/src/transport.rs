@@ -15,10 +15,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Builds the swarm: the same identity, behaviour and swarm configuration whatever the
 /// transport, so a memory-transport test runs the production gate, Noise handshake and gossip.
 ///
-/// The network transports are drivers of one swarm (DESIGN §7): TCP, QUIC, WebSocket over TCP
-/// (for paths where only HTTP-looking traffic passes) and circuit relay v2 through a member
-/// relay. Each listens on the addresses configured for it; every connection, whatever carried
-/// it, is authenticated by Noise (TLS 1.3 inside QUIC) and judged by the same gate.
+/// The network transports are drivers of one swarm
+/// (docs/ARCHITECTURE.md, "Alternative paths: watchdog, drivers, header fallback"): TCP, QUIC,
+/// WebSocket over TCP (for paths where only HTTP-looking traffic passes) and circuit relay v2
+/// through a member relay. Each listens on the addresses configured for it; every connection,
+/// whatever carried it, is authenticated by Noise (TLS 1.3 inside QUIC) and judged by the same
+/// gate.
 pub(crate) fn build_swarm(
     keypair: Keypair,
     kind: TransportKind,

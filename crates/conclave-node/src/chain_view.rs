@@ -1,6 +1,6 @@
 //! The chain as the node acts on it: its chain source's head — or, while the watchdog finds the
 //! source wrong and members of f+1 operators agree on newer headers, a fallback tip made of
-//! those headers (DESIGN §7).
+//! those headers (docs/ARCHITECTURE.md, "Alternative paths: watchdog, drivers, header fallback").
 //!
 //! Place in the data flow: **chain source → the chain watch task (the one writer, feature
 //! `altnet`) → [`ChainView`] → coordination windows, block-limited delegations, `/readyz`**.

@@ -1,6 +1,7 @@
-//! The anonymous channel's state machine: validation of received messages in DESIGN §6's order,
-//! preparation of our own messages, and slashing evidence. Sans-IO: proofs are made and checked
-//! by the caller on the [`ProofPool`](crate::ProofPool) between [`RlnChannel::precheck`] and
+//! The anonymous channel's state machine: validation of received messages in the order given in
+//! docs/ARCHITECTURE.md, "The anonymous channel (RLN)", preparation of our own messages, and
+//! slashing evidence. Sans-IO: proofs are made and checked by the caller on the
+//! [`ProofPool`](crate::ProofPool) between [`RlnChannel::precheck`] and
 //! [`RlnChannel::commit`], so the state is never held across a proof.
 
 use std::sync::Arc;
@@ -216,8 +217,9 @@ impl RlnChannel {
         self.membership.apply(registrations)
     }
 
-    /// Every check up to proof verification, in DESIGN §6's order: decode → timestamp → epoch →
-    /// external nullifier → signal → root window → nullifier log.
+    /// Every check up to proof verification, in the order given in docs/ARCHITECTURE.md,
+    /// "The anonymous channel (RLN)": decode → timestamp → epoch → external nullifier → signal →
+    /// root window → nullifier log.
     pub fn precheck(&self, topic: &str, raw: &[u8], now_ms: u64) -> Result<Pending, Outcome> {
         let message =
             RlnMessage::decode(raw).map_err(|e| Outcome::Reject(Rejection::Malformed(e)))?;

@@ -1,5 +1,5 @@
-//! Conclave's anonymous, spam-resistant channel (DESIGN §6), over zerokit's RLN (Groth16 on
-//! BN254, depth-20 tree, resources embedded).
+//! Conclave's anonymous, spam-resistant channel, over zerokit's RLN (Groth16 on BN254, depth-20
+//! tree, resources embedded); see docs/ARCHITECTURE.md, "The anonymous channel (RLN)".
 //!
 //! Place in the data flow: **registry → [`RlnMembership`] (the tree) → [`RlnChannel`] (validation,
 //! nullifier log, slashing evidence) → the node's anonymous gossipsub topic and API**. Everything

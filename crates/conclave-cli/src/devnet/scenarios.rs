@@ -1,5 +1,5 @@
-//! `conclave devnet --scenario …`: the alternative-path scenarios (DESIGN §7), as separate node
-//! processes on loopback.
+//! `conclave devnet --scenario …`: the alternative-path scenarios, as separate node processes on
+//! loopback (docs/ARCHITECTURE.md, "Alternative paths: watchdog, drivers, header fallback").
 //!
 //! - `stale-chain` (on anvil): one member's chain source freezes (its RPC path is cut) while the
 //!   chain moves on. Its watchdog raises the anomaly, it fetches the headers members agree on,
