@@ -31,14 +31,13 @@ fn main() {
             println!("cargo:rerun-if-changed={git_dir}/{file}");
         }
     }
-    // Not `CONCLAVE_*`: cargo also sets these when it runs the binary (tests, `cargo run`), and
-    // the node reads `CONCLAVE_*` variables as configuration.
     let commit = git(&root, &["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let mut status = vec!["status", "--porcelain", "--untracked-files=normal", "--"];
     status.extend(SOURCES);
     let dirty = commit != "unknown" && git(&root, &status).is_some_and(|s| !s.is_empty());
-    println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
-    if dirty {
-        println!("cargo:rustc-env=BUILD_GIT_DIRTY=1");
-    }
+    // A generated source file, not `cargo:rustc-env`: incremental rustc kept an `env!` value
+    // from an earlier build after the variable changed (the binary named an old commit).
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let stamp = format!("pub const COMMIT: &str = {commit:?};\npub const DIRTY: bool = {dirty};\n");
+    std::fs::write(out.join("build_stamp.rs"), stamp).expect("OUT_DIR is writable");
 }

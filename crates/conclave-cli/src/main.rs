@@ -12,11 +12,16 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use conclave_node::keys::{self, KeyType};
 use conclave_node::{BuildInfo, NodeConfig, NodeHooks, RunningNode};
 
-/// This binary's build: the crate version and what `build.rs` found in git.
+/// What `build.rs` found in git: `COMMIT` and `DIRTY`.
+mod build_stamp {
+    include!(concat!(env!("OUT_DIR"), "/build_stamp.rs"));
+}
+
+/// This binary's build: the crate version and its git commit.
 const BUILD: BuildInfo = BuildInfo {
     version: env!("CARGO_PKG_VERSION"),
-    commit: env!("BUILD_GIT_COMMIT"),
-    dirty: option_env!("BUILD_GIT_DIRTY").is_some(),
+    commit: build_stamp::COMMIT,
+    dirty: build_stamp::DIRTY,
 };
 
 #[derive(Parser)]

@@ -1,0 +1,338 @@
+//! The worker task: the one owner of the swarm and of every piece of connection state. It only
+//! routes — commands from handles, swarm events, view changes and ticks — to the part that owns
+//! the matter: the [`Publisher`], the [`Inbound`] validator, the [`PeerTable`], the
+//! [`Connectivity`] keeper and the [`HeaderClient`]; connection lifecycle events are handled
+//! in `connections`.
+
+mod connections;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conclave_core::{Clock, MembershipView, Moment, PeerId};
+use futures::StreamExt;
+use libp2p::gossipsub;
+use libp2p::metrics::Recorder;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, Swarm};
+use tokio::sync::{mpsc, watch};
+
+use super::command::Command;
+use super::connectivity::{self, dial_refusal, Connectivity};
+use super::header_client::HeaderClient;
+use super::inbound::{report_anonymous, Inbound};
+use super::peer_table::PeerTable;
+use super::publisher::{Dropped, Publisher};
+use super::types::{hex_id, NetworkEvent, PublishError};
+use crate::behaviour::{
+    anonymous_topic, gossip_topic, join_topic, topic_name, Behaviour, BehaviourEvent,
+    FRAME_OVERHEAD,
+};
+use crate::metrics::{NetMetrics, ReasonLabels};
+
+/// How often the worker re-checks expiries, redials and the outbox while there is such work: a
+/// member to reach or a message waiting for peers.
+const TICK: Duration = Duration::from_millis(100);
+/// The tick while every member is connected and nothing waits: only the time-driven
+/// authorization sweep is left, and authorizations are judged per second. Each tick wakes the
+/// whole swarm: at 100 ms that was most of an idle node's CPU.
+const QUIET_TICK: Duration = Duration::from_secs(1);
+
+pub(crate) struct Worker {
+    pub swarm: Swarm<Behaviour>,
+    pub commands: mpsc::Receiver<Command>,
+    pub registry: RegistryFeed,
+    pub events: mpsc::Sender<NetworkEvent>,
+    pub publisher: Publisher,
+    pub inbound: Inbound,
+    pub table: PeerTable,
+    pub connectivity: Connectivity,
+    pub header_client: HeaderClient,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: NetMetrics,
+    pub libp2p_metrics: libp2p::metrics::Metrics,
+    pub shutdown: Arc<tokio::sync::Notify>,
+}
+
+/// The registry's snapshots as the worker follows them.
+pub(crate) struct RegistryFeed {
+    pub views: watch::Receiver<Arc<MembershipView>>,
+    /// False once the registry side has gone (the last view stays in force).
+    pub open: bool,
+    /// The moment of the last time-driven authorization sweep (see `Worker::on_tick`).
+    pub swept_at: Option<Moment>,
+}
+
+impl Worker {
+    pub async fn run(mut self) {
+        let tick = tokio::time::sleep(TICK);
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                changed = self.registry.views.changed(), if self.registry.open => match changed {
+                    Ok(()) => {
+                        let view = self.registry.views.borrow_and_update().clone();
+                        self.apply_view(view);
+                    }
+                    Err(_) => self.registry.open = false,
+                },
+                _ = &mut tick => {
+                    self.on_tick();
+                    let next = tokio::time::Instant::now() + self.tick_period();
+                    tick.as_mut().reset(next);
+                }
+                _ = self.shutdown.notified() => break,
+            }
+            // Work appeared while ticking slowly (a member dropped, a message waits): tick soon.
+            let soon = tokio::time::Instant::now() + TICK;
+            if self.tick_period() == TICK && tick.deadline() > soon {
+                tick.as_mut().reset(soon);
+            }
+        }
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in peers {
+            let _ = self.swarm.disconnect_peer_id(p);
+        }
+        tracing::info!("network service stopped");
+    }
+
+    fn emit(&self, event: NetworkEvent) {
+        if self.events.try_send(event).is_err() {
+            self.metrics.events_dropped.inc();
+        }
+    }
+
+    fn emit_dropped(&self, dropped: Vec<Dropped>) {
+        for Dropped { topic, reason } in dropped {
+            self.emit(NetworkEvent::PublishDropped { topic, reason });
+        }
+    }
+
+    /// The view in force: the gate's.
+    fn view(&self) -> Arc<MembershipView> {
+        self.swarm.behaviour().gate.view().clone()
+    }
+
+    /// Puts `view` in force: the gate evicts whoever it no longer authorizes.
+    fn apply_view(&mut self, view: Arc<MembershipView>) {
+        self.connectivity.view_changing(&self.view(), &view);
+        let evicted = self.swarm.behaviour_mut().gate.apply_view(view);
+        for (peer, reason) in evicted {
+            tracing::warn!(%peer, %reason, "evicting peer no longer authorized");
+            let label = ReasonLabels {
+                reason: reason.label(),
+            };
+            self.metrics.evictions.get_or_create(&label).inc();
+            self.emit(NetworkEvent::PeerEvicted { peer, reason });
+        }
+        self.connectivity
+            .view_applied(&self.view(), self.clock.moment());
+    }
+
+    fn on_tick(&mut self) {
+        // Delegations expire with time, not only with registry edits. An authorization is
+        // judged at a moment (second, block), so one sweep per moment is enough.
+        let at = self.clock.moment();
+        if self.registry.swept_at != Some(at) {
+            self.registry.swept_at = Some(at);
+            self.apply_view(self.view());
+        }
+        let view = self.view();
+        self.connectivity.redial_members(&mut self.swarm, &view, at);
+        let expired = self.publisher.expire(Instant::now());
+        self.emit_dropped(expired);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let now_ms = self.clock.now_ms();
+        let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+        let dropped = self.publisher.flush(gossip, now_ms);
+        self.emit_dropped(dropped);
+    }
+
+    fn tick_period(&self) -> Duration {
+        if self.connectivity.all_connected() && self.publisher.is_idle() {
+            QUIET_TICK
+        } else {
+            TICK
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish {
+                topic,
+                payload,
+                reply,
+            } => {
+                let view = self.view();
+                let (at, now_ms) = (self.clock.moment(), self.clock.now_ms());
+                let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+                let result = self.publisher.publish(
+                    gossip,
+                    &view,
+                    at,
+                    now_ms,
+                    Instant::now(),
+                    topic,
+                    payload,
+                );
+                let _ = reply.send(result);
+            }
+            Command::Subscribe { topic, reply } => {
+                let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+                join_topic(gossipsub, gossip_topic(&topic), &topic, "signed");
+                let _ = reply.send(());
+            }
+            Command::SubscribeAnonymous { topic, reply } => {
+                let anonymous = &mut self.swarm.behaviour_mut().anonymous;
+                join_topic(anonymous, anonymous_topic(&topic), &topic, "anonymous");
+                let _ = reply.send(());
+            }
+            Command::Dial { address, reply } => {
+                let _ = reply.send(self.swarm.dial(address).map_err(|e| dial_refusal(&e)));
+            }
+            Command::Listen { address, reply } => {
+                self.connectivity.reopen_transport(&address);
+                let result = self.swarm.listen_on(address.clone());
+                if let Ok(id) = &result {
+                    self.table.listener_added(*id, address);
+                }
+                let _ = reply.send(result.map(|_| ()).map_err(|e| e.to_string()));
+            }
+            Command::CloseTransport { matches, reply } => {
+                let listeners = self.table.take_listeners(&matches);
+                for id in &listeners {
+                    self.swarm.remove_listener(*id);
+                }
+                let connections = self.table.connections_matching(&matches);
+                for id in &connections {
+                    self.swarm.close_connection(*id);
+                }
+                self.connectivity.close_transport(matches);
+                let _ = reply.send((listeners.len(), connections.len()));
+            }
+            Command::Topics { reply } => {
+                let gossipsub = &self.swarm.behaviour().gossipsub;
+                let _ = reply.send(gossipsub.topics().filter_map(topic_name).collect());
+            }
+            Command::MeshPeers { topic, reply } => {
+                let hash = gossip_topic(&topic).hash();
+                let gossipsub = &self.swarm.behaviour().gossipsub;
+                let _ = reply.send(gossipsub.mesh_peers(&hash).copied().collect());
+            }
+            Command::PublishAnonymous { topic, data, reply } => {
+                let max = self.inbound.limits.max_message_bytes + FRAME_OVERHEAD;
+                let anonymous = &mut self.swarm.behaviour_mut().anonymous;
+                let result = if data.len() > max {
+                    Err(PublishError::TooLarge {
+                        size: data.len(),
+                        max,
+                    })
+                } else {
+                    anonymous
+                        .publish(anonymous_topic(&topic), data)
+                        .map(|id| hex_id(&id))
+                        .map_err(|e| PublishError::NotSent(e.to_string()))
+                };
+                let _ = reply.send(result);
+            }
+            Command::ReportAnonymous { id, acceptance } => {
+                report_anonymous(&mut self.swarm.behaviour_mut().anonymous, &id, acceptance)
+            }
+            Command::FetchHeaders {
+                peer,
+                request,
+                reply,
+            } => {
+                let connected = self.swarm.is_connected(&peer);
+                let protocol = &mut self.swarm.behaviour_mut().headers;
+                self.header_client
+                    .request(protocol, connected, peer, request, reply);
+            }
+            Command::HandOver { reply } => {
+                let _ = reply.send(self.publisher.hand_over());
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.libp2p_metrics.record(&event);
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => {
+                self.libp2p_metrics.record(&ev);
+                self.on_gossipsub(ev);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Anonymous(ev)) => {
+                self.libp2p_metrics.record(&ev);
+                self.inbound
+                    .anonymous(&mut self.swarm.behaviour_mut().anonymous, ev);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => {
+                self.libp2p_metrics.record(&ev);
+                if let identify::Event::Received { peer_id, info, .. } = ev {
+                    let addresses = self.connectivity.learned(peer_id, info.listen_addrs);
+                    if !addresses.is_empty() {
+                        let peer = peer_id;
+                        self.emit(NetworkEvent::AddressesLearned { peer, addresses });
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.libp2p_metrics.record(&ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Headers(ev)) => {
+                let protocol = &mut self.swarm.behaviour_mut().headers;
+                self.header_client.on_event(protocol, ev);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(ev)) => {
+                let (view, at) = (self.view(), self.clock.moment());
+                connectivity::on_relay(&mut self.swarm, &view, at, &self.metrics, ev);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(ev)) => {
+                tracing::debug!(?ev, "relay client");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gate(never))
+            | SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
+            other => self.on_connection_event(other),
+        }
+    }
+
+    fn on_gossipsub(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let view = self.view();
+                let gs = &mut self.swarm.behaviour_mut().gossipsub;
+                let event = self.inbound.signed(
+                    gs,
+                    &view,
+                    &self.clock,
+                    propagation_source,
+                    message_id,
+                    message,
+                );
+                self.emit(event);
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                if let Some(name) = topic_name(&topic) {
+                    self.table.topic_changed(&peer_id, name, true);
+                }
+                self.flush();
+            }
+            gossipsub::Event::Unsubscribed { peer_id, topic } => {
+                if let Some(name) = topic_name(&topic) {
+                    self.table.topic_changed(&peer_id, name, false);
+                }
+            }
+            _ => {}
+        }
+    }
+}
