@@ -99,6 +99,14 @@ impl WindowParams {
         })
     }
 
+    /// Whether a member whose chain head is `head` can still take part in `w`: its active phase
+    /// has not ended. A member whose head jumped past a whole active phase (it was behind, or
+    /// switched to a fallback tip) saw none of the leader's messages and must not judge the
+    /// leader idle for it.
+    pub fn joinable(&self, w: Window, head: u64) -> bool {
+        head < w.coordination_block + self.active
+    }
+
     /// The seed block of a window.
     pub fn safe_block(&self, w: Window) -> u64 {
         w.coordination_block - self.safe_shift
@@ -154,6 +162,18 @@ mod tests {
         assert_eq!(p.phase(w, 980), Phase::Passive { ends_at: 1000 });
         assert_eq!(p.phase(w, 999), Phase::Passive { ends_at: 1000 });
         assert_eq!(p.phase(w, 1000), Phase::Idle);
+    }
+
+    #[test]
+    fn a_window_is_joinable_until_its_active_phase_ends() {
+        let p = WindowParams::default();
+        let w = p.window_at(900).unwrap();
+        assert!(p.joinable(w, 899), "opened ahead of its start");
+        assert!(p.joinable(w, 979), "the last active block");
+        assert!(
+            !p.joinable(w, 980),
+            "a head past the active phase saw none of it"
+        );
     }
 
     #[test]

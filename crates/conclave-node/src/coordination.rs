@@ -67,8 +67,17 @@ struct Live {
     accepted_at_ms: Option<u64>,
 }
 
-/// Rounds in progress, by coordination block and group.
-type Rounds = BTreeMap<(u64, [u8; 20]), Live>;
+/// Proposals a member may hold for windows its head has not reached yet, in all.
+const EARLY_MAX: usize = 256;
+
+/// Rounds in progress, by coordination block and group; and messages that arrived before their
+/// window opened here (this node's head is behind the leader's: a slow source, or a fallback tip
+/// fetched every few blocks), the latest per sender, replayed when the window opens.
+#[derive(Default)]
+struct Rounds {
+    live: BTreeMap<(u64, [u8; 20]), Live>,
+    early: BTreeMap<(u64, [u8; 20], OperatorId), CoordinationMessage>,
+}
 
 impl Coordinator {
     pub async fn run(mut self) {
@@ -79,34 +88,94 @@ impl Coordinator {
         }
         let mut heads = self.chain.heads();
         let mut last = heads.borrow_and_update().number;
-        let mut rounds = Rounds::new();
+        let mut rounds = Rounds::default();
         loop {
             tokio::select! {
                 changed = heads.changed() => {
                     if changed.is_err() { return; }
                     let head = heads.borrow_and_update().number;
-                    // A long stall opens at most the windows of the last `frequency` blocks.
-                    let from = (last + 1).max(head.saturating_sub(self.cfg.params.frequency));
-                    for b in from..=head {
-                        if let Some(w) = self.cfg.params.window_at(b) {
-                            self.open(w, &topic, &mut rounds).await;
-                        }
-                    }
+                    // What arrived before this head is judged at the head it arrived under:
+                    // settling a window first would blame a leader whose proposal is waiting.
+                    if !self.drain(&topic, last, &mut rounds) { return; }
+                    self.open_windows(last, head, &topic, &mut rounds).await;
+                    // Opening awaits the seed block; what arrived meanwhile is for the new head.
+                    if !self.drain(&topic, head, &mut rounds) { return; }
                     last = head;
                     self.advance(head, &topic, &mut rounds).await;
                 }
-                d = self.deliveries.recv() => match d {
-                    Ok(d) if d.topic == topic => self.on_delivery(&d, last, &mut rounds),
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(skipped = n, "coordination fell behind the delivery stream");
-                        self.metrics.coord_dropped.get_or_create(&crate::metrics::ReasonLabel { reason: "lagged" }).inc_by(n);
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                d = self.deliveries.recv() => if !self.received(d, &topic, last, &mut rounds) {
+                    return;
                 },
                 _ = self.shutdown.changed() => return,
             }
         }
+    }
+
+    /// Opens the windows that start in `(last, head]` (after a long stall, at most those of the
+    /// last `frequency` blocks), except those whose active phase the head already passed.
+    async fn open_windows(&mut self, last: u64, head: u64, topic: &TopicName, rounds: &mut Rounds) {
+        let from = (last + 1).max(head.saturating_sub(self.cfg.params.frequency));
+        for b in from..=head {
+            match self.cfg.params.window_at(b) {
+                Some(w) if self.cfg.params.joinable(w, head) => {
+                    self.open(w, head, topic, rounds).await
+                }
+                Some(w) => {
+                    // Our head jumped past its whole active phase: we could not have seen the
+                    // leader's messages, so we do not judge it.
+                    tracing::info!(
+                        block = w.coordination_block,
+                        head,
+                        "coordination window missed: the chain head passed its active phase at once"
+                    );
+                    let missed = crate::metrics::ReasonLabel { reason: "missed" };
+                    self.metrics.coord_windows.get_or_create(&missed).inc();
+                }
+                None => {}
+            }
+        }
+        // What was held for windows now behind us and not opened here has no use.
+        rounds.early.retain(|k, _| k.0 > head);
+    }
+
+    /// Handles every delivery already waiting, at `head`; false once the stream has closed.
+    fn drain(&mut self, topic: &TopicName, head: u64, rounds: &mut Rounds) -> bool {
+        loop {
+            let d = match self.deliveries.try_recv() {
+                Ok(d) => Ok(d),
+                Err(broadcast::error::TryRecvError::Empty) => return true,
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    Err(broadcast::error::RecvError::Lagged(n))
+                }
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    Err(broadcast::error::RecvError::Closed)
+                }
+            };
+            if !self.received(d, topic, head, rounds) {
+                return false;
+            }
+        }
+    }
+
+    /// One item of the delivery stream; false once the stream has closed.
+    fn received(
+        &mut self,
+        d: Result<Arc<Delivery>, broadcast::error::RecvError>,
+        topic: &TopicName,
+        head: u64,
+        rounds: &mut Rounds,
+    ) -> bool {
+        match d {
+            Ok(d) if d.topic == *topic => self.on_delivery(&d, head, rounds),
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(skipped = n, "coordination fell behind the delivery stream");
+                let lagged = crate::metrics::ReasonLabel { reason: "lagged" };
+                self.metrics.coord_dropped.get_or_create(&lagged).inc_by(n);
+            }
+            Err(broadcast::error::RecvError::Closed) => return false,
+        }
+        true
     }
 
     /// This node's operator, from the view (whatever key it runs under now).
@@ -117,7 +186,9 @@ impl Coordinator {
             .map(|(_, a)| a.operator)
     }
 
-    async fn open(&mut self, w: Window, topic: &TopicName, rounds: &mut Rounds) {
+    /// Opens `w` for each of this member's groups at `head` (leading: proposes; following:
+    /// judges what was held for it).
+    async fn open(&mut self, w: Window, head: u64, topic: &TopicName, rounds: &mut Rounds) {
         let view = self.view.borrow().clone();
         let Some(me) = self.me(&view) else { return };
         let mine: Vec<_> = view
@@ -155,13 +226,21 @@ impl Coordinator {
                     self.send(topic, &msg).await;
                 }
             }
-            rounds.insert(
-                (w.coordination_block, group.id.0),
-                Live {
-                    round,
-                    accepted_at_ms: None,
-                },
-            );
+            let key = (w.coordination_block, group.id.0);
+            let mut live = Live {
+                round,
+                accepted_at_ms: None,
+            };
+            let held: Vec<_> = rounds
+                .early
+                .range((key.0, key.1, OperatorId([0; 20]))..=(key.0, key.1, OperatorId([0xff; 20])))
+                .map(|(k, m)| (k.2, m.clone()))
+                .collect();
+            for (sender, msg) in held {
+                rounds.early.remove(&(key.0, key.1, sender));
+                self.judge(&mut live, key, sender, &msg, head);
+            }
+            rounds.live.insert(key, live);
         }
     }
 
@@ -174,7 +253,7 @@ impl Coordinator {
     /// Resends leaders' proposals on the new block and settles finished windows.
     async fn advance(&mut self, head: u64, topic: &TopicName, rounds: &mut Rounds) {
         let mut settled = Vec::new();
-        for (key, live) in rounds.iter_mut() {
+        for (key, live) in rounds.live.iter_mut() {
             let round = &mut live.round;
             if key.0 < head {
                 if let Some(msg) = round.resend_at(head).cloned() {
@@ -213,7 +292,7 @@ impl Coordinator {
             }
         }
         for k in settled {
-            rounds.remove(&k);
+            rounds.live.remove(&k);
         }
     }
 
@@ -232,10 +311,35 @@ impl Coordinator {
             }
         };
         let key = (msg.coordination_block, msg.wallet_public_key_hash.0);
-        let Some(live) = rounds.get_mut(&key) else {
-            return drop("no_open_window");
+        let Some(live) = rounds.live.get_mut(&key) else {
+            // A window this node has not reached yet: hold the sender's latest message for it.
+            let params = self.cfg.params;
+            let ahead = msg.coordination_block > head
+                && msg.coordination_block <= head + params.frequency
+                && params.window_at(msg.coordination_block).is_some();
+            if !ahead {
+                return drop("no_open_window");
+            }
+            let early = (key.0, key.1, d.operator);
+            if rounds.early.len() >= EARLY_MAX && !rounds.early.contains_key(&early) {
+                return drop("early_full");
+            }
+            rounds.early.insert(early, msg);
+            return;
         };
-        match live.round.on_message(d.operator, &msg, head) {
+        self.judge(live, key, d.operator, &msg, head);
+    }
+
+    /// The follower routine for one message in a window in progress.
+    fn judge(
+        &self,
+        live: &mut Live,
+        key: (u64, [u8; 20]),
+        sender: OperatorId,
+        msg: &CoordinationMessage,
+        head: u64,
+    ) {
+        match live.round.on_message(sender, msg, head) {
             Verdict::Accept(p) => {
                 live.accepted_at_ms = Some(conclave_core::SystemClock.now_ms());
                 match self
@@ -249,7 +353,12 @@ impl Coordinator {
                 }
             }
             Verdict::Fault(_) => {}
-            Verdict::Drop(r) => drop(drop_label(r)),
+            Verdict::Drop(r) => {
+                let label = crate::metrics::ReasonLabel {
+                    reason: drop_label(r),
+                };
+                self.metrics.coord_dropped.get_or_create(&label).inc();
+            }
         }
     }
 }

@@ -207,7 +207,7 @@ impl NodeMetrics {
         );
         registry.register(
             "coordination_windows",
-            "Settled coordination windows by this node's result (led, accepted, none)",
+            "Coordination windows by this node's result (led, accepted, none; missed: the head passed the active phase at once)",
             m.coord_windows.clone(),
         );
         registry.register(
