@@ -1,6 +1,9 @@
 //! Acceptance tests of the gated, signed channel: multi-node, real Noise handshakes over the
 //! memory transport, the production behaviour and validator.
 
+// A failed unwrap here is a failed test (the crate denies unwrap in library code).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,9 @@
 //! seats, windows on a fast clock chain. Every honest follower accepts its leader's proposal; an
 //! impostor is recorded by every other follower; results survive a restart.
 
+// A failed unwrap here is a failed test (the crate denies unwrap in library code).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

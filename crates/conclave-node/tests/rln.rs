@@ -3,6 +3,9 @@
 //! recovered, the evidence verified and the member removed on every node; its later messages are
 //! rejected; a node started late rebuilds the same tree from the registry and the removals.
 
+// A failed unwrap here is a failed test (the crate denies unwrap in library code).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -1,3 +1,6 @@
+// A failed unwrap here is a failed test (the crate denies unwrap in library code).
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use conclave_core::{Moment, PeerId, TopicName};

@@ -1,6 +1,9 @@
 //! The anonymous channel with real Groth16 proofs: every validation outcome, slashing and a late
 //! joiner's tree, on the sans-IO channel and the proof pool (no network).
 
+// A failed unwrap here is a failed test (the crate denies unwrap in library code).
+#![allow(clippy::unwrap_used)]
+
 use conclave_rln::{
     fr_to_bytes, EpochRules, EvidenceError, Ignored, NullifierLog, Outcome, ProofPool,
     PublishError, Rejection, RlnChannel, RlnFrame, RlnIdentifier, RlnIdentity, RlnMembership,

@@ -203,7 +203,10 @@ impl RpcProxy {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
-                conns2.lock().unwrap().push(task);
+                conns2
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(task);
             }
         });
         Ok(RpcProxy {
@@ -217,7 +220,11 @@ impl RpcProxy {
     /// Refuses new connections and closes the open ones.
     pub fn cut(&self) {
         self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        for t in self.conns.lock().unwrap().drain(..) {
+        let mut conns = self
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for t in conns.drain(..) {
             t.abort();
         }
     }
