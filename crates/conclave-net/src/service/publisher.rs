@@ -55,6 +55,15 @@ pub(crate) fn max_payload_bytes(
     Some(n)
 }
 
+/// What a publish is judged against: the view in force and its moment, the wall clock for the
+/// envelope's timestamp, the monotonic clock for the wait queue.
+pub(crate) struct PublishContext<'a> {
+    pub view: &'a MembershipView,
+    pub at: Moment,
+    pub now_ms: u64,
+    pub now: Instant,
+}
+
 /// A queued publish given up, for the worker to report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Dropped {
@@ -129,18 +138,14 @@ impl Publisher {
     /// until enough peers subscribe). Refused — and nothing queued — when this key may not
     /// publish there at `at`, when the payload is over the largest deliverable size, when the
     /// queue is full or after the hand-over. Every outcome is counted.
-    #[allow(clippy::too_many_arguments)]
     pub fn publish(
         &mut self,
         gossip: &mut impl Gossip,
-        view: &MembershipView,
-        at: Moment,
-        now_ms: u64,
-        now: Instant,
+        cx: &PublishContext<'_>,
         topic: TopicName,
         payload: Vec<u8>,
     ) -> Result<PublishOutcome, PublishError> {
-        let result = self.admit(gossip, view, at, now_ms, now, topic.clone(), payload);
+        let result = self.admit(gossip, cx, topic.clone(), payload);
         let outcome = match &result {
             Ok(PublishOutcome::Published { .. }) => "published",
             Ok(PublishOutcome::Queued { .. }) => "queued",
@@ -156,14 +161,10 @@ impl Publisher {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn admit(
         &mut self,
         gossip: &mut impl Gossip,
-        view: &MembershipView,
-        at: Moment,
-        now_ms: u64,
-        now: Instant,
+        cx: &PublishContext<'_>,
         topic: TopicName,
         payload: Vec<u8>,
     ) -> Result<PublishOutcome, PublishError> {
@@ -171,7 +172,7 @@ impl Publisher {
             return Err(PublishError::HandedOver);
         }
         let local = self.key.public().to_peer_id();
-        if let Err(reason) = view.may_publish(&local, &topic, at) {
+        if let Err(reason) = cx.view.may_publish(&local, &topic, cx.at) {
             return Err(PublishError::NotAuthorized { topic, reason });
         }
         if payload.len() > self.max_payload {
@@ -183,7 +184,7 @@ impl Publisher {
         let ready = !self.outbox.has_pending(&topic)
             && gossip.subscribed_peers(&topic) >= self.min_publish_peers;
         if ready {
-            match self.send(gossip, &topic, &payload, now_ms) {
+            match self.send(gossip, &topic, &payload, cx.now_ms) {
                 Ok(id) => return Ok(PublishOutcome::Published { message_id: id }),
                 Err(e) => tracing::debug!(%topic, error = %e, "publish deferred"),
             }
@@ -191,7 +192,7 @@ impl Publisher {
         let pending = Pending {
             topic,
             payload,
-            queued_at: now,
+            queued_at: cx.now,
         };
         match self.outbox.push(pending) {
             Ok(()) => {
@@ -439,7 +440,13 @@ mod tests {
         topic_name: &str,
         payload: Vec<u8>,
     ) -> Result<PublishOutcome, PublishError> {
-        p.publish(gossip, view, AT, NOW_MS, now, topic(topic_name), payload)
+        let cx = PublishContext {
+            view,
+            at: AT,
+            now_ms: NOW_MS,
+            now,
+        };
+        p.publish(gossip, &cx, topic(topic_name), payload)
     }
 
     fn count(metrics: &NetMetrics, topic: &str, outcome: &'static str) -> u64 {

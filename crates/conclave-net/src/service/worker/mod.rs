@@ -22,7 +22,7 @@ use super::connectivity::{self, dial_refusal, Connectivity};
 use super::header_client::HeaderClient;
 use super::inbound::{report_anonymous, Inbound};
 use super::peer_table::PeerTable;
-use super::publisher::{Dropped, Publisher};
+use super::publisher::{Dropped, PublishContext, Publisher};
 use super::types::{hex_id, NetworkEvent, PublishError};
 use crate::behaviour::{
     anonymous_topic, gossip_topic, join_topic, topic_name, Behaviour, BehaviourEvent,
@@ -172,18 +172,14 @@ impl Worker {
                 reply,
             } => {
                 let view = self.view();
-                let (at, now_ms) = (self.clock.moment(), self.clock.now_ms());
+                let cx = PublishContext {
+                    view: &view,
+                    at: self.clock.moment(),
+                    now_ms: self.clock.now_ms(),
+                    now: Instant::now(),
+                };
                 let gossip = &mut self.swarm.behaviour_mut().gossipsub;
-                let result = self.publisher.publish(
-                    gossip,
-                    &view,
-                    at,
-                    now_ms,
-                    Instant::now(),
-                    topic,
-                    payload,
-                );
-                let _ = reply.send(result);
+                let _ = reply.send(self.publisher.publish(gossip, &cx, topic, payload));
             }
             Command::Subscribe { topic, reply } => {
                 let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
