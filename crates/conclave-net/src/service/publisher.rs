@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use conclave_core::{Envelope, MembershipView, Moment, TopicName};
+use conclave_core::{Envelope, MembershipView, Moment, PeerId, TopicName};
 use libp2p::gossipsub::{self, MessageId, PublishError as GossipPublishError};
 use libp2p::identity::{KeyType, Keypair};
 use prost::Message as _;
@@ -75,6 +75,8 @@ pub(crate) struct Dropped {
 pub(crate) struct Publisher {
     /// Signs every envelope this node publishes.
     key: Keypair,
+    /// The key's PeerId, which the view authorizes.
+    local: PeerId,
     /// The next envelope's nonce (random start, so a restart does not reuse nonces).
     nonce: u64,
     outbox: Outbox,
@@ -113,6 +115,7 @@ impl Publisher {
             },
         )?;
         Ok(Publisher {
+            local: key.public().to_peer_id(),
             key,
             nonce,
             outbox: Outbox::new(limits.outbox_capacity, limits.outbox_ttl),
@@ -171,8 +174,7 @@ impl Publisher {
         if self.handed_over {
             return Err(PublishError::HandedOver);
         }
-        let local = self.key.public().to_peer_id();
-        if let Err(reason) = cx.view.may_publish(&local, &topic, cx.at) {
+        if let Err(reason) = cx.view.may_publish(&self.local, &topic, cx.at) {
             return Err(PublishError::NotAuthorized { topic, reason });
         }
         if payload.len() > self.max_payload {
