@@ -1,0 +1,40 @@
+//! The typed contracts between Conclave processes.
+//!
+//! Where it sits: at the edge. The node (`conclave-node`) serializes these types as its HTTP
+//! answers; the devnet (`conclave-cli`), the benchmark harness and the tests deserialize the same
+//! types. The devnet's report is here too, because the bench reads it. A field renamed here
+//! therefore fails to compile in every producer and consumer, instead of silently reading `null`
+//! at run time.
+//!
+//! The crate holds data only (serde and a base64 decoder): no I/O, no node internals. Identifiers
+//! travel in their text form (peer ids, operator addresses, multiaddrs), exactly as on the wire.
+
+mod altnet;
+mod membership;
+mod messaging;
+mod report;
+mod rln;
+mod status;
+
+pub use altnet::{
+    Capabilities, DeliveryMode, DriverAnswer, DriverChanged, DriverFetch, DriverHealth,
+    DriversAnswer, FallbackTip, FetchOutcome, HeaderFetch, PathKind, WatchdogAnswer,
+};
+pub use membership::{
+    GroupAnswer, MembershipAnswer, NodeAnswer, OperatorAnswer, RlnLeafAnswer, ViewAnswer,
+};
+pub use messaging::{
+    decode_payload, DeliveryFrame, Lagged, PeerAnswer, PeersAnswer, PublishAnswer, StreamFrame,
+};
+pub use report::{
+    percentile, ChainSetup, CoordinationReport, DeliveryReport, DevnetReport, IntruderReport,
+    NodeUsage, OnchainRemovalReport, RemovalReport, RlnReport, RotationReport, StaleChainReport,
+    TrafficReport, TrafficSetup,
+};
+pub use rln::{
+    AnonymousDeliveryFrame, RemovedSecret, RlnIdentityAnswer, RlnLeaf, RlnPublishAnswer,
+    RlnRemovedAnswer, RlnStatusAnswer,
+};
+pub use status::{
+    ChainFollowing, ErrorAnswer, FaultsAnswer, Following, ReadyAnswer, WindowsAnswer,
+};
