@@ -19,6 +19,7 @@ mod cluster;
 mod conclave;
 mod coordination;
 mod fallback;
+mod frames;
 mod gossip;
 mod plots;
 mod process;
@@ -193,11 +194,25 @@ const P99_BOUND_MS: f64 = 50.0;
 /// A rung with fewer deliveries than this does not count as sustained.
 const MIN_DELIVERY: f64 = 0.999;
 
+/// Where the numbers were measured.
+#[derive(Serialize)]
+struct Machine {
+    cores: usize,
+    os: &'static str,
+    arch: &'static str,
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} cores, {} {}", self.cores, self.os, self.arch)
+    }
+}
+
 #[derive(Serialize)]
 struct Report {
     date_unix: u64,
     commit: String,
-    machine: serde_json::Value,
+    machine: Machine,
     reps: usize,
     rows: Vec<Row>,
     /// Broadcast configurations not reported because a baseline failed there, and why.
@@ -841,11 +856,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let report = Report {
         date_unix,
         commit,
-        machine: serde_json::json!({
-            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "os": std::env::consts::OS,
-            "arch": std::env::consts::ARCH,
-        }),
+        machine: Machine {
+            cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+        },
         reps: args.reps,
         rows,
         refused,

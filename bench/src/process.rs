@@ -17,34 +17,19 @@ use libp2p::identity::Keypair;
 use secp256k1::SecretKey;
 use serde::{Deserialize, Serialize};
 use tokio::io::BufReader;
-use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
 
 use crate::broadcast::HEADER;
-use crate::cluster::{connect_timeout, Cluster, Delivery, DELIVERY_BUFFER};
+use crate::cluster::{connect_timeout, Cluster, Delivery, NodeProcess, DELIVERY_BUFFER};
 use crate::conclave::{self, ConclaveNode};
+use crate::frames::{
+    read_frame, tagged, write_frames, ADDRS, DELIVERED, LISTENING, MAX_FRAME, PUBLISH, READY,
+    SETUP, USAGE,
+};
 use crate::gossip::{self, GossipNode, Profile};
-use crate::relay::{self, read_frame, write_frames};
-use crate::stats::{own_usage, Usage};
+use crate::relay;
+use crate::stats::own_usage;
 use crate::System;
-
-/// Harness → child: the node's [`Setup`] (JSON).
-const SETUP: u8 = 1;
-/// Harness → child: every node's listen addresses by index, or the relay server's (JSON).
-const ADDRS: u8 = 2;
-/// Harness → child: a payload to publish.
-const PUBLISH: u8 = 3;
-/// Harness → child: a usage request (empty); child → harness: its [`Usage`] (JSON).
-const USAGE: u8 = 4;
-/// Child → harness: the node's listen addresses (JSON; none for a relay client).
-const LISTENING: u8 = 5;
-/// Child → harness: the node is connected to and subscribed with every other node.
-const READY: u8 = 6;
-/// Child → harness: a delivery — its stamp (8 bytes), then the payload's header.
-const DELIVERED: u8 = 7;
-
-/// Frames carry at most a payload and its framing.
-const MAX_FRAME: usize = crate::MAX_MESSAGE + 4096;
 
 /// What a node process is told before it starts its node.
 #[derive(Serialize, Deserialize)]
@@ -62,124 +47,6 @@ struct Setup {
     signers: Vec<Vec<u8>>,
 }
 
-/// The harness's end of one node process.
-pub struct NodeProcess {
-    /// Killed when dropped: a cluster leaves no process behind.
-    _child: Child,
-    /// Tagged frames to the child's stdin.
-    to_child: mpsc::Sender<Vec<u8>>,
-    /// Frames other than deliveries and usage answers (listening, ready).
-    control: mpsc::Receiver<(u8, Vec<u8>)>,
-    usage: mpsc::Receiver<Usage>,
-}
-
-impl NodeProcess {
-    /// Starts a child for `system` and sends it `setup`; its deliveries go to `deliveries`.
-    fn spawn(
-        system: System,
-        setup: &Setup,
-        deliveries: mpsc::Sender<Delivery>,
-    ) -> anyhow::Result<NodeProcess> {
-        let exe = std::env::current_exe().context("locating conclave-bench")?;
-        let mut child = Command::new(exe)
-            .args(["--node-process", system.name()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting a node process")?;
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = child.stdout.take().expect("piped");
-        let (to_child, rx) = mpsc::channel(1024);
-        tokio::spawn(write_frames(stdin, rx));
-        let (control_tx, control) = mpsc::channel(4);
-        let (usage_tx, usage) = mpsc::channel(4);
-        let index = setup.index.unwrap_or(usize::MAX);
-        tokio::spawn(read_child(stdout, index, deliveries, control_tx, usage_tx));
-        to_child
-            .try_send(tagged(SETUP, &serde_json::to_vec(setup)?))
-            .expect("a fresh channel has room");
-        Ok(NodeProcess {
-            _child: child,
-            to_child,
-            control,
-            usage,
-        })
-    }
-
-    async fn send(&self, tag: u8, body: Vec<u8>) -> anyhow::Result<()> {
-        self.to_child
-            .send(tagged(tag, &body))
-            .await
-            .map_err(|_| anyhow::anyhow!("a node process exited"))
-    }
-
-    /// The next control frame, which must be `tag`, within `within`.
-    async fn expect(&mut self, tag: u8, within: Duration) -> anyhow::Result<Vec<u8>> {
-        match tokio::time::timeout(within, self.control.recv()).await {
-            Ok(Some((t, body))) if t == tag => Ok(body),
-            Ok(Some((t, _))) => bail!("a node process sent frame {t} where {tag} was expected"),
-            Ok(None) => bail!("a node process exited (see its stderr above)"),
-            Err(_) => bail!("a node process sent no frame {tag} within {within:?}"),
-        }
-    }
-
-    /// The process's CPU time and peak RSS so far, as it reports them.
-    pub async fn usage(&mut self) -> anyhow::Result<Usage> {
-        self.send(USAGE, Vec::new()).await?;
-        tokio::time::timeout(Duration::from_secs(10), self.usage.recv())
-            .await
-            .context("a node process did not report its usage within 10 s")?
-            .context("a node process exited")
-    }
-}
-
-/// A frame of the harness–child protocol: the tag, then the body.
-fn tagged(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(1 + body.len());
-    frame.push(tag);
-    frame.extend_from_slice(body);
-    frame
-}
-
-/// Splits a child's output: deliveries to the cluster's stream, usage answers and control
-/// frames to their own channels.
-async fn read_child(
-    stdout: ChildStdout,
-    index: usize,
-    deliveries: mpsc::Sender<Delivery>,
-    control: mpsc::Sender<(u8, Vec<u8>)>,
-    usage: mpsc::Sender<Usage>,
-) {
-    let mut r = BufReader::new(stdout);
-    while let Ok(Some(frame)) = read_frame(&mut r, MAX_FRAME).await {
-        let Some((&tag, body)) = frame.split_first() else {
-            continue;
-        };
-        let sent = match tag {
-            DELIVERED if body.len() >= 8 => {
-                let at_ns = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
-                let d = Delivery {
-                    payload: body[8..].to_vec(),
-                    at_ns,
-                };
-                deliveries.send(d).await.is_ok()
-            }
-            USAGE => match serde_json::from_slice(body) {
-                Ok(u) => usage.send(u).await.is_ok(),
-                Err(e) => {
-                    eprintln!("node process {index}: unreadable usage answer: {e}");
-                    false
-                }
-            },
-            _ => control.send((tag, body.to_vec())).await.is_ok(),
-        };
-        if !sent {
-            return;
-        }
-    }
-}
-
 /// `n` nodes of `system`, each in its own process, fully connected (the central relay: each
 /// connected to a relay server process).
 pub async fn start(system: System, n: usize) -> anyhow::Result<Cluster> {
@@ -195,7 +62,8 @@ pub async fn start(system: System, n: usize) -> anyhow::Result<Cluster> {
             peers: Vec::new(),
             signers: Vec::new(),
         };
-        let mut server = NodeProcess::spawn(system, &setup, dtx.clone())?;
+        let mut server =
+            NodeProcess::spawn(system, None, &serde_json::to_vec(&setup)?, dtx.clone())?;
         let listen: Vec<String> =
             serde_json::from_slice(&server.expect(LISTENING, Duration::from_secs(30)).await?)?;
         server_addrs.push(listen);
@@ -236,7 +104,12 @@ pub async fn start(system: System, n: usize) -> anyhow::Result<Cluster> {
             peers: peers.clone(),
             signers: signers.clone(),
         };
-        nodes.push(NodeProcess::spawn(system, &setup, dtx.clone())?);
+        nodes.push(NodeProcess::spawn(
+            system,
+            setup.index,
+            &serde_json::to_vec(&setup)?,
+            dtx.clone(),
+        )?);
     }
     let mut listen: Vec<Vec<String>> = Vec::new();
     for p in nodes.iter_mut() {

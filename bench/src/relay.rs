@@ -7,60 +7,18 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::cluster::{Cluster, Delivery, DELIVERY_BUFFER};
+use crate::frames::{read_frame, write_frame, write_frames};
 use crate::stats::mono_ns;
 
 /// Frames a slow connection may fall behind by before the relay drops it (bounded, like
 /// everything else: a relay cannot buffer forever).
 const RELAY_LAG: usize = 4096;
-
-pub(crate) async fn read_frame(
-    r: &mut (impl AsyncReadExt + Unpin),
-    max: usize,
-) -> std::io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        return Err(std::io::Error::other(format!(
-            "frame of {len} bytes exceeds {max}"
-        )));
-    }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
-    Ok(Some(buf))
-}
-
-pub(crate) async fn write_frame(
-    w: &mut (impl AsyncWriteExt + Unpin),
-    frame: &[u8],
-) -> std::io::Result<()> {
-    w.write_all(&(frame.len() as u32).to_be_bytes()).await?;
-    w.write_all(frame).await
-}
-
-/// Writes each frame `rx` yields, flushing once nothing else is queued: batches under load, no
-/// delay when idle. Every framed pipe of the harness (relay clients, node processes) uses it.
-pub(crate) async fn write_frames(w: impl AsyncWriteExt + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
-    let mut w = BufWriter::new(w);
-    while let Some(frame) = rx.recv().await {
-        if write_frame(&mut w, &frame).await.is_err() {
-            return;
-        }
-        if rx.is_empty() && w.flush().await.is_err() {
-            return;
-        }
-    }
-}
 
 /// The relay: each connection's frames go to every other connection, in order.
 async fn serve(listener: TcpListener, max: usize) {
