@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{bail, Context};
+use conclave_api::{DevnetReport, TrafficReport};
 use serde::Serialize;
 
 use crate::stats::{percentile, Spread};
@@ -75,11 +76,7 @@ pub fn conclave_bin() -> anyhow::Result<PathBuf> {
 
 /// Runs `conclave devnet <args> --report <scratch>/devnet-report.json` and returns the report,
 /// refusing a run that failed or reported `ok: false` (with the end of its output).
-async fn run_devnet(
-    bin: &Path,
-    scratch: &Path,
-    args: &[String],
-) -> anyhow::Result<serde_json::Value> {
+async fn run_devnet(bin: &Path, scratch: &Path, args: &[String]) -> anyhow::Result<DevnetReport> {
     let report = scratch.join("devnet-report.json");
     let _ = std::fs::remove_file(&report);
     let out = tokio::process::Command::new(bin)
@@ -103,50 +100,47 @@ async fn run_devnet(
             tail()
         )
     })?;
-    let v: serde_json::Value = serde_json::from_str(&text).context("parsing the devnet report")?;
-    if v["ok"] != serde_json::Value::Bool(true) || !out.status.success() {
+    let report: DevnetReport = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "the devnet report {} is not a conclave_api::DevnetReport (a devnet of another version?)",
+            report.display()
+        )
+    })?;
+    if !report.ok() || !out.status.success() {
         bail!("the devnet failed; its output ended with:\n{}", tail());
     }
-    Ok(v)
+    Ok(report)
+}
+
+/// The traffic report inside `report`, or an error naming the scenario that ran instead.
+pub(crate) fn traffic(report: &DevnetReport) -> anyhow::Result<&TrafficReport> {
+    match report {
+        DevnetReport::Traffic(t) => Ok(t),
+        other => bail!("expected the devnet's traffic report, got {other:?}"),
+    }
+}
+
+/// Sorted as floats, for the percentile helpers.
+fn sorted(xs: impl IntoIterator<Item = f64>) -> Vec<f64> {
+    let mut xs: Vec<f64> = xs.into_iter().collect();
+    xs.sort_by(f64::total_cmp);
+    xs
 }
 
 /// A repetition's figures from the devnet's report.
-fn read(v: &serde_json::Value) -> anyhow::Result<CoordinationRun> {
-    let c = &v["coordination"];
-    let mut last: Vec<f64> = c["last_acceptance_ms"]
-        .as_array()
-        .context("report field coordination.last_acceptance_ms: expected an array")?
-        .iter()
-        .filter_map(serde_json::Value::as_f64)
-        .collect();
+fn read(report: &DevnetReport) -> anyhow::Result<CoordinationRun> {
+    let t = traffic(report)?;
+    let last = sorted(t.coordination.last_acceptance_ms.iter().map(|&x| x as f64));
     if last.is_empty() {
         bail!("the devnet settled no coordination window with a measured acceptance");
     }
-    last.sort_by(f64::total_cmp);
-    let d = &v["delivery"];
-    let mut latency: Vec<f64> = d["latency_ms"]
-        .as_array()
-        .context("report field delivery.latency_ms: expected an array")?
-        .iter()
-        .filter_map(serde_json::Value::as_f64)
-        .collect();
-    latency.sort_by(f64::total_cmp);
-    let expected = d["expected"].as_f64().unwrap_or(0.0);
-    let sorted = |name: &str| -> anyhow::Result<Vec<f64>> {
-        let mut xs: Vec<f64> = v[name]
-            .as_array()
-            .with_context(|| format!("report field {name}: expected an array"))?
-            .iter()
-            .filter_map(serde_json::Value::as_f64)
-            .collect();
-        if xs.is_empty() {
-            bail!("report field {name} is empty (no /proc here?)");
-        }
-        xs.sort_by(f64::total_cmp);
-        Ok(xs)
-    };
-    let rss = sorted("nodes_peak_rss_kib")?;
-    let cpu = sorted("nodes_cpu_s")?;
+    let d = &t.delivery;
+    let latency = sorted(d.latency_ms.iter().map(|&x| x as f64));
+    if t.nodes.is_empty() {
+        bail!("the devnet measured no node's usage (no /proc here?)");
+    }
+    let rss = sorted(t.nodes.iter().map(|u| u.peak_rss_kib as f64));
+    let cpu = sorted(t.nodes.iter().map(|u| u.cpu_s));
     Ok(CoordinationRun {
         node_peak_rss_mib: percentile(&rss, 0.5) / 1024.0,
         node_peak_rss_max_mib: rss[rss.len() - 1] / 1024.0,
@@ -154,11 +148,11 @@ fn read(v: &serde_json::Value) -> anyhow::Result<CoordinationRun> {
         windows: last.len(),
         p50_ms: percentile(&last, 0.5),
         p99_ms: percentile(&last, 0.99),
-        max_ms: *last.last().expect("non-empty"),
+        max_ms: last[last.len() - 1],
         broadcast_p50_ms: percentile(&latency, 0.5),
         broadcast_p99_ms: percentile(&latency, 0.99),
-        broadcast_delivered: if expected > 0.0 {
-            d["delivered"].as_f64().unwrap_or(0.0) / expected
+        broadcast_delivered: if d.expected > 0 {
+            d.delivered as f64 / d.expected as f64
         } else {
             0.0
         },
@@ -171,7 +165,7 @@ fn read(v: &serde_json::Value) -> anyhow::Result<CoordinationRun> {
 pub(crate) async fn repeat_devnet<T>(
     reps: usize,
     args: &[String],
-    read: impl Fn(&serde_json::Value) -> anyhow::Result<T>,
+    read: impl Fn(&DevnetReport) -> anyhow::Result<T>,
     mut log: impl FnMut(usize, &T),
 ) -> anyhow::Result<(PathBuf, Vec<T>)> {
     let bin = conclave_bin()?;

@@ -4,7 +4,8 @@
 //! it. It runs `conclave devnet --scenario stale-chain` (nodes as separate processes) and reads
 //! the report the devnet writes.
 
-use anyhow::Context;
+use anyhow::bail;
+use conclave_api::DevnetReport;
 use serde::Serialize;
 
 use crate::coordination::repeat_devnet;
@@ -37,20 +38,17 @@ pub struct FallbackRow {
     pub return_ms: Spread,
 }
 
-fn field(v: &serde_json::Value, name: &str) -> anyhow::Result<f64> {
-    v[name]
-        .as_f64()
-        .with_context(|| format!("report field {name}: expected a number in {v}"))
-}
-
 /// A repetition's figures from the devnet's report.
-fn read(v: &serde_json::Value) -> anyhow::Result<FallbackRun> {
+fn read(report: &DevnetReport) -> anyhow::Result<FallbackRun> {
+    let DevnetReport::StaleChain(r) = report else {
+        bail!("expected the devnet's stale-chain report, got {report:?}");
+    };
     Ok(FallbackRun {
-        raise_ms: field(v, "freeze_to_raise_ms")?,
-        fallback_ms: field(v, "freeze_to_fallback_ms")?,
-        match_ms: field(v, "freeze_to_match_ms")?,
-        return_ms: field(v, "restore_to_source_ms")?,
-        windows_on_fallback: v["windows_on_fallback"].as_u64().unwrap_or(0),
+        raise_ms: r.freeze_to_raise_ms as f64,
+        fallback_ms: r.freeze_to_fallback_ms as f64,
+        match_ms: r.freeze_to_match_ms as f64,
+        return_ms: r.restore_to_source_ms as f64,
+        windows_on_fallback: r.windows_on_fallback as u64,
     })
 }
 

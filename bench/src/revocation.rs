@@ -6,7 +6,9 @@
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::coordination::repeat_devnet;
+use conclave_api::DevnetReport;
+
+use crate::coordination::{repeat_devnet, traffic};
 use crate::stats::Spread;
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -35,10 +37,11 @@ pub async fn measure(p: RevocationParams, reps: usize) -> anyhow::Result<Revocat
         "--block-time".into(),
         format!("{}ms", p.block_ms),
     ];
-    let read = |v: &serde_json::Value| {
-        v["eviction_ms"]
-            .as_f64()
-            .with_context(|| format!("report field eviction_ms: expected a number in {v}"))
+    let read = |report: &DevnetReport| {
+        let ms = traffic(report)?.removal.eviction_ms.context(
+            "the devnet's report has no eviction time: the revoked node was not evicted",
+        )?;
+        Ok(ms as f64)
     };
     let (bin, runs) = repeat_devnet(
         reps,
