@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use conclave_api::ViewAnswer;
 use conclave_core::{GroupId, Moment, OperatorId, PeerId};
 use conclave_node::keys;
 use conclave_registry::evm::{
     admin, Address, EvmConfig, EvmRegistry, RegistryAdmin, SlashOutcome, TxOutcome, OPEN_ENDED,
 };
 use conclave_registry::RegistrySource;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// Where the chain is and who signs.
 #[derive(Args, Clone)]
@@ -171,8 +172,19 @@ fn connect(at: &ContractArgs) -> anyhow::Result<RegistryAdmin> {
     )?)
 }
 
+/// The registry as nodes see it, and where and when it was read.
+#[derive(Serialize)]
+struct Snapshot {
+    #[serde(flatten)]
+    view: ViewAnswer,
+    contract: String,
+    head: u64,
+    /// Registry entries skipped as invalid, each with the reason.
+    skipped: Vec<String>,
+}
+
 /// The registry as nodes see it, with no confirmations (the transaction just mined included).
-async fn snapshot(rpc_url: &str, contract: Address) -> anyhow::Result<Value> {
+async fn snapshot(rpc_url: &str, contract: Address) -> anyhow::Result<Snapshot> {
     let mut cfg = EvmConfig::new(rpc_url, contract);
     cfg.confirmations = 0;
     let registry = EvmRegistry::spawn(cfg).await?;
@@ -185,31 +197,34 @@ async fn snapshot(rpc_url: &str, contract: Address) -> anyhow::Result<Value> {
         unix_secs: conclave_core::Clock::moment(&conclave_core::SystemClock).unix_secs,
         block: Some(head),
     };
-    let mut v = conclave_node::describe_view(&view, at, &|_| None);
-    v["contract"] = json!(contract.to_string());
-    v["head"] = json!(head);
-    v["skipped"] = json!(status.skipped);
-    Ok(v)
+    Ok(Snapshot {
+        view: conclave_node::describe_view(&view, at, &|_| None),
+        contract: contract.to_string(),
+        head,
+        skipped: status.skipped,
+    })
 }
 
 fn print_outcome(what: &str, tx: TxOutcome) {
     println!("{what}: tx {} in block {}", tx.tx_hash, tx.block);
 }
 
-/// Prints the part of `state` about `operator` (its node keys), or all of it.
-fn print_state(state: &Value, operator: Option<OperatorId>) {
-    let shown = match operator {
-        Some(op) => state["operators"]
-            .as_array()
-            .and_then(|ops| ops.iter().find(|o| o["address"] == op.to_string()))
-            .cloned()
-            .unwrap_or_else(|| json!({ "address": op.to_string(), "operator": false })),
-        None => state.clone(),
-    };
+fn print_json(value: &impl Serialize) {
     println!(
         "{}",
-        serde_json::to_string_pretty(&shown).expect("JSON renders")
+        serde_json::to_string_pretty(value).expect("JSON renders")
     );
+}
+
+/// Prints `operator`'s part of the registry (its node keys), or that it is not an operator.
+async fn print_operator(at: &ContractArgs, operator: OperatorId) -> anyhow::Result<()> {
+    let state = snapshot(&at.chain.rpc_url, at.contract).await?;
+    let address = operator.to_string();
+    match state.view.operators.iter().find(|o| o.address == address) {
+        Some(o) => print_json(o),
+        None => print_json(&serde_json::json!({ "address": address, "operator": false })),
+    }
+    Ok(())
 }
 
 pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
@@ -229,23 +244,17 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
                     reg.define_scope(bit as u8, name).await?,
                 );
             }
-            print_state(&snapshot(&chain.rpc_url, reg.contract()).await?, None);
+            print_json(&snapshot(&chain.rpc_url, reg.contract()).await?);
         }
         ChainCommand::AddOperator { at, operator } => {
             let tx = connect(&at)?.add_operator(operator).await?;
             print_outcome("operator added", tx);
-            print_state(
-                &snapshot(&at.chain.rpc_url, at.contract).await?,
-                Some(operator),
-            );
+            print_operator(&at, operator).await?;
         }
         ChainCommand::RemoveOperator { at, operator } => {
             let tx = connect(&at)?.remove_operator(operator).await?;
             print_outcome("operator removed", tx);
-            print_state(
-                &snapshot(&at.chain.rpc_url, at.contract).await?,
-                Some(operator),
-            );
+            print_operator(&at, operator).await?;
         }
         ChainCommand::Authorize {
             at,
@@ -274,7 +283,7 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
                 );
             }
             let op = OperatorId(reg.signer().0 .0);
-            print_state(&snapshot(&at.chain.rpc_url, at.contract).await?, Some(op));
+            print_operator(&at, op).await?;
         }
         ChainCommand::Revoke {
             at,
@@ -285,7 +294,7 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
             let tx = reg.revoke(&peer_id, at_block).await?;
             print_outcome(&format!("{peer_id} revoked"), tx);
             let op = OperatorId(reg.signer().0 .0);
-            print_state(&snapshot(&at.chain.rpc_url, at.contract).await?, Some(op));
+            print_operator(&at, op).await?;
         }
         ChainCommand::Rotate {
             at,
@@ -316,18 +325,14 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
                 tx,
             );
             let op = OperatorId(reg.signer().0 .0);
-            print_state(&snapshot(&at.chain.rpc_url, at.contract).await?, Some(op));
+            print_operator(&at, op).await?;
         }
         ChainCommand::AddGroup { at, id, seats } => {
             let tx = connect(&at)?.set_group(id, &seats).await?;
             print_outcome(&format!("group {id} set"), tx);
             let state = snapshot(&at.chain.rpc_url, at.contract).await?;
-            let group = state["groups"]
-                .as_array()
-                .and_then(|g| g.iter().find(|g| g["id"] == id.to_string()))
-                .cloned()
-                .unwrap_or(Value::Null);
-            print_state(&group, None);
+            let group = state.view.groups.iter().find(|g| g.id == id.to_string());
+            print_json(&group);
         }
         ChainCommand::RegisterRln { at, rln_key, limit } => {
             let id = keys::load_rln(&rln_key)?;
@@ -335,7 +340,7 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
             let (tx, index) = connect(&at)?.register_rln(commitment, limit).await?;
             print_outcome(&format!("RLN leaf {index} registered"), tx);
             let state = snapshot(&at.chain.rpc_url, at.contract).await?;
-            print_state(&state["rln"], None);
+            print_json(&state.view.rln);
         }
         ChainCommand::RemoveRln { at, index } => {
             let tx = connect(&at)?.remove_rln(index).await?;
@@ -353,7 +358,7 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
             }
         }
         ChainCommand::Show { rpc_url, contract } => {
-            print_state(&snapshot(&rpc_url, contract).await?, None);
+            print_json(&snapshot(&rpc_url, contract).await?);
         }
     }
     Ok(())

@@ -10,11 +10,33 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use conclave_net::RecentHeaders;
-use conclave_registry::evm::EvmError;
-use conclave_registry::ChainHead;
+use conclave_registry::clock_chain::ClockChain;
+use conclave_registry::evm::{EvmError, EvmRegistry};
+use conclave_registry::{ChainHead, ChainSource};
 use tokio::sync::watch;
 
-use crate::coordination::NodeChain;
+/// The chain a node follows: the EVM registry's, or the clock chain.
+#[derive(Clone)]
+pub(crate) enum NodeChain {
+    Evm(Arc<EvmRegistry>),
+    Clock(Arc<ClockChain>),
+}
+
+impl NodeChain {
+    pub fn heads(&self) -> watch::Receiver<ChainHead> {
+        match self {
+            NodeChain::Evm(c) => c.heads(),
+            NodeChain::Clock(c) => c.heads(),
+        }
+    }
+
+    pub async fn block_hash(&self, n: u64) -> Result<[u8; 32], EvmError> {
+        match self {
+            NodeChain::Evm(c) => c.block_hash(n).await,
+            NodeChain::Clock(c) => c.block_hash(n).await,
+        }
+    }
+}
 
 /// Headers accepted from members while the source is not trusted: hashes by height.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

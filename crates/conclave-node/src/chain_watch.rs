@@ -26,12 +26,12 @@ use conclave_altnet::{
     HeaderResponse, MessageKind, TipAnnouncement, Watchdog, WatchdogConfig, WatchdogEvent, B256,
     TIP_TOPIC,
 };
+use conclave_api::{DriverFetch, FallbackTip, FetchOutcome, HeaderFetch, WatchdogAnswer};
 use conclave_core::{Clock, MembershipView, SystemClock, TopicName};
 use conclave_net::{Delivery, HeaderEntry, RecentHeaders, MAX_HEADERS_PER_REQUEST};
 use conclave_registry::evm::EvmRegistry;
 use conclave_registry::ChainHead;
 use futures::future::join_all;
-use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::chain_view::Fallback;
@@ -65,7 +65,7 @@ pub(crate) struct ChainWatch {
     pub drivers: Arc<Vec<Arc<dyn Driver>>>,
     pub deliveries: broadcast::Receiver<Arc<Delivery>>,
     pub metrics: Arc<NodeMetrics>,
-    pub snapshot: watch::Sender<Value>,
+    pub snapshot: watch::Sender<WatchdogAnswer>,
     pub shutdown: watch::Receiver<bool>,
     pub net: NodeNetwork,
     pub view: watch::Receiver<Arc<MembershipView>>,
@@ -98,7 +98,7 @@ struct Following {
     fetching: bool,
     last_fetch: Option<Instant>,
     /// The last fetch's outcome, for the API (and to log a refusal only when it changes).
-    last_outcome: Value,
+    last_outcome: Option<HeaderFetch>,
     last_refusal: Option<String>,
 }
 
@@ -111,7 +111,7 @@ impl ChainWatch {
             follower: ChainFollower::new(pair(head)),
             fetching: false,
             last_fetch: None,
-            last_outcome: Value::Null,
+            last_outcome: None,
             last_refusal: None,
         };
         let mut tick = tokio::time::interval(POLL);
@@ -288,16 +288,16 @@ impl ChainWatch {
                     .get_or_create(&label)
                     .observe(report.elapsed.as_secs_f64());
             }
-            per_driver.push(json!({
-                "driver": name,
-                "answers": report.answers.len(),
-                "failures": report
+            per_driver.push(DriverFetch {
+                driver: name.to_owned(),
+                answers: report.answers.len(),
+                failures: report
                     .failures
                     .iter()
                     .map(|f| format!("{}: {}", f.member, f.reason))
-                    .collect::<Vec<_>>(),
-                "elapsed_ms": report.elapsed.as_millis() as u64,
-            }));
+                    .collect(),
+                elapsed_ms: report.elapsed.as_millis() as u64,
+            });
             answers.extend(report.answers);
         }
         let outcome = match accept_range(done.anchor, &answers, self.cfg.quorum) {
@@ -324,7 +324,11 @@ impl ChainWatch {
                 if let Some((n, _)) = state.follower.fallback_tip() {
                     self.metrics.altnet.fallback_height.set(n as i64);
                 }
-                json!({ "accepted": range.hashes.len(), "operators": operators, "tip": tip })
+                FetchOutcome::Accepted {
+                    accepted: range.hashes.len(),
+                    operators,
+                    tip,
+                }
             }
             Err(refusal) => {
                 self.count_fetch("refused");
@@ -333,34 +337,41 @@ impl ChainWatch {
                     tracing::info!(anchor = done.anchor.0, %reason, "no header range accepted");
                     state.last_refusal = Some(reason.clone());
                 }
-                json!({ "refused": reason })
+                FetchOutcome::Refused { refused: reason }
             }
         };
-        state.last_outcome = json!({
-            "anchor": done.anchor.0,
-            "outcome": outcome,
-            "drivers": per_driver,
+        state.last_outcome = Some(HeaderFetch {
+            anchor: done.anchor.0,
+            outcome,
+            drivers: per_driver,
         });
     }
 
     fn publish_snapshot(&self, dog: &Watchdog, state: &Following) {
         let head = *self.heads.borrow();
-        let raised: Vec<&str> = Anomaly::ALL
+        let raised = Anomaly::ALL
             .into_iter()
             .filter(|a| dog.is_raised(*a))
-            .map(Anomaly::label)
+            .map(|a| a.label().to_owned())
             .collect();
-        let fallback = state
+        let fallback_tip = state
             .follower
             .fallback_tip()
-            .map(|(n, h)| json!({ "height": n, "hash": h.to_string() }));
-        let new = json!({
-            "head": head.number,
-            "raised": raised,
-            "following": if fallback.is_some() { "fallback" } else { "source" },
-            "fallback_tip": fallback,
-            "last_fetch": state.last_outcome,
-        });
+            .map(|(height, h)| FallbackTip {
+                height,
+                hash: h.to_string(),
+            });
+        let new = WatchdogAnswer {
+            head: head.number,
+            raised,
+            following: if fallback_tip.is_some() {
+                conclave_api::Following::Fallback
+            } else {
+                conclave_api::Following::Source
+            },
+            fallback_tip,
+            last_fetch: state.last_outcome.clone(),
+        };
         self.snapshot.send_if_modified(|v| {
             let changed = *v != new;
             *v = new;

@@ -10,9 +10,6 @@ use conclave_coord::{
 };
 use conclave_core::{Clock, MembershipView, OperatorId, TopicName};
 use conclave_net::Delivery;
-use conclave_registry::clock_chain::ClockChain;
-use conclave_registry::evm::{EvmError, EvmRegistry};
-use conclave_registry::{ChainHead, ChainSource};
 use tokio::sync::{broadcast, watch};
 
 use crate::chain_view::ChainView;
@@ -23,29 +20,6 @@ use crate::store::StateStore;
 
 /// The topic coordination messages travel on (the registry must grant it as a scope).
 pub const COORD_TOPIC: &str = "coord";
-
-/// The chain a node follows: the EVM registry's, or the clock chain.
-#[derive(Clone)]
-pub(crate) enum NodeChain {
-    Evm(Arc<EvmRegistry>),
-    Clock(Arc<ClockChain>),
-}
-
-impl NodeChain {
-    pub fn heads(&self) -> watch::Receiver<ChainHead> {
-        match self {
-            NodeChain::Evm(c) => c.heads(),
-            NodeChain::Clock(c) => c.heads(),
-        }
-    }
-
-    pub async fn block_hash(&self, n: u64) -> Result<[u8; 32], EvmError> {
-        match self {
-            NodeChain::Evm(c) => c.block_hash(n).await,
-            NodeChain::Clock(c) => c.block_hash(n).await,
-        }
-    }
-}
 
 pub(crate) struct Coordinator {
     pub cfg: CoordConfig,

@@ -44,7 +44,8 @@ pub use rln::{AnonymousDelivery, SlashingNotice, SLASH_TOPIC};
 
 use crate::api::ApiState;
 use crate::chain_view::ChainView;
-use crate::coordination::{Coordinator, NodeChain};
+use crate::chain_view::NodeChain;
+use crate::coordination::Coordinator;
 use crate::metrics::NodeMetrics;
 use crate::network::{Dispatch, NetFactory, Rotation, Services};
 use crate::readiness::Readiness;
@@ -322,7 +323,7 @@ impl RunningNode {
             }),
             _ => None,
         };
-        let (watchdog_tx, watchdog_rx) = watch::channel(serde_json::Value::Null);
+        let (watchdog_tx, watchdog_rx) = watch::channel(conclave_api::WatchdogAnswer::default());
         #[cfg(not(feature = "altnet"))]
         drop(watchdog_tx);
         #[cfg(feature = "altnet")]
@@ -394,7 +395,7 @@ impl RunningNode {
                 }
                 q => q,
             };
-            if let coordination::NodeChain::Evm(evm) = chain {
+            if let NodeChain::Evm(evm) = chain {
                 tasks.push(tokio::spawn(chain_watch::log_source_headers(
                     evm.clone(),
                     chain.heads(),

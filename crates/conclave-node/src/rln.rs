@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use conclave_api::{RemovedSecret, RlnIdentityAnswer, RlnLeaf, RlnRemovedAnswer, RlnStatusAnswer};
 use conclave_core::{Clock, MembershipView, SystemClock, TopicName};
 use conclave_net::{Acceptance, AnonymousMessage, Delivery, NetworkService, PublishError};
 use conclave_rln::{
@@ -19,7 +20,6 @@ use conclave_rln::{
 };
 use futures::stream::{FuturesUnordered, StreamExt};
 use prost::Message as _;
-use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::config::RlnConfig;
@@ -507,37 +507,39 @@ impl RlnNode {
     }
 
     /// What `/v1/rln/status` shows.
-    pub fn status(&self) -> Value {
+    pub fn status(&self) -> RlnStatusAnswer {
         let ch = self.channel();
         let m = ch.membership();
-        json!({
-            "identifier": self.cfg.identifier,
-            "epoch": self.cfg.rules.epoch_of(now_ms()),
-            "epoch_secs": self.cfg.rules.epoch_secs,
-            "members": m.members(),
-            "root": fr_to_hex(&m.root()),
-            "roots": m.roots().iter().map(fr_to_hex).collect::<Vec<_>>(),
-            "identity": self.identity.as_ref().map(|id| json!({
-                "id_commitment": fr_to_hex(&id.id_commitment()),
-                "leaf": m.leaf_of(id).map(|(index, limit)| json!({"index": index, "limit": limit})),
-            })),
-        })
+        RlnStatusAnswer {
+            identifier: self.cfg.identifier.clone(),
+            epoch: self.cfg.rules.epoch_of(now_ms()),
+            epoch_secs: self.cfg.rules.epoch_secs,
+            members: m.members(),
+            root: fr_to_hex(&m.root()),
+            roots: m.roots().iter().map(fr_to_hex).collect(),
+            identity: self.identity.as_ref().map(|id| RlnIdentityAnswer {
+                id_commitment: fr_to_hex(&id.id_commitment()),
+                leaf: m.leaf_of(id).map(|(index, limit)| RlnLeaf { index, limit }),
+            }),
+        }
     }
 
     /// What `/v1/rln/removed` serves: the revealed secrets (public once revealed) a late joiner
     /// removes from its tree.
-    pub fn removed(&self) -> Result<Value, crate::store::StoreError> {
+    pub fn removed(&self) -> Result<RlnRemovedAnswer, crate::store::StoreError> {
         let removed = self.store.rln_removed()?;
-        Ok(json!({
-            "removed": removed.iter().map(|r| {
-                let id = RlnIdentity::from_secret_bytes(&r.secret).ok();
-                json!({
-                    "secret": hex::encode(r.secret),
-                    "id_commitment": id.map(|i| fr_to_hex(&i.id_commitment())),
-                    "removed_at_ms": r.removed_at_ms,
+        Ok(RlnRemovedAnswer {
+            removed: removed
+                .iter()
+                .map(|r| RemovedSecret {
+                    secret: hex::encode(r.secret),
+                    id_commitment: RlnIdentity::from_secret_bytes(&r.secret)
+                        .ok()
+                        .map(|i| fr_to_hex(&i.id_commitment())),
+                    removed_at_ms: r.removed_at_ms,
                 })
-            }).collect::<Vec<_>>(),
-        }))
+                .collect(),
+        })
     }
 }
 

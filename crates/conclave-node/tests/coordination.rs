@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use common::{get_json, listen_addrs, now_ms, start_node, until_json};
 
-use conclave_coord::{leader, seed, WindowParams};
+use conclave_api::{FaultsAnswer, ReadyAnswer, WindowsAnswer};
+use conclave_coord::{leader, seed, Fault, FaultKind, WindowOutcome, WindowParams};
 use conclave_core::{GroupId, OperatorId};
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
 use conclave_registry::clock_chain::clock_block_hash;
-use serde_json::Value;
 
 const BLOCK_MS: u64 = 100;
 const PARAMS: WindowParams = WindowParams {
@@ -99,19 +99,21 @@ async fn network(d: &Path, a_hooks: conclave_node::NodeHooks) -> (Vec<RunningNod
     }
     std::fs::write(d.join("registry.toml"), registry(&peers, &addrs)).unwrap();
     for n in &nodes {
-        until_json(n, "/readyz", "readiness", |v| v["ready"] == true).await;
+        until_json(n, "/readyz", "readiness", |r: &ReadyAnswer| r.ready).await;
     }
     (nodes, genesis)
 }
 
 /// The settled windows of `group` in a `/v1/coordination/windows` answer.
-fn windows_of(v: &Value, group: GroupId) -> Vec<Value> {
-    v["windows"]
-        .as_array()
-        .unwrap()
+fn windows_of(v: &WindowsAnswer, group: GroupId) -> Vec<&WindowOutcome> {
+    v.windows.iter().filter(|w| w.group == group).collect()
+}
+
+/// The faults of `group`'s window at `block` in a `/v1/coordination/faults` answer.
+fn faults_at(v: &FaultsAnswer, group: GroupId, block: u64) -> Vec<&Fault> {
+    v.faults
         .iter()
-        .filter(|w| w["group"] == group.to_string())
-        .cloned()
+        .filter(|f| f.coordination_block == block && f.group == group)
         .collect()
 }
 
@@ -129,18 +131,21 @@ async fn groups_coordinate_impostors_are_recorded_and_results_survive_restarts()
     };
     for (i, n) in nodes.iter().enumerate() {
         for g in [G1, G2].into_iter().filter(|g| member_of(i, *g)) {
-            let v = until_json(n, "/v1/coordination/windows", "two settled windows", |v| {
-                windows_of(v, g).len() >= 2
-            })
+            let v = until_json(
+                n,
+                "/v1/coordination/windows",
+                "two settled windows",
+                |v: &WindowsAnswer| windows_of(v, g).len() >= 2,
+            )
             .await;
             for w in windows_of(&v, g) {
-                let block = w["coordination_block"].as_u64().unwrap();
+                let block = w.coordination_block;
                 let safe = clock_block_hash(genesis, block - PARAMS.safe_shift);
                 let seats = if g == G1 { g1_seats() } else { g2_seats() };
                 let expected = leader(&seed(&g, &safe), &seats).unwrap();
-                assert_eq!(w["leader"], expected.to_string(), "node {i}: {w}");
-                assert!(!w["proposal"].is_null(), "node {i} has no proposal for {w}");
-                assert_eq!(w["faults"].as_array().unwrap().len(), 0, "node {i}: {w}");
+                assert_eq!(w.leader, Some(expected), "node {i}: {w:?}");
+                assert!(w.proposal.is_some(), "node {i} has no proposal for {w:?}");
+                assert!(w.faults.is_empty(), "node {i}: {w:?}");
             }
         }
     }
@@ -155,7 +160,7 @@ async fn groups_coordinate_impostors_are_recorded_and_results_survive_restarts()
     let impostor = (0..4).find(|i| *i != silent).unwrap();
     let seat = g1_seats().iter().position(|o| *o == op(impostor)).unwrap() + 1;
     let leader_node = nodes.remove(silent);
-    let before = get_json(&leader_node, "/v1/coordination/windows").await;
+    let before: WindowsAnswer = get_json(&leader_node, "/v1/coordination/windows").await;
     leader_node.shutdown().await;
     // After the shutdown, indexes shift: map operator index to position in `nodes`.
     let pos = |i: usize| if i > silent { i - 1 } else { i };
@@ -184,54 +189,33 @@ async fn groups_coordinate_impostors_are_recorded_and_results_survive_restarts()
             n,
             "/v1/coordination/faults",
             "the faults of the window",
-            |v| {
-                v["faults"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|f| f["coordination_block"] == next && f["group"] == G1.to_string())
-                    .count()
-                    == 2
-            },
+            |v: &FaultsAnswer| faults_at(v, G1, next).len() == 2,
         )
         .await;
-        let faults: Vec<(String, String)> = v["faults"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["coordination_block"] == next && f["group"] == G1.to_string())
-            .map(|f| {
-                (
-                    f["kind"].as_str().unwrap().to_owned(),
-                    f["culprit"].as_str().unwrap().to_owned(),
-                )
-            })
+        let faults: Vec<(FaultKind, OperatorId)> = faults_at(&v, G1, next)
+            .into_iter()
+            .map(|f| (f.kind, f.culprit))
             .collect();
         assert_eq!(
             faults,
             [
-                ("LeaderImpersonation".to_owned(), op(impostor).to_string()),
-                ("LeaderIdleness".to_owned(), l.to_string()),
+                (FaultKind::LeaderImpersonation, op(impostor)),
+                (FaultKind::LeaderIdleness, l),
             ],
-            "node {i}"
+            "node {i}: {v:?}"
         );
     }
 
     // A restart keeps the recorded results.
     let back = start(d, names[silent], genesis).await;
-    let after = get_json(&back, "/v1/coordination/windows").await;
-    let blocks = |v: &Value| -> Vec<u64> {
-        v["windows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w["coordination_block"].as_u64().unwrap())
-            .collect()
+    let after: WindowsAnswer = get_json(&back, "/v1/coordination/windows").await;
+    let blocks = |v: &WindowsAnswer| -> Vec<u64> {
+        v.windows.iter().map(|w| w.coordination_block).collect()
     };
-    assert!(!blocks(&before).is_empty());
+    assert!(!blocks(&before).is_empty(), "{before:?}");
     assert!(
         blocks(&before).iter().all(|b| blocks(&after).contains(b)),
-        "{before}\n{after}"
+        "{before:?}\n{after:?}"
     );
     let judge = (0..4).find(|i| *i != impostor && *i != silent).unwrap();
     let m = reqwest::get(format!("http://{}/metrics", nodes[pos(judge)].http_addr))
@@ -289,30 +273,27 @@ async fn a_leader_proposing_off_the_checklist_is_recorded_as_a_mistake() {
         .expect("a leads some window soon");
     let block = window * PARAMS.frequency;
     for (i, n) in nodes.iter().enumerate().filter(|(i, _)| (1..4).contains(i)) {
-        let v = until_json(n, "/v1/coordination/faults", "the mistake", |v| {
-            v["faults"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|f| f["coordination_block"] == block)
-        })
+        let v = until_json(
+            n,
+            "/v1/coordination/faults",
+            "the mistake",
+            |v: &FaultsAnswer| v.faults.iter().any(|f| f.coordination_block == block),
+        )
         .await;
-        let f = v["faults"]
-            .as_array()
-            .unwrap()
+        let f = v
+            .faults
             .iter()
-            .find(|f| f["coordination_block"] == block)
-            .unwrap()
-            .clone();
-        assert_eq!(f["kind"], "LeaderMistake", "node {i}: {f}");
-        assert_eq!(f["culprit"], op(0).to_string());
+            .find(|f| f.coordination_block == block)
+            .unwrap();
+        assert_eq!(f.kind, FaultKind::LeaderMistake, "node {i}: {f:?}");
+        assert_eq!(f.culprit, op(0), "node {i}: {f:?}");
         // Nothing was accepted in that window: the leader is recorded idle as well.
-        let w = get_json(n, "/v1/coordination/windows").await;
+        let w: WindowsAnswer = get_json(n, "/v1/coordination/windows").await;
         let settled = windows_of(&w, G1)
             .into_iter()
-            .find(|w| w["coordination_block"] == block)
-            .unwrap();
-        assert!(settled["proposal"].is_null(), "{settled}");
+            .find(|w| w.coordination_block == block)
+            .unwrap_or_else(|| panic!("node {i}: no settled G1 window at {block}: {w:?}"));
+        assert!(settled.proposal.is_none(), "{settled:?}");
     }
     for n in nodes {
         n.shutdown().await;

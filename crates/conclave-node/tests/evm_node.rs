@@ -12,7 +12,12 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{get, get_json, listen_addrs, start_node, until, until_json};
+use common::{get, get_json, listen_addrs, start_node, until, until_answer, until_json};
+use conclave_api::{
+    DeliveryFrame, DeliveryMode, DriversAnswer, Following, MembershipAnswer, PeersAnswer,
+    ReadyAnswer, StreamFrame, WatchdogAnswer, WindowsAnswer,
+};
+use conclave_coord::WindowOutcome;
 use conclave_core::OperatorId;
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
@@ -103,38 +108,28 @@ async fn chain_registry_nodes_join_and_report_rpc_outages() {
     for n in [&a, &b] {
         until(n, "/readyz", "readiness", |s, _| s == 200).await;
     }
-    let (_, body) = get(&a, "/v1/membership").await;
-    let m: Value = serde_json::from_str(&body).unwrap();
-    assert!(
-        m["source"]
-            .as_str()
-            .unwrap()
-            .starts_with("chain 31337 block"),
-        "{m}"
-    );
-    assert_eq!(m["operators"].as_array().unwrap().len(), 2);
-    assert_eq!(m["stale"], false);
+    let m: MembershipAnswer = get_json(&a, "/v1/membership").await;
+    assert!(m.view.source.starts_with("chain 31337 block"), "{m:?}");
+    assert_eq!(m.view.operators.len(), 2, "{m:?}");
+    assert!(!m.stale, "{m:?}");
 
     // The RPC endpoint goes away: the view stays, readiness and metrics say stale.
     proxy.cut();
-    until(&a, "/readyz", "stale readiness", |s, body| {
-        s == 503 && body.contains("\"registry_stale\":true")
+    until_answer(&a, "/readyz", "stale readiness", |s, r: &ReadyAnswer| {
+        s == 503 && r.registry_stale
     })
     .await;
     let (_, metrics) = get(&a, "/metrics").await;
     assert!(metrics.contains("conclave_registry_stale 1"), "{metrics}");
-    let (_, body) = get(&a, "/v1/membership").await;
-    let m: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(m["stale"], true);
+    let m: MembershipAnswer = get_json(&a, "/v1/membership").await;
+    assert!(m.stale, "{m:?}");
     assert!(
-        m["last_error"].as_str().unwrap().contains(&proxy.url),
-        "{m}"
+        m.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains(&proxy.url)),
+        "{m:?}"
     );
-    assert_eq!(
-        m["operators"].as_array().unwrap().len(),
-        2,
-        "the last view stays"
-    );
+    assert_eq!(m.view.operators.len(), 2, "the last view stays: {m:?}");
     let (status, _) = get(&b, "/readyz").await;
     assert_eq!(
         status, 200,
@@ -151,9 +146,12 @@ async fn chain_registry_nodes_join_and_report_rpc_outages() {
     // both nodes report stale while it is gone and recover without a restart of their own.
     anvil.stop().unwrap();
     for n in [&a, &b] {
-        until(n, "/readyz", "stale after anvil died", |s, body| {
-            s == 503 && body.contains("\"registry_stale\":true")
-        })
+        until_answer(
+            n,
+            "/readyz",
+            "stale after anvil died",
+            |s, r: &ReadyAnswer| s == 503 && r.registry_stale,
+        )
         .await;
     }
     anvil.restart().unwrap();
@@ -163,9 +161,8 @@ async fn chain_registry_nodes_join_and_report_rpc_outages() {
         })
         .await;
     }
-    let (_, body) = get(&b, "/v1/membership").await;
-    let m: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(m["operators"].as_array().unwrap().len(), 2, "{m}");
+    let m: MembershipAnswer = get_json(&b, "/v1/membership").await;
+    assert_eq!(m.view.operators.len(), 2, "{m:?}");
 
     for n in [a, b] {
         n.shutdown().await;
@@ -261,15 +258,18 @@ async fn a_rotation_moves_the_node_to_its_new_key_without_losing_a_message() {
             .unwrap_or_else(|_| panic!("only {} of {total} arrived", seen.len()))
             .unwrap()
             .unwrap();
-        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
-        assert!(v.get("lagged").is_none(), "subscriber lagged: {v}");
-        use base64::Engine;
-        let payload = base64::engine::general_purpose::STANDARD
-            .decode(v["payload_base64"].as_str().unwrap())
+        let text = msg.to_text().unwrap();
+        let f = match serde_json::from_str::<StreamFrame<DeliveryFrame>>(text) {
+            Ok(StreamFrame::Item(f)) => f,
+            Ok(StreamFrame::Lagged(l)) => panic!("subscriber lagged: {l:?}"),
+            Err(e) => panic!("not a delivery frame: {e}: {text}"),
+        };
+        let n: u32 = String::from_utf8(f.payload().unwrap())
+            .unwrap()
+            .parse()
             .unwrap();
-        let n: u32 = String::from_utf8(payload).unwrap().parse().unwrap();
         *seen.entry(n).or_default() += 1;
-        senders.insert(v["node"].as_str().unwrap().to_owned());
+        senders.insert(f.node);
     }
     publisher.await.unwrap();
     // Nothing more may arrive: a duplicate would show up here.
@@ -292,8 +292,8 @@ async fn a_rotation_moves_the_node_to_its_new_key_without_losing_a_message() {
         metrics.contains("conclave_key_rotations_total 1"),
         "{metrics}"
     );
-    let (_, peers) = get(&b, "/v1/peers").await;
-    assert!(peers.contains(&new.to_string()), "{peers}");
+    let peers: PeersAnswer = get_json(&b, "/v1/peers").await;
+    assert!(peers.peer(&new.to_string()).is_some(), "{peers:?}");
 
     for n in [a, b] {
         n.shutdown().await;
@@ -319,11 +319,11 @@ async fn the_watchdog_raises_a_frozen_chain_source_and_clears_it_when_blocks_ret
     let a = start_with(d, "a", &anvil.url, &gov.contract().to_string(), extra).await;
 
     // No transactions, no blocks: the source is frozen.
-    until(
+    until_answer(
         &a,
         "/v1/altnet/watchdog",
         "the stall to be raised",
-        |s, body| s == 200 && body.contains("\"stalled\""),
+        |s, w: &WatchdogAnswer| s == 200 && w.raised.iter().any(|r| r == "stalled"),
     )
     .await;
     let (_, metrics) = get(&a, "/metrics").await;
@@ -335,11 +335,11 @@ async fn the_watchdog_raises_a_frozen_chain_source_and_clears_it_when_blocks_ret
 
     // Blocks again, every 100 ms: cleared, and not raised a second time.
     let miner = Miner::start(anvil.url.clone(), Duration::from_millis(100));
-    until(
+    until_answer(
         &a,
         "/v1/altnet/watchdog",
         "the stall to clear",
-        |s, body| s == 200 && body.contains("\"raised\":[]"),
+        |s, w: &WatchdogAnswer| s == 200 && w.raised.is_empty(),
     )
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -431,66 +431,73 @@ coord_safe_shift = 3
 
     // Coordination runs before the freeze: every member has settled a window with a proposal.
     for n in &nodes {
-        until_json(n, "/v1/coordination/windows", "a settled window", |v| {
-            v["windows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|w| !w["proposal"].is_null())
-        })
+        until_json(
+            n,
+            "/v1/coordination/windows",
+            "a settled window",
+            |v: &WindowsAnswer| v.windows.iter().any(|w| w.proposal.is_some()),
+        )
         .await;
     }
 
     proxy.cut();
-    let frozen = get_json(&nodes[0], "/v1/altnet/watchdog").await["head"]
-        .as_u64()
-        .unwrap();
+    let frozen = get_json::<WatchdogAnswer>(&nodes[0], "/v1/altnet/watchdog")
+        .await
+        .head;
+    let behind = |w: &WatchdogAnswer| w.raised.iter().any(|r| r == "behind");
     let w = until_json(
         &nodes[0],
         "/v1/altnet/watchdog",
         "a to follow members' headers",
-        |v| {
-            v["following"] == "fallback" && v["fallback_tip"]["height"].as_u64() > Some(frozen + 20)
+        |v: &WatchdogAnswer| {
+            v.following == Following::Fallback
+                && v.fallback_tip.as_ref().map(|t| t.height) > Some(frozen + 20)
         },
     )
     .await;
-    assert!(
-        w["raised"].as_array().unwrap().contains(&"behind".into()),
-        "{w}"
-    );
+    assert!(behind(&w), "{w:?}");
     // Both header-capable paths answered: libp2p (tcp) and the signed HTTP driver.
-    let drivers: Vec<&str> = w["last_fetch"]["drivers"]
-        .as_array()
-        .unwrap()
+    let fetch = w
+        .last_fetch
+        .as_ref()
+        .unwrap_or_else(|| panic!("no header fetch: {w:?}"));
+    let drivers: Vec<&str> = fetch
+        .drivers
         .iter()
-        .filter(|d| d["answers"].as_u64() > Some(0))
-        .map(|d| d["driver"].as_str().unwrap())
+        .filter(|d| d.answers > 0)
+        .map(|d| d.driver.as_str())
         .collect();
-    assert!(drivers.contains(&"tcp") && drivers.contains(&"http"), "{w}");
+    assert!(
+        drivers.contains(&"tcp") && drivers.contains(&"http"),
+        "{w:?}"
+    );
     // The fallback tip is a real block of the chain the members follow.
-    let tip = w["fallback_tip"]["height"].as_u64().unwrap();
+    let tip = w.fallback_tip.as_ref().unwrap();
     let on_chain: Value = reqwest::Client::new()
         .post(&anvil.url)
-        .json(&serde_json::json!({"jsonrpc":"2.0","id":1,"method":"eth_getBlockByNumber","params":[format!("{tip:#x}"), false]}))
+        .json(&serde_json::json!({"jsonrpc":"2.0","id":1,"method":"eth_getBlockByNumber","params":[format!("{:#x}", tip.height), false]}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(on_chain["result"]["hash"], w["fallback_tip"]["hash"], "{w}");
-    let d = get_json(&nodes[0], "/v1/altnet/drivers").await;
-    let names: Vec<&str> = d["drivers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["tcp", "quic", "ws", "relay", "http"], "{d}");
-    assert_eq!(d["drivers"][0]["health"]["state"], "up", "{d}");
-    assert_eq!(d["drivers"][4]["capabilities"]["delivery"], "polled", "{d}");
-    let ready = get_json(&nodes[0], "/readyz").await;
-    assert_eq!(ready["chain"]["following"], "fallback", "{ready}");
+    assert_eq!(on_chain["result"]["hash"], tip.hash, "{w:?}");
+    let d: DriversAnswer = get_json(&nodes[0], "/v1/altnet/drivers").await;
+    let names: Vec<&str> = d.drivers.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["tcp", "quic", "ws", "relay", "http"], "{d:?}");
+    assert_eq!(d.drivers[0].health.state, "up", "{d:?}");
+    assert_eq!(
+        d.drivers[4].capabilities.delivery,
+        DeliveryMode::Polled,
+        "{d:?}"
+    );
+    let ready: ReadyAnswer = get_json(&nodes[0], "/readyz").await;
+    assert_eq!(
+        ready.chain.map(|c| c.following),
+        Some(Following::Fallback),
+        "{ready:?}"
+    );
     let metrics = get(&nodes[0], "/metrics").await.1;
     assert!(metrics.contains("conclave_altnet_fallback 1"), "{metrics}");
     assert!(
@@ -499,12 +506,10 @@ coord_safe_shift = 3
     );
     // a keeps coordinating on the fallback tip: a window past its frozen head settles with a
     // proposal and no fault, as at the members that follow their own source.
-    let past_frozen = |v: &Value| -> Vec<Value> {
-        v["windows"]
-            .as_array()
-            .unwrap()
+    let past_frozen = |v: &WindowsAnswer| -> Vec<WindowOutcome> {
+        v.windows
             .iter()
-            .filter(|w| w["coordination_block"].as_u64() > Some(frozen + 3))
+            .filter(|w| w.coordination_block > frozen + 3)
             .cloned()
             .collect()
     };
@@ -512,20 +517,17 @@ coord_safe_shift = 3
         &nodes[0],
         "/v1/coordination/windows",
         "a window settled on the fallback tip",
-        |v| !past_frozen(v).is_empty(),
+        |v: &WindowsAnswer| !past_frozen(v).is_empty(),
     )
     .await;
     for w in past_frozen(&windows) {
-        assert!(!w["proposal"].is_null(), "{w}");
-        assert_eq!(w["faults"].as_array().unwrap().len(), 0, "{w}");
+        assert!(w.proposal.is_some(), "{w:?}");
+        assert!(w.faults.is_empty(), "{w:?}");
     }
     for n in &nodes[1..] {
-        let v = get_json(n, "/v1/altnet/watchdog").await;
-        assert_eq!(v["following"], "source", "{v}");
-        assert!(
-            !v["raised"].as_array().unwrap().contains(&"behind".into()),
-            "{v}"
-        );
+        let v: WatchdogAnswer = get_json(n, "/v1/altnet/watchdog").await;
+        assert_eq!(v.following, Following::Source, "{v:?}");
+        assert!(!behind(&v), "{v:?}");
     }
 
     proxy.restore();
@@ -533,10 +535,7 @@ coord_safe_shift = 3
         &nodes[0],
         "/v1/altnet/watchdog",
         "a back on its own source",
-        |v| {
-            v["following"] == "source"
-                && !v["raised"].as_array().unwrap().contains(&"behind".into())
-        },
+        |v: &WatchdogAnswer| v.following == Following::Source && !behind(v),
     )
     .await;
     let metrics = get(&nodes[0], "/metrics").await.1;

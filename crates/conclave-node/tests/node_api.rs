@@ -8,11 +8,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{get, listen_addrs, start_node, until, WAIT};
+use common::{get, get_json, listen_addrs, start_node, until_answer, WAIT};
+use conclave_api::{DeliveryFrame, MembershipAnswer, PeersAnswer, ReadyAnswer, StreamFrame};
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
 use futures::StreamExt;
-use serde_json::Value;
 
 const OPS: [&str; 4] = [
     "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
@@ -44,9 +44,11 @@ async fn start(dir: &Path, name: &str, registry_file: &Path, extra: &[String]) -
     start_node(dir, name, &config, extra, Default::default()).await
 }
 
-async fn wait_ready(node: &RunningNode) -> Value {
-    let body = until(node, "/readyz", "readiness", |status, _| status == 200).await;
-    serde_json::from_str(&body).unwrap()
+async fn wait_ready(node: &RunningNode) -> ReadyAnswer {
+    until_answer(node, "/readyz", "readiness", |status, _: &ReadyAnswer| {
+        status == 200
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +90,7 @@ async fn nodes_serve_the_api_and_gate_strangers() {
     std::fs::write(&reg, registry(&entries)).unwrap();
     for n in [&a, &b, &c] {
         let r = wait_ready(n).await;
-        assert_eq!(r["connected_members"], 2);
+        assert_eq!(r.connected_members, 2, "{r:?}");
     }
 
     // Subscribe on b and c, publish on a.
@@ -114,11 +116,15 @@ async fn nodes_serve_the_api_and_gate_strangers() {
             .unwrap()
             .unwrap()
             .unwrap();
-        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
-        assert_eq!(v["topic"], "signers");
-        assert_eq!(v["operator"], OPS[0]);
-        assert_eq!(v["node"], peers[0].as_str());
-        assert_eq!(v["payload_base64"], "cGluZyBmcm9tIGE=");
+        let text = msg.to_text().unwrap();
+        let f = match serde_json::from_str::<StreamFrame<DeliveryFrame>>(text) {
+            Ok(StreamFrame::Item(f)) => f,
+            other => panic!("not a delivery: {other:?}: {text}"),
+        };
+        assert_eq!(f.topic, "signers", "{f:?}");
+        assert_eq!(f.operator, OPS[0], "{f:?}");
+        assert_eq!(f.node, peers[0], "{f:?}");
+        assert_eq!(f.payload().unwrap(), b"ping from a", "{f:?}");
     }
 
     // Refusals are explicit.
@@ -195,13 +201,11 @@ async fn nodes_serve_the_api_and_gate_strangers() {
     let (status, sbody) = get(&stranger, "/readyz").await;
     assert_eq!(status, 503, "{sbody}");
 
-    let (_, body) = get(&a, "/v1/membership").await;
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["operators"].as_array().unwrap().len(), 3);
-    assert_eq!(v["revision"], 2);
-    let (_, body) = get(&a, "/v1/peers").await;
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["peers"].as_array().unwrap().len(), 2);
+    let v: MembershipAnswer = get_json(&a, "/v1/membership").await;
+    assert_eq!(v.view.operators.len(), 3, "{v:?}");
+    assert_eq!(v.revision, 2, "{v:?}");
+    let v: PeersAnswer = get_json(&a, "/v1/peers").await;
+    assert_eq!(v.peers.len(), 2, "{v:?}");
 
     for n in [a, b, c, stranger] {
         n.shutdown().await;

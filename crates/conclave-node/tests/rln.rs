@@ -11,8 +11,11 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::{get, get_json, listen_addrs, now_ms, until_json, WAIT};
+use conclave_api::{
+    AnonymousDeliveryFrame, MembershipAnswer, ReadyAnswer, RlnPublishAnswer, RlnRemovedAnswer,
+    RlnStatusAnswer, StreamFrame,
+};
 use conclave_core::OperatorId;
 use conclave_node::keys::{self, KeyType};
 use conclave_node::{NodeHooks, RunningNode};
@@ -56,7 +59,8 @@ async fn start_with(dir: &Path, name: &str, extra: &str) -> RunningNode {
     common::start_node(dir, name, &config, &[], NodeHooks::default()).await
 }
 
-async fn post(node: &RunningNode, path: &str, body: &[u8]) -> (u16, Value) {
+/// The status and the body of a POST.
+async fn post(node: &RunningNode, path: &str, body: &[u8]) -> (u16, String) {
     let r = reqwest::Client::new()
         .post(format!("http://{}{path}", node.http_addr))
         .body(body.to_vec())
@@ -64,16 +68,17 @@ async fn post(node: &RunningNode, path: &str, body: &[u8]) -> (u16, Value) {
         .await
         .unwrap();
     let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    (status, r.text().await.unwrap_or_default())
 }
 
 /// Publishes anonymously, retrying while the anonymous mesh is still forming (503).
-async fn publish(node: &RunningNode, body: &[u8]) -> Value {
+async fn publish(node: &RunningNode, body: &[u8]) -> RlnPublishAnswer {
     let deadline = Instant::now() + WAIT;
     loop {
         let (status, v) = post(node, "/v1/rln/publish/anon", body).await;
         if status == 200 {
-            return v;
+            return serde_json::from_str(&v)
+                .unwrap_or_else(|e| panic!("not an RlnPublishAnswer: {e}: {v}"));
         }
         assert_eq!(status, 503, "{v}");
         assert!(
@@ -94,16 +99,31 @@ async fn subscribe(node: &RunningNode) -> Ws {
         .0
 }
 
-/// The next delivery on `ws` within `within`, if any.
-async fn next(ws: &mut Ws, within: Duration) -> Option<Value> {
-    let m = tokio::time::timeout(within, ws.next()).await.ok()??.ok()?;
-    serde_json::from_str(m.to_text().ok()?).ok()
+/// The next text frame on `ws` within `within`, if any.
+async fn next_text(ws: &mut Ws, within: Duration) -> Option<String> {
+    match tokio::time::timeout(within, ws.next()).await.ok()??.ok()? {
+        tokio_tungstenite::tungstenite::Message::Text(t) => Some(t.as_str().to_owned()),
+        _ => None,
+    }
 }
 
-fn payload(v: &Value) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(v["payload_base64"].as_str().unwrap())
-        .unwrap()
+/// Reads a frame of the anonymous stream: a delivery, or the test fails (a frame that is not
+/// one, or a lag note).
+fn delivery(text: &str) -> AnonymousDeliveryFrame {
+    match serde_json::from_str::<StreamFrame<AnonymousDeliveryFrame>>(text) {
+        Ok(StreamFrame::Item(f)) => f,
+        other => panic!("not an anonymous delivery: {other:?}: {text}"),
+    }
+}
+
+/// The next delivery on `ws` within `within`, if any.
+async fn next(ws: &mut Ws, within: Duration) -> Option<AnonymousDeliveryFrame> {
+    next_text(ws, within).await.map(|t| delivery(&t))
+}
+
+fn payload(f: &AnonymousDeliveryFrame) -> Vec<u8> {
+    f.payload()
+        .unwrap_or_else(|e| panic!("payload is not base64: {e}: {f:?}"))
 }
 
 fn metric(text: &str, name: &str, labels: &str) -> f64 {
@@ -217,27 +237,40 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
     )
     .unwrap();
     for n in &nodes {
-        until_json(n, "/readyz", "readiness", |v| v["ready"] == true).await;
-        until_json(n, "/v1/rln/status", "the RLN tree", |v| v["members"] == 6).await;
+        until_json(n, "/readyz", "readiness", |r: &ReadyAnswer| r.ready).await;
+        until_json(
+            n,
+            "/v1/rln/status",
+            "the RLN tree",
+            |v: &RlnStatusAnswer| v.members == 6,
+        )
+        .await;
     }
-    let root = get_json(&nodes[0], "/v1/rln/status").await["root"].clone();
+    let root = get_json::<RlnStatusAnswer>(&nodes[0], "/v1/rln/status")
+        .await
+        .root;
 
     // Honest: a's message reaches b..e, with no sender identity.
     let mut subs = Vec::new();
     for n in &nodes[1..] {
         subs.push(subscribe(n).await);
     }
-    let sent = publish(&nodes[0], b"anonymous hello").await;
-    assert_eq!(sent["status"], "published");
+    // Read as an `RlnPublishAnswer`, the answer carries `"status": "published"`.
+    let RlnPublishAnswer::Published { .. } = publish(&nodes[0], b"anonymous hello").await;
     for ws in subs.iter_mut() {
-        let v = next(ws, WAIT)
+        let text = next_text(ws, WAIT)
             .await
             .expect("honest anonymous message delivered");
-        assert_eq!(payload(&v), b"anonymous hello");
-        assert_eq!(v["topic"], "anon");
-        assert!(
-            v.get("operator").is_none() && v.get("node").is_none(),
-            "no sender identity: {v}"
+        let v = delivery(&text);
+        assert_eq!(payload(&v), b"anonymous hello", "{v:?}");
+        assert_eq!(v.topic, "anon", "{v:?}");
+        // The frame is exactly an `AnonymousDeliveryFrame`, which has no sender fields: nothing
+        // beyond them (no operator, no node) travels.
+        let sent: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::to_value(&v).unwrap(),
+            "no sender identity: {text}"
         );
     }
 
@@ -286,36 +319,34 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
             got += usize::from(payload(&v) == b"said twice");
         }
         assert_eq!(got, 1, "delivered once");
-        assert_eq!(
-            get_json(n, "/v1/rln/status").await["members"],
-            6,
-            "nobody slashed"
-        );
+        let status: RlnStatusAnswer = get_json(n, "/v1/rln/status").await;
+        assert_eq!(status.members, 6, "nobody slashed: {status:?}");
     }
 
     mid_epoch().await;
     let started = forge.double_signal(&nodes[spammer], &ids[spammer]).await;
     let rules = EpochRules::default();
     let secret = hex::encode(ids[spammer].secret_bytes());
-    let mut removed_root = Value::Null;
+    let mut removed_root = None;
     for n in &nodes {
-        let v = until_json(n, "/v1/rln/removed", "the spammer's removal", |v| {
-            v["removed"].as_array().is_some_and(|r| !r.is_empty())
-        })
+        let v = until_json(
+            n,
+            "/v1/rln/removed",
+            "the spammer's removal",
+            |v: &RlnRemovedAnswer| !v.removed.is_empty(),
+        )
         .await;
-        let removed = v["removed"].as_array().unwrap();
-        assert_eq!(removed.len(), 1, "only the spammer is removed: {v}");
-        assert_eq!(removed[0]["secret"], secret.as_str());
-        let status = get_json(n, "/v1/rln/status").await;
-        assert_eq!(status["members"], 5);
-        if removed_root.is_null() {
-            removed_root = status["root"].clone();
-        }
+        assert_eq!(v.removed.len(), 1, "only the spammer is removed: {v:?}");
+        assert_eq!(v.removed[0].secret, secret, "{v:?}");
+        let status: RlnStatusAnswer = get_json(n, "/v1/rln/status").await;
+        assert_eq!(status.members, 5, "{status:?}");
+        let removed_root = removed_root.get_or_insert_with(|| status.root.clone());
         assert_eq!(
-            status["root"], removed_root,
+            &status.root, removed_root,
             "every node removed the same leaf"
         );
     }
+    let removed_root = removed_root.unwrap();
     let took = started.elapsed();
     assert!(
         took < Duration::from_secs(rules.epoch_secs),
@@ -365,18 +396,24 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
     );
 
     // Honest members still publish.
-    let v = publish(&nodes[1], b"after the slashing").await;
-    assert_eq!(v["status"], "published");
+    let RlnPublishAnswer::Published { .. } = publish(&nodes[1], b"after the slashing").await;
 
     // A node started late rebuilds the same tree from the registry and the announced removals.
     let late = start(d, "f").await;
-    let v = until_json(&late, "/v1/rln/status", "the late joiner's tree", |v| {
-        v["root"] == removed_root
-    })
+    let v = until_json(
+        &late,
+        "/v1/rln/status",
+        "the late joiner's tree",
+        |v: &RlnStatusAnswer| v.root == removed_root,
+    )
     .await;
-    assert_eq!(v["members"], 5);
-    let v = get_json(&late, "/v1/rln/removed").await;
-    assert_eq!(v["removed"][0]["secret"], secret.as_str());
+    assert_eq!(v.members, 5, "{v:?}");
+    let v: RlnRemovedAnswer = get_json(&late, "/v1/rln/removed").await;
+    assert_eq!(
+        v.removed.first().map(|r| r.secret.as_str()),
+        Some(secret.as_str()),
+        "{v:?}"
+    );
 
     late.shutdown().await;
     for n in nodes {
@@ -423,8 +460,14 @@ async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
     )
     .unwrap();
     for n in nodes.iter().flatten() {
-        until_json(n, "/readyz", "readiness", |v| v["ready"] == true).await;
-        until_json(n, "/v1/rln/status", "the RLN tree", |v| v["members"] == 5).await;
+        until_json(n, "/readyz", "readiness", |r: &ReadyAnswer| r.ready).await;
+        until_json(
+            n,
+            "/v1/rln/status",
+            "the RLN tree",
+            |v: &RlnStatusAnswer| v.members == 5,
+        )
+        .await;
     }
 
     // Every node publishes as fast as it can (one message per 2 s epoch is its quota) in at least
@@ -467,13 +510,10 @@ async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
     // Let the last messages settle, then check that nobody was ever slashed.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for n in nodes.iter().flatten() {
-        let v = get_json(n, "/v1/rln/removed").await;
-        assert_eq!(
-            v["removed"].as_array().unwrap().len(),
-            0,
-            "an honest member was removed: {v}"
-        );
-        assert_eq!(get_json(n, "/v1/rln/status").await["members"], 5);
+        let v: RlnRemovedAnswer = get_json(n, "/v1/rln/removed").await;
+        assert!(v.removed.is_empty(), "an honest member was removed: {v:?}");
+        let status: RlnStatusAnswer = get_json(n, "/v1/rln/status").await;
+        assert_eq!(status.members, 5, "{status:?}");
         let text = get(n, "/metrics").await.1;
         assert_eq!(
             metric(
@@ -573,14 +613,17 @@ async fn with_the_evm_registry_one_node_removes_the_spammer_on_chain() {
         ops[i].set_node_addresses(&peers[i], addr).await.unwrap();
     }
     for n in &nodes {
-        until_json(n, "/readyz", "readiness", |v| v["ready"] == true).await;
-        until_json(n, "/v1/rln/status", "the RLN tree from the chain", |v| {
-            v["members"] == 5
-        })
+        until_json(n, "/readyz", "readiness", |r: &ReadyAnswer| r.ready).await;
+        until_json(
+            n,
+            "/v1/rln/status",
+            "the RLN tree from the chain",
+            |v: &RlnStatusAnswer| v.members == 5,
+        )
         .await;
     }
-    let v = get_json(&nodes[0], "/v1/membership").await;
-    assert_eq!(v["rln"].as_array().unwrap().len(), 5, "{v}");
+    let v: MembershipAnswer = get_json(&nodes[0], "/v1/membership").await;
+    assert_eq!(v.view.rln.len(), 5, "{v:?}");
 
     let spammer = 4;
     let leaf = u64::from(regs[spammer].index);
@@ -589,9 +632,12 @@ async fn with_the_evm_registry_one_node_removes_the_spammer_on_chain() {
         .double_signal(&nodes[spammer], &ids[spammer])
         .await;
     for n in &nodes {
-        until_json(n, "/v1/rln/status", "the spammer's removal", |v| {
-            v["members"] == 4
-        })
+        until_json(
+            n,
+            "/v1/rln/status",
+            "the spammer's removal",
+            |v: &RlnStatusAnswer| v.members == 4,
+        )
         .await;
     }
     // Every chain-key node finishes its turn: exactly one submitted, the rest found it done.
@@ -613,20 +659,19 @@ async fn with_the_evm_registry_one_node_removes_the_spammer_on_chain() {
     assert_eq!((submitted, already), (1.0, 3.0));
     assert!(gov.rln_removed(leaf).await.unwrap(), "removed on-chain");
     // The chain's view now leaves the leaf out too, and every node keeps the same root.
-    let root = get_json(&nodes[0], "/v1/rln/status").await["root"].clone();
+    let root = get_json::<RlnStatusAnswer>(&nodes[0], "/v1/rln/status")
+        .await
+        .root;
     for n in &nodes {
         until_json(
             n,
             "/v1/membership",
             "the chain view without the leaf",
-            |v| v["rln"].as_array().is_some_and(|r| r.len() == 4),
+            |v: &MembershipAnswer| v.view.rln.len() == 4,
         )
         .await;
-        let status = get_json(n, "/v1/rln/status").await;
-        assert_eq!(
-            (status["members"].clone(), status["root"].clone()),
-            (4.into(), root.clone())
-        );
+        let status: RlnStatusAnswer = get_json(n, "/v1/rln/status").await;
+        assert_eq!((status.members, &status.root), (4, &root), "{status:?}");
     }
     for n in nodes {
         n.shutdown().await;

@@ -8,24 +8,25 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use conclave_core::{OperatorId, PeerId};
+use conclave_core::{GroupId, OperatorId, PeerId};
 use conclave_node::keys::{self, KeyType};
+use conclave_node::NodeConfig;
 use conclave_registry::evm::admin::{self, PrivateKeySigner};
 use conclave_registry::evm::anvil::{Anvil, RpcProxy, DEV_KEY_0};
 use conclave_registry::evm::{RegistryAdmin, OPEN_ENDED};
-
 use conclave_registry::RlnEntry;
+use serde::Deserialize;
 
-use super::TOPIC;
+use super::common::{CONFIRMATIONS, ROTATION_KEY_DIR, TOPIC};
+use super::config;
+use super::registry::Entry;
 
-/// Confirmations the nodes wait for before applying a registry change.
-pub const CONFIRMATIONS: u64 = 2;
 /// Scope bits of every member's node key: the devnet topic, coordination, RLN slashing, chain
 /// tips (the watchdog's announcements).
 const SCOPES: u64 = 0b1111;
 
 pub struct ChainNet {
-    pub anvil: Anvil,
+    anvil: Anvil,
     gov: RegistryAdmin,
     operators: Vec<RegistryAdmin>,
     /// The removed member reads the chain through this; cut before its revocation.
@@ -34,9 +35,7 @@ pub struct ChainNet {
     miner: Option<tokio::task::JoinHandle<()>>,
     pub block_time: Duration,
     /// node-0's next key (in its key directory) once generated.
-    pub rotation_key: Option<PeerId>,
-    /// Members hold RLN memberships (and hot accounts for on-chain removals).
-    rln: bool,
+    rotation_key: Option<PeerId>,
 }
 
 impl ChainNet {
@@ -46,14 +45,14 @@ impl ChainNet {
         dir: &Path,
         peers: &[String],
         victim: usize,
-        groups: &[(conclave_core::GroupId, Vec<usize>)],
+        groups: &[(GroupId, Vec<usize>)],
         rln: &[RlnEntry],
         block_time: Duration,
     ) -> anyhow::Result<ChainNet> {
         let anvil = Anvil::spawn(&[]).context("starting anvil (run scripts/install-deps.sh)")?;
         let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEY_0)?).await?;
         gov.define_scope(0, TOPIC).await?;
-        gov.define_scope(1, super::coord::COORD_SCOPE).await?;
+        gov.define_scope(1, conclave_node::COORD_TOPIC).await?;
         gov.define_scope(2, conclave_node::SLASH_TOPIC).await?;
         gov.define_scope(3, conclave_altnet::TIP_TOPIC).await?;
         let mut operators = Vec::new();
@@ -88,7 +87,7 @@ impl ChainNet {
             gov.set_group(*id, &seats).await?;
         }
         // node-0 holds its next key from the start; its operator delegates to it mid-run.
-        let key_dir = dir.join("node-0-keys");
+        let key_dir = dir.join(ROTATION_KEY_DIR);
         std::fs::create_dir_all(&key_dir)?;
         let rotation_key = Some(keys::generate(&key_dir.join("next.key"), KeyType::Ed25519)?);
         let victim_proxy = RpcProxy::start(anvil.port).await?;
@@ -101,7 +100,6 @@ impl ChainNet {
             miner: None,
             block_time,
             rotation_key,
-            rln: !rln.is_empty(),
         };
         net.anvil.mine(CONFIRMATIONS).await?;
         println!(
@@ -118,33 +116,23 @@ impl ChainNet {
         Ok(self.gov.block().await?)
     }
 
-    /// Member `i`'s operator address (EIP-55), as coordination reports name leaders.
-    pub fn operator_address(&self, i: usize) -> String {
-        OperatorId(self.operators[i].signer().0 .0).to_string()
+    /// Member `i`'s operator, as coordination reports name leaders.
+    pub fn operator(&self, i: usize) -> OperatorId {
+        OperatorId(self.operators[i].signer().0 .0)
     }
 
-    /// The registry part of member `i`'s node configuration.
-    pub fn node_config(&self, i: usize) -> String {
+    /// Member `i` reads the registry from the contract, the removed member through the proxy
+    /// that gets cut; node-0 may rotate to the key it holds.
+    pub fn configure(&self, cfg: &mut NodeConfig, i: usize) {
         let url = if i == self.victim {
             &self.victim_proxy.url
         } else {
             &self.anvil.url
         };
-        let mut s = format!(
-            "registry = \"evm\"\nevm_rpc_url = \"{url}\"\nevm_contract = \"{}\"\n\
-             evm_confirmations = {CONFIRMATIONS}\nevm_poll_ms = 100\n",
-            self.gov.contract()
-        );
+        config::evm_registry(cfg, url, &self.gov.contract().to_string());
         if i == 0 {
-            s.push_str("key_dir = \"node-0-keys\"\n");
+            cfg.key_dir = Some(ROTATION_KEY_DIR.into());
         }
-        if self.rln {
-            s.push_str(&format!(
-                "rln_chain_key = \"node-{i}.eth\"\nrln_chain_stagger_secs = {}\n",
-                super::rln::CHAIN_STAGGER_SECS
-            ));
-        }
-        s
     }
 
     /// Whether RLN leaf `index` is removed on-chain.
@@ -153,13 +141,10 @@ impl ChainNet {
     }
 
     /// Every operator publishes its node's addresses on-chain; they apply once confirmed.
-    pub async fn set_addresses(
-        &self,
-        entries: &[(usize, &str, Vec<String>)],
-    ) -> anyhow::Result<()> {
-        for (i, peer, addrs) in entries {
-            self.operators[*i]
-                .set_node_addresses(&peer.parse()?, addrs.clone())
+    pub async fn set_addresses(&self, entries: &[Entry]) -> anyhow::Result<()> {
+        for e in entries {
+            self.operators[e.index]
+                .set_node_addresses(&e.peer.parse()?, e.addrs.clone())
                 .await?;
         }
         self.anvil.mine(CONFIRMATIONS).await?;
@@ -208,17 +193,27 @@ impl ChainNet {
 
     /// The hash of block `number` on the chain the members follow (hex, 0x-prefixed).
     pub async fn block_hash(&self, number: u64) -> anyhow::Result<String> {
-        let v: serde_json::Value = reqwest::Client::new()
+        /// The part of `eth_getBlockByNumber`'s answer read here.
+        #[derive(Deserialize)]
+        struct BlockAnswer {
+            result: Option<BlockHash>,
+        }
+        #[derive(Deserialize)]
+        struct BlockHash {
+            hash: String,
+        }
+        let answer: BlockAnswer = reqwest::Client::new()
             .post(&self.anvil.url)
             .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": [format!("{number:#x}"), false]}))
             .send()
             .await?
             .json()
-            .await?;
-        v["result"]["hash"]
-            .as_str()
-            .map(String::from)
-            .with_context(|| format!("anvil has no block {number}: {v}"))
+            .await
+            .with_context(|| format!("anvil's answer for block {number}"))?;
+        Ok(answer
+            .result
+            .with_context(|| format!("anvil has no block {number}"))?
+            .hash)
     }
 
     /// Cuts the victim's RPC path (it keeps its last view), revokes its key and waits until the

@@ -4,13 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use conclave_core::GroupId;
-use serde_json::Value;
+use conclave_api::{CoordinationReport, WindowsAnswer};
+use conclave_core::{GroupId, OperatorId};
 
-use super::{get_json, NodeProc};
-
-/// The coordination topic's scope name (the node subscribes to it).
-pub const COORD_SCOPE: &str = "coord";
+use super::client;
+use super::cluster::NodeProc;
 
 /// Two groups over members `0..victim`, with repeated seats: (id, member index per seat). The
 /// first has `seats` seats dealt in turn to as many members as leave at least one repeat.
@@ -29,98 +27,66 @@ pub fn groups(victim: usize, seats: usize) -> Vec<(GroupId, Vec<usize>)> {
     vec![(GroupId([0xc1; 20]), first), (GroupId([0xc2; 20]), last)]
 }
 
-/// Configuration lines turning coordination on. With a registry file the nodes share a clock
-/// chain (100 ms blocks, a window every 2 s); on anvil they follow its blocks (a window every 10).
-pub fn node_config(chain: bool, genesis_ms: u64) -> String {
-    if chain {
-        "coordination = true\ncoord_frequency = 10\ncoord_active = 6\ncoord_passive = 2\ncoord_safe_shift = 3\n".into()
-    } else {
-        format!(
-            "coordination = true\nclock_chain_genesis_ms = {genesis_ms}\nclock_chain_block_ms = 100\n\
-             coord_frequency = 20\ncoord_active = 10\ncoord_passive = 5\ncoord_safe_shift = 3\n"
-        )
-    }
+/// Where the members' windows are collected and how they are judged.
+pub struct Books<'a> {
+    pub groups: &'a [(GroupId, Vec<usize>)],
+    /// Member `i`'s operator at index `i`, to name leaders by member.
+    pub operators: &'a [OperatorId],
+    /// Windows with a coordination block in this range count (later ones may still settle).
+    pub first_block: u64,
+    pub last_block: u64,
+    /// When a block started (unix ms), on the clock chain; none on anvil.
+    pub block_start_ms: Option<&'a dyn Fn(u64) -> u64>,
 }
 
-/// What the members settled, window by window.
-pub struct CoordReport {
-    pub windows: usize,
-    pub expected_acceptances: usize,
-    pub acceptances: usize,
-    pub faults: usize,
-    /// Leaders by member index, with how many windows each led.
-    pub leaders: BTreeMap<usize, usize>,
-    pub actions: BTreeMap<String, usize>,
-    /// Per window, coordination block start → the last follower's acceptance (ms); clock chain only.
-    pub last_acceptance_ms: Vec<u64>,
-    /// Every follower's acceptance latency (ms); clock chain only.
-    pub acceptance_ms: Vec<u64>,
-}
-
-impl CoordReport {
-    pub fn ok(&self) -> bool {
-        self.windows > 0 && self.faults == 0 && self.acceptances == self.expected_acceptances
-    }
-}
-
-/// Collects the settled windows of `nodes[..victim]` with a coordination block in
-/// `[first_block, last_block]` (windows still settling at the end are left out).
-#[allow(clippy::too_many_arguments)]
+/// Collects the settled windows of `members` (those still registered).
 pub async fn report(
     http: &reqwest::Client,
-    nodes: &[NodeProc],
-    victim: usize,
-    groups: &[(GroupId, Vec<usize>)],
-    operators: &[String],
-    first_block: u64,
-    last_block: u64,
-    block_start_ms: Option<&dyn Fn(u64) -> u64>,
-) -> CoordReport {
+    members: &[NodeProc],
+    books: &Books<'_>,
+) -> CoordinationReport {
     #[derive(Default)]
     struct Seen {
-        leader: Option<String>,
+        leader: Option<OperatorId>,
         accepted: usize,
         faults: usize,
         action: Option<String>,
         latencies: Vec<u64>,
     }
-    let mut seen: BTreeMap<(String, u64), Seen> = BTreeMap::new();
-    for node in &nodes[..victim] {
-        let Ok((_, v)) = get_json(http, &node.url("/v1/coordination/windows")).await else {
+    let mut seen: BTreeMap<(GroupId, u64), Seen> = BTreeMap::new();
+    for node in members {
+        let Ok((_, answer)) =
+            client::get::<WindowsAnswer>(http, &node.url("/v1/coordination/windows")).await
+        else {
             continue;
         };
-        for w in v["windows"].as_array().into_iter().flatten() {
-            let block = w["coordination_block"].as_u64().unwrap_or(0);
-            if block < first_block || block > last_block {
+        for w in answer.windows {
+            let block = w.coordination_block;
+            if block < books.first_block || block > books.last_block {
                 continue;
             }
-            let key = (w["group"].as_str().unwrap_or("").to_owned(), block);
-            let s = seen.entry(key).or_default();
-            s.leader = w["leader"].as_str().map(String::from);
-            s.faults += w["faults"].as_array().map_or(0, |f| f.len());
-            if let Some(p) = w["proposal"].as_object() {
-                s.action = p.get("action").and_then(Value::as_str).map(String::from);
+            let s = seen.entry((w.group, block)).or_default();
+            s.leader = w.leader;
+            s.faults += w.faults.len();
+            if let Some(p) = &w.proposal {
+                s.action = Some(format!("{:?}", p.action()));
                 s.accepted += 1;
             }
-            if let (Some(at), Some(start)) = (w["accepted_at_ms"].as_u64(), block_start_ms) {
+            if let (Some(at), Some(start)) = (w.accepted_at_ms, books.block_start_ms) {
                 s.latencies.push(at.saturating_sub(start(block)));
             }
         }
     }
-    let mut r = CoordReport {
+    let mut r = CoordinationReport {
+        group_seats: books.groups.first().map_or(0, |(_, seats)| seats.len()),
         windows: seen.len(),
-        expected_acceptances: 0,
-        acceptances: 0,
-        faults: 0,
-        leaders: BTreeMap::new(),
-        actions: BTreeMap::new(),
-        last_acceptance_ms: Vec::new(),
-        acceptance_ms: Vec::new(),
+        ..CoordinationReport::default()
     };
     for ((group, _), s) in &seen {
-        let members = groups
+        let members = books
+            .groups
             .iter()
-            .find(|(g, _)| g.to_string() == *group)
+            .find(|(g, _)| g == group)
             .map(|(_, seats)| {
                 let mut m = seats.clone();
                 m.sort_unstable();
@@ -135,8 +101,7 @@ pub async fn report(
         r.faults += s.faults;
         if let Some(i) = s
             .leader
-            .as_ref()
-            .and_then(|l| operators.iter().position(|o| o == l))
+            .and_then(|l| books.operators.iter().position(|o| *o == l))
         {
             *r.leaders.entry(i).or_default() += 1;
         }

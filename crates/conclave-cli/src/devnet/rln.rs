@@ -7,23 +7,19 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use base64::Engine;
+use conclave_api::{
+    AnonymousDeliveryFrame, OnchainRemovalReport, RlnPublishAnswer, RlnRemovedAnswer, RlnReport,
+    StreamFrame,
+};
 use conclave_node::keys;
 use conclave_registry::RlnEntry;
 use futures::StreamExt;
-use serde_json::Value;
 
 use super::chain::ChainNet;
-use super::{get_json, metric_sum, operator, NodeProc};
-
-/// The anonymous topic and the RLN settings every devnet node runs with.
-pub const ANON_TOPIC: &str = "anon";
-pub const LIMIT: u32 = 4;
-/// The member whose identity is also used by [`TWIN`].
-pub const SPAMMER: usize = 1;
-pub const TWIN: usize = 2;
-/// With `--chain anvil`: seconds each node waits per turn before submitting the removal.
-pub const CHAIN_STAGGER_SECS: u64 = 2;
+use super::client::{self, metric_sum};
+use super::cluster::NodeProc;
+use super::common::{now_ms, ANON_TOPIC, CHAIN_STAGGER_SECS, RLN_LIMIT, SPAMMER, TWIN};
+use super::registry::operator;
 
 /// Generates one RLN identity per member; returns their registry entries (leaf `i` = member `i`).
 pub fn identities(dir: &Path, n: usize) -> anyhow::Result<Vec<RlnEntry>> {
@@ -35,75 +31,25 @@ pub fn identities(dir: &Path, n: usize) -> anyhow::Result<Vec<RlnEntry>> {
                 index: i as u32,
                 rate_commitment: format!(
                     "0x{}",
-                    conclave_rln::fr_to_hex(&id.rate_commitment(LIMIT))
+                    conclave_rln::fr_to_hex(&id.rate_commitment(RLN_LIMIT))
                 ),
-                limit: LIMIT,
+                limit: RLN_LIMIT,
             })
         })
         .collect()
 }
 
-/// Configuration lines for member `i` (the twin runs with the spammer's identity).
-pub fn node_config(i: usize) -> String {
-    let key = if i == TWIN { SPAMMER } else { i };
-    format!(
-        "rln = true\nrln_key = \"node-{key}.rln\"\nrln_identifier = \"conclave/devnet\"\n\
-         rln_topics = [\"{ANON_TOPIC}\"]\nrln_announce_removed_secs = 2\n"
-    )
-}
-
-/// What the phase saw.
-pub struct RlnReport {
-    pub posted: usize,
-    pub expected: usize,
-    pub delivered: usize,
-    /// Members that removed the spammer, of those asked.
-    pub removed_by: usize,
-    pub members: usize,
-    pub removal: Option<Duration>,
-    /// The spammer's node refused its next publish (it is no longer a member).
-    pub refused_after: bool,
-    pub proof_ms: Vec<u64>,
-    /// With the on-chain registry: how the removal reached the contract.
-    pub onchain: Option<OnchainRemoval>,
-}
-
-/// The slashed membership's removal from the registry contract.
-pub struct OnchainRemoval {
-    pub removed: bool,
-    /// Members whose node sent the transaction (one, when turns work), and members that found
-    /// it already done; each member counts once its turn is over.
-    pub submitted: f64,
-    pub already_removed: f64,
-    /// From the double signal to the removal being on-chain.
-    pub after: Option<Duration>,
-}
-
-impl RlnReport {
-    pub fn ok(&self) -> bool {
-        self.posted > 0
-            && self.delivered == self.expected
-            && self.removed_by == self.members
-            && self.refused_after
-            && self
-                .onchain
-                .as_ref()
-                .is_none_or(|c| c.removed && c.submitted == 1.0)
-    }
-}
-
-async fn post(http: &reqwest::Client, node: &NodeProc, body: &[u8]) -> (u16, Value) {
-    match http
-        .post(node.url(&format!("/v1/rln/publish/{ANON_TOPIC}")))
-        .body(body.to_vec())
-        .send()
-        .await
-    {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            (status, r.json().await.unwrap_or(Value::Null))
-        }
-        Err(e) => (0, Value::String(e.to_string())),
+/// Publishes `body` anonymously from `node`: the status (0 when the request failed) and the
+/// answer or the refusal.
+async fn post(
+    http: &reqwest::Client,
+    node: &NodeProc,
+    body: &[u8],
+) -> (u16, Result<RlnPublishAnswer, String>) {
+    let url = node.url(&format!("/v1/rln/publish/{ANON_TOPIC}"));
+    match client::post(http, &url, body.to_vec()).await {
+        Ok((status, answer)) => (status, answer.map_err(|e| e.error)),
+        Err(e) => (0, Err(format!("{e:#}"))),
     }
 }
 
@@ -134,13 +80,12 @@ pub async fn run(
                     },
                     _ = stop.changed() => break,
                 };
-                let Ok(v) = serde_json::from_str::<Value>(msg.to_text().unwrap_or("")) else {
+                let Ok(StreamFrame::Item(frame)) = serde_json::from_str::<
+                    StreamFrame<AnonymousDeliveryFrame>,
+                >(msg.to_text().unwrap_or("")) else {
                     continue;
                 };
-                if let Some(p) = v["payload_base64"]
-                    .as_str()
-                    .and_then(|p| base64::engine::general_purpose::STANDARD.decode(p).ok())
-                {
+                if let Ok(p) = frame.payload() {
                     *got.entry(String::from_utf8_lossy(&p).into_owned())
                         .or_default() += 1;
                 }
@@ -158,17 +103,18 @@ pub async fn run(
     for &i in &honest {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let (status, v) =
-                post(http, &nodes[i], format!("honest from node-{i}").as_bytes()).await;
-            if status == 200 {
-                posted.push(i);
-                proof_ms.extend(v["proof_ms"].as_u64());
-                break;
-            }
-            // 503: the anonymous mesh is still forming.
-            if status != 503 || Instant::now() > deadline {
-                println!("  rln: node-{i} could not post anonymously: {status} {v}");
-                break;
+            match post(http, &nodes[i], format!("honest from node-{i}").as_bytes()).await {
+                (_, Ok(RlnPublishAnswer::Published { proof_ms: ms, .. })) => {
+                    posted.push(i);
+                    proof_ms.push(ms);
+                    break;
+                }
+                // 503: the anonymous mesh is still forming.
+                (503, _) if Instant::now() <= deadline => {}
+                (status, Err(e)) => {
+                    println!("  rln: node-{i} could not post anonymously: {status} {e}");
+                    break;
+                }
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -177,7 +123,7 @@ pub async fn run(
     // The spammer and its twin each post once, in the same epoch: the same message id twice.
     // The nodes run the default epochs.
     let epoch_secs = conclave_rln::EpochRules::default().epoch_secs;
-    while (super::now_ms() / 1000) % epoch_secs >= epoch_secs - 4 {
+    while (now_ms() / 1000) % epoch_secs >= epoch_secs - 4 {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let started = Instant::now();
@@ -195,11 +141,10 @@ pub async fn run(
     while Instant::now() < deadline {
         removed_by = 0;
         for node in &nodes[..members] {
-            if let Ok((_, v)) = get_json(http, &node.url("/v1/rln/removed")).await {
-                if v["removed"]
-                    .as_array()
-                    .is_some_and(|r| r.iter().any(|x| x["secret"] == secret_of_spammer))
-                {
+            if let Ok((_, answer)) =
+                client::get::<RlnRemovedAnswer>(http, &node.url("/v1/rln/removed")).await
+            {
+                if answer.removed.iter().any(|x| x.secret == secret_of_spammer) {
                     removed_by += 1;
                 }
             }
@@ -234,13 +179,15 @@ pub async fn run(
             .count();
     }
     Ok(RlnReport {
+        spammer: SPAMMER,
+        twin: TWIN,
         posted: posted.len(),
         // Every member but the poster receives each post.
         expected: posted.len() * (members - 1),
         delivered,
         removed_by,
         members,
-        removal,
+        removal_ms: removal.map(|d| d.as_millis() as u64),
         refused_after: after == 409,
         proof_ms,
         onchain,
@@ -254,33 +201,33 @@ async fn onchain_removal(
     members: &[NodeProc],
     chain: &ChainNet,
     started: Instant,
-) -> anyhow::Result<OnchainRemoval> {
+) -> anyhow::Result<OnchainRemovalReport> {
     // Every turn (one per registered node key), plus the transactions and the polls.
     let deadline = Instant::now() + Duration::from_secs(CHAIN_STAGGER_SECS * 20 + 30);
-    let mut report = OnchainRemoval {
+    let mut report = OnchainRemovalReport {
         removed: false,
         submitted: 0.0,
         already_removed: 0.0,
-        after: None,
+        removal_ms: None,
     };
+    let mut removed_after = None;
     while Instant::now() < deadline {
         if !report.removed && chain.rln_removed(SPAMMER as u64).await? {
             report.removed = true;
-            report.after = Some(started.elapsed());
+            removed_after = Some(started.elapsed());
+            report.removal_ms = removed_after.map(|d| d.as_millis() as u64);
         }
         let (mut submitted, mut already) = (0.0, 0.0);
         for node in members {
-            if let Ok(r) = http.get(node.url("/metrics")).send().await {
-                let text = r.text().await.unwrap_or_default();
-                let name = "conclave_rln_onchain_removals_total";
-                submitted += metric_sum(&text, name, &["reason=\"submitted\""]);
-                already += metric_sum(&text, name, &["reason=\"already_removed\""]);
-            }
+            let text = client::metrics(http, node).await;
+            let name = "conclave_rln_onchain_removals_total";
+            submitted += metric_sum(&text, name, &["reason=\"submitted\""]);
+            already += metric_sum(&text, name, &["reason=\"already_removed\""]);
         }
         (report.submitted, report.already_removed) = (submitted, already);
         // Turns end within (node keys x stagger) after the removal; a node that learned of the
         // removal from the chain before the evidence reached it has no turn to count.
-        let turns_over = report.after.is_some_and(|a| {
+        let turns_over = removed_after.is_some_and(|a| {
             started.elapsed()
                 > a + Duration::from_secs(CHAIN_STAGGER_SECS * (members.len() as u64 + 3))
         });

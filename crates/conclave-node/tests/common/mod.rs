@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use conclave_api::PeersAnswer;
 use conclave_node::config::NodeConfig;
 use conclave_node::{NodeHooks, RunningNode};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -35,8 +36,15 @@ pub async fn get(node: &RunningNode, path: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-pub async fn get_json(node: &RunningNode, path: &str) -> Value {
-    serde_json::from_str(&get(node, path).await.1).unwrap()
+/// `path`'s answer as `T`, whatever the status; a body that is not a `T` fails the test.
+pub async fn get_json<T: DeserializeOwned>(node: &RunningNode, path: &str) -> T {
+    let (status, body) = get(node, path).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| {
+        panic!(
+            "{path} answered {status} with a body that is not a {}: {e}\n{body}",
+            std::any::type_name::<T>()
+        )
+    })
 }
 
 /// Polls `path` until `pred(status, body)` holds; returns that body.
@@ -60,32 +68,39 @@ pub async fn until(
     }
 }
 
-/// Polls a JSON endpoint until `pred` holds; returns that answer.
-pub async fn until_json(
+/// Polls `path` until its status and its answer, read as `T`, satisfy `pred`; returns that
+/// answer. A body that is not a `T` counts as "not yet".
+pub async fn until_answer<T: DeserializeOwned>(
     node: &RunningNode,
     path: &str,
     what: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let body = until(node, path, what, |_, body| {
-        serde_json::from_str::<Value>(body).is_ok_and(|v| pred(&v))
+    pred: impl Fn(u16, &T) -> bool,
+) -> T {
+    let body = until(node, path, what, |status, body| {
+        serde_json::from_str::<T>(body).is_ok_and(|v| pred(status, &v))
     })
     .await;
     serde_json::from_str(&body).unwrap()
 }
 
+/// Polls a JSON endpoint until its answer, read as `T`, satisfies `pred`; returns that answer.
+/// A body that is not a `T` counts as "not yet".
+pub async fn until_json<T: DeserializeOwned>(
+    node: &RunningNode,
+    path: &str,
+    what: &str,
+    pred: impl Fn(&T) -> bool,
+) -> T {
+    until_answer(node, path, what, |_, v: &T| pred(v)).await
+}
+
 /// The node's listen addresses, once it reports at least `at_least`.
 pub async fn listen_addrs(node: &RunningNode, at_least: usize) -> Vec<String> {
-    let v = until_json(node, "/v1/peers", "listen addresses", |v| {
-        v["listen"].as_array().is_some_and(|a| a.len() >= at_least)
+    until_json(node, "/v1/peers", "listen addresses", |v: &PeersAnswer| {
+        v.listen.len() >= at_least
     })
-    .await;
-    v["listen"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_owned())
-        .collect()
+    .await
+    .listen
 }
 
 pub fn now_ms() -> u64 {

@@ -1,0 +1,64 @@
+//! `conclave devnet`'s command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the devnet's membership lives.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChainKind {
+    /// A registry file, hot-reloaded.
+    File,
+    /// The ConclaveRegistry contract on a local anvil chain.
+    Anvil,
+}
+
+/// What the devnet runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Traffic, an intruder, a removal (and on anvil a rotation), coordination, RLN.
+    Full,
+    /// One member's chain source freezes: it follows members' headers and keeps coordinating,
+    /// then returns to its source (always on anvil).
+    StaleChain,
+    /// One member takes its TCP transport out: members reach it over QUIC.
+    TcpCut,
+}
+
+#[derive(clap::Args)]
+pub struct DevnetArgs {
+    /// What to run.
+    #[arg(long, value_enum, default_value = "full")]
+    pub scenario: Scenario,
+    /// Registry backend.
+    #[arg(long, value_enum, default_value = "file")]
+    pub chain: ChainKind,
+    /// Block interval of the anvil chain (`--chain anvil`).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub block_time: Duration,
+    /// Number of member nodes (at least 3).
+    #[arg(long, default_value_t = 7)]
+    pub nodes: usize,
+    /// How long to drive traffic.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Messages per second published by each member (1 to 1000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rate: u32,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub size: usize,
+    /// Seats of the first coordination group, dealt to the members in turn (e.g. 100 seats on 15
+    /// members, as tBTC wallets have).
+    #[arg(long, default_value_t = 5)]
+    pub group_seats: usize,
+    /// Working directory (default: a fresh temporary directory, removed at the end).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the working directory (keys, registry, configs, node logs).
+    #[arg(long)]
+    pub keep: bool,
+    /// Also write the final report as JSON (a `conclave_api::DevnetReport`) to this file; the
+    /// benchmark harness reads it.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
