@@ -68,16 +68,17 @@ async fn a_relay_forwards_only_what_the_application_accepts() {
         let s = a_node.service.clone();
         let anon = anon.clone();
         async move {
-            let mut last = None;
-            for _ in 0..200 {
-                match s.publish_anonymous(anon.clone(), data.to_vec()).await {
-                    Ok(id) => return id,
-                    Err(PublishError::NotSent(e)) => last = Some(e),
-                    Err(e) => panic!("{e}"),
+            eventually("an anonymous peer subscribed", || {
+                let (s, anon) = (s.clone(), anon.clone());
+                async move {
+                    match s.publish_anonymous(anon, data.to_vec()).await {
+                        Ok(id) => Ok(id),
+                        Err(PublishError::NotSent(e)) => Err(e),
+                        Err(e) => panic!("{e}"),
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            panic!("no anonymous peer subscribed: {last:?}");
+            })
+            .await
         }
     };
     // C must have joined the hub's mesh too before anything is relayed.

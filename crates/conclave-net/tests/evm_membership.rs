@@ -10,23 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use conclave_core::{Clock, OperatorId, PeerId};
+use conclave_core::{Clock, PeerId};
 use conclave_net::NetworkEvent;
-use conclave_registry::evm::anvil::{Anvil, DEV_KEYS};
-use conclave_registry::evm::{admin, EvmConfig, EvmRegistry, RegistryAdmin, OPEN_ENDED};
+use conclave_registry::evm::{EvmConfig, EvmRegistry, OPEN_ENDED};
 use conclave_registry::{ChainClock, ChainSource, RegistrySource};
+use conclave_testkit::RegistryChain;
 use libp2p::multiaddr::Protocol;
 use tokio::sync::watch;
-
-/// Operator `i`'s handle on the registry (dev account `i`; 0 is governance).
-fn operator(gov: &RegistryAdmin, url: &str, i: usize) -> RegistryAdmin {
-    RegistryAdmin::connect(
-        url,
-        gov.contract(),
-        admin::parse_eth_key(DEV_KEYS[i]).unwrap(),
-    )
-    .unwrap()
-}
 
 /// Peers of `node` as a set of ids, now.
 fn connected(node: &Node) -> Vec<PeerId> {
@@ -42,21 +32,15 @@ fn connected(node: &Node) -> Vec<PeerId> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chain_membership_admits_refuses_revokes_and_expires() {
     init_tracing();
-    let anvil = Anvil::spawn(&[]).unwrap();
-    let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEYS[0]).unwrap())
-        .await
-        .unwrap();
-    gov.define_scope(0, "signers").await.unwrap();
-
     // Six members, each under its own operator account; the last one's delegation is short.
+    let chain = RegistryChain::start(&[], &["signers"], 6).await;
+    let (anvil, gov) = (&chain.anvil, &chain.gov);
     let mut members: Vec<Member> = (1..=6).map(Member::new).collect();
     let stranger = Member::new(9);
     let head = gov.block().await.unwrap();
     let expires_at = head + 30;
-    for (i, m) in members.iter_mut().enumerate() {
-        let op = operator(&gov, &anvil.url, i + 1);
-        m.operator = OperatorId(op.signer().0 .0);
-        gov.add_operator(m.operator).await.unwrap();
+    for (i, (m, op)) in members.iter_mut().zip(&chain.operators).enumerate() {
+        m.operator = RegistryChain::id_of(op);
         let until = if i == 5 { expires_at } else { OPEN_ENDED };
         op.authorize(&m.peer, 1, 0, until).await.unwrap();
         op.set_node_addresses(&m.peer, vec![m.addr.to_string()])
@@ -119,10 +103,7 @@ async fn chain_membership_admits_refuses_revokes_and_expires() {
 
     // Revocation: once mined and confirmed, every peer following the chain drops the node.
     let revoked = members[4].peer;
-    operator(&gov, &anvil.url, 5)
-        .revoke(&revoked, 0)
-        .await
-        .unwrap();
+    chain.operators[4].revoke(&revoked, 0).await.unwrap();
     anvil.mine(2).await.unwrap();
     let final_at = Instant::now();
     for n in &nodes[..3] {

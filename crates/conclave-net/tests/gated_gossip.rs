@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use conclave_core::PeerId;
 use conclave_net::{Direction, NetworkEvent, PublishError, PublishOutcome, Rejection, HEARTBEAT};
+use conclave_testkit::{node, RegistryDoc};
 use libp2p::identity::Keypair;
 use prometheus_client::encoding::text::encode;
 use tokio::sync::watch;
@@ -183,19 +184,16 @@ async fn a_removed_member_is_evicted_promptly_and_its_messages_rejected() {
     let members: Vec<Member> = (1..=5).map(Member::new).collect();
     let [a, b, c, laggard, removed] = [0, 1, 2, 3, 4].map(|i| &members[i]);
     let doc = |ms: &[&Member]| {
-        let mut s = String::new();
-        for m in ms {
-            s.push_str(&format!(
-                "[[operators]]\naddress = \"{}\"\n[[operators.nodes]]\npeer_id = \"{}\"\nscopes = [\"signers\"]\naddresses = [\"{}\"]\n",
-                m.operator, m.peer, m.addr
-            ));
-        }
-        s
+        ms.iter().fold(RegistryDoc::new(), |doc, m| {
+            let mut key = node(m.peer, &["signers"]);
+            key.addresses = vec![m.addr.to_string()];
+            doc.operator(m.operator, vec![key])
+        })
     };
     let live = dir.path().join("registry.toml");
     let stale = dir.path().join("stale.toml");
-    std::fs::write(&live, doc(&[a, b, c, laggard, removed])).unwrap();
-    std::fs::write(&stale, doc(&[a, b, c, laggard, removed])).unwrap();
+    doc(&[a, b, c, laggard, removed]).write(&live);
+    doc(&[a, b, c, laggard, removed]).write(&stale);
 
     let poll = Duration::from_millis(20);
     let mut registries = Vec::new();
@@ -232,7 +230,7 @@ async fn a_removed_member_is_evicted_promptly_and_its_messages_rejected() {
             reloaded.elapsed()
         }));
     }
-    std::fs::write(&live, doc(&[a, b, c, laggard])).unwrap();
+    doc(&[a, b, c, laggard]).write(&live);
     for w in watchers {
         let took = tokio::time::timeout(WAIT, w).await.unwrap().unwrap();
         assert!(

@@ -23,7 +23,7 @@ fn admin(chain: &Chain, key_index: usize) -> RegistryAdmin {
 #[tokio::test]
 async fn the_contracts_poseidon_is_zerokits() {
     let chain = Chain::start(&[]).await;
-    let gov = admin(&chain, 0);
+    let gov = &chain.gov;
     for limit in [1u32, 2, 7, 100, u32::MAX] {
         let id = RlnIdentity::generate();
         let on_chain = gov
@@ -40,10 +40,8 @@ async fn the_contracts_poseidon_is_zerokits() {
 
 #[tokio::test]
 async fn registrations_reach_the_view_and_a_revealed_secret_removes_one_once() {
-    let chain = Chain::start(&["--block-time", "1"]).await;
-    send!(chain.as_account(0).addOperator(address_of(1)));
-    send!(chain.as_account(0).addOperator(address_of(2)));
-    let (alice, bob) = (admin(&chain, 1), admin(&chain, 2));
+    let chain = Chain::with(&["--block-time", "1"], &[], 2).await;
+    let (alice, bob) = (&chain.operators[0], &chain.operators[1]);
     let (a, b) = (RlnIdentity::generate(), RlnIdentity::generate());
 
     let (_, ia) = alice
@@ -67,7 +65,7 @@ async fn registrations_reach_the_view_and_a_revealed_secret_removes_one_once() {
     cfg.poll_interval = Duration::from_millis(100);
     cfg.confirmations = 0;
     let registry = EvmRegistry::spawn(cfg).await.unwrap();
-    let mut view = registry.view();
+    let view = registry.view();
     let leaves = |v: &conclave_core::MembershipView| -> Vec<(u32, [u8; 32], u32)> {
         v.rln_members()
             .map(|m| (m.index, m.rate_commitment, m.limit))
@@ -77,7 +75,7 @@ async fn registrations_reach_the_view_and_a_revealed_secret_removes_one_once() {
         (0, fr_to_bytes(&a.rate_commitment(1)), 1),
         (1, fr_to_bytes(&b.rate_commitment(3)), 3),
     ];
-    wait_until(&mut view, 20, "both registrations", |v| leaves(v) == both).await;
+    wait_until(&view, 20, "both registrations", |v| leaves(v) == both).await;
 
     // Another member's secret does not open leaf 0; the right one does, for anyone (account 3
     // is no operator), exactly once.
@@ -96,7 +94,7 @@ async fn registrations_reach_the_view_and_a_revealed_secret_removes_one_once() {
     ));
     assert!(alice.rln_removed(0).await.unwrap());
     assert!(!alice.rln_removed(1).await.unwrap());
-    wait_until(&mut view, 20, "the slashed leaf to leave the view", |v| {
+    wait_until(&view, 20, "the slashed leaf to leave the view", |v| {
         leaves(v) == both[1..]
     })
     .await;

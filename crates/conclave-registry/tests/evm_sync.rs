@@ -23,11 +23,13 @@ fn at(block: u64) -> Moment {
     }
 }
 
-/// A chain with operator 1 admitted and scope 0 = `signers`, and a registry following it.
+/// A chain with operator 1 admitted and scope 0 = `signers`.
+async fn signers_chain() -> Chain {
+    Chain::with(&[], &["signers"], 1).await
+}
+
+/// A registry following a [`signers_chain`], once its set-up is confirmed.
 async fn setup(rpc_url: Option<&str>, chain: &Chain) -> EvmRegistry {
-    let gov = chain.as_account(0);
-    send!(gov.addOperator(address_of(1)));
-    send!(gov.defineScope(0, "signers".into()));
     chain.mine(2).await;
     let mut cfg = EvmConfig::new(rpc_url.unwrap_or(&chain.anvil.url), chain.contract);
     cfg.poll_interval = Duration::from_millis(100);
@@ -38,7 +40,7 @@ async fn setup(rpc_url: Option<&str>, chain: &Chain) -> EvmRegistry {
 /// Operator 1 authorizes a fresh node key; returns it once the registry's view has it.
 async fn authorized_peer(
     chain: &Chain,
-    view: &mut tokio::sync::watch::Receiver<std::sync::Arc<conclave_core::MembershipView>>,
+    view: &tokio::sync::watch::Receiver<std::sync::Arc<conclave_core::MembershipView>>,
 ) -> PeerId {
     let peer = PeerId::random();
     send!(chain.as_account(1).authorize(peer_bytes(&peer), 1, 0, OPEN));
@@ -52,10 +54,10 @@ async fn authorized_peer(
 
 #[tokio::test]
 async fn applies_changes_after_confirmations_and_revocations_cut_keys_off() {
-    let chain = Chain::start(&[]).await;
+    let chain = signers_chain().await;
     let reg = setup(None, &chain).await;
     let alice = chain.as_account(1);
-    let mut view = reg.view();
+    let view = reg.view();
     let heads = reg.heads();
     assert!(
         view.borrow().operators().count() == 1,
@@ -74,7 +76,7 @@ async fn applies_changes_after_confirmations_and_revocations_cut_keys_off() {
         "applied before 2 confirmations"
     );
     chain.mine(1).await;
-    wait_until(&mut view, 10, "the delegation to be applied", |v| {
+    wait_until(&view, 10, "the delegation to be applied", |v| {
         v.nodes().any(|(p, _)| *p == peer)
     })
     .await;
@@ -95,7 +97,7 @@ async fn applies_changes_after_confirmations_and_revocations_cut_keys_off() {
     send!(alice.revoke(peer_bytes(&peer), 0));
     let revoked_in = chain.block().await;
     chain.mine(2).await;
-    wait_until(&mut view, 10, "the revocation to be applied", |v| {
+    wait_until(&view, 10, "the revocation to be applied", |v| {
         matches!(
             v.authorization(&peer, at(revoked_in)),
             Err(Unauthorized::Expired(_))
@@ -115,16 +117,16 @@ async fn applies_changes_after_confirmations_and_revocations_cut_keys_off() {
 
 #[tokio::test]
 async fn a_reorg_that_drops_a_revocation_restores_the_delegation() {
-    let chain = Chain::start(&[]).await;
+    let chain = signers_chain().await;
     let reg = setup(None, &chain).await;
     let alice = chain.as_account(1);
-    let mut view = reg.view();
-    let peer = authorized_peer(&chain, &mut view).await;
+    let view = reg.view();
+    let peer = authorized_peer(&chain, &view).await;
 
     let before_revoke = chain.snapshot().await;
     send!(alice.revoke(peer_bytes(&peer), 0));
     chain.mine(3).await;
-    wait_until(&mut view, 10, "the revocation", |v| {
+    wait_until(&view, 10, "the revocation", |v| {
         v.nodes().any(|(p, a)| *p == peer && a.expiry.is_some())
     })
     .await;
@@ -132,7 +134,7 @@ async fn a_reorg_that_drops_a_revocation_restores_the_delegation() {
     // The revocation's block leaves the canonical chain; a longer branch without it replaces it.
     chain.revert(before_revoke).await;
     chain.mine(6).await;
-    wait_until(&mut view, 10, "the reorg to restore the delegation", |v| {
+    wait_until(&view, 10, "the reorg to restore the delegation", |v| {
         v.nodes().any(|(p, a)| *p == peer && a.expiry.is_none())
     })
     .await;
@@ -142,17 +144,17 @@ async fn a_reorg_that_drops_a_revocation_restores_the_delegation() {
 
 #[tokio::test]
 async fn an_rpc_outage_keeps_the_view_marks_it_stale_and_recovers() {
-    let chain = Chain::start(&[]).await;
+    let chain = signers_chain().await;
     let proxy = RpcProxy::start(chain.anvil.port).await.unwrap();
     let reg = setup(Some(&proxy.url), &chain).await;
     let alice = chain.as_account(1);
-    let mut view = reg.view();
-    let mut status = reg.status();
-    let peer = authorized_peer(&chain, &mut view).await;
+    let view = reg.view();
+    let status = reg.status();
+    let peer = authorized_peer(&chain, &view).await;
     let revision = status.borrow().revision;
 
     proxy.cut();
-    wait_until(&mut status, 10, "the status to turn stale", |s| s.stale).await;
+    wait_until(&status, 10, "the status to turn stale", |s| s.stale).await;
     let s = status.borrow().clone();
     assert!(
         s.last_error.as_deref().unwrap_or("").contains(&proxy.url),
@@ -172,11 +174,11 @@ async fn an_rpc_outage_keeps_the_view_marks_it_stale_and_recovers() {
     send!(alice.authorize(peer_bytes(&second), 1, 0, OPEN));
     chain.mine(2).await;
     proxy.restore();
-    wait_until(&mut status, 10, "recovery", |s| {
+    wait_until(&status, 10, "recovery", |s| {
         !s.stale && s.last_error.is_none()
     })
     .await;
-    wait_until(&mut view, 10, "the change made during the outage", |v| {
+    wait_until(&view, 10, "the change made during the outage", |v| {
         v.nodes().any(|(p, _)| *p == second)
     })
     .await;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use conclave_core::{Moment, PeerId, TopicName};
 use conclave_registry::{FileRegistry, RegistryError, RegistrySource};
+use conclave_testkit::{eventually_within, node, RegistryDoc};
 
 const OP_A: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 const OP_B: &str = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
@@ -13,33 +14,31 @@ const NOW: Moment = Moment {
     block: None,
 };
 
-fn registry(a: &PeerId, b: Option<&PeerId>) -> String {
-    let mut s = format!(
-        "[[operators]]\naddress = \"{OP_A}\"\n[[operators.nodes]]\npeer_id = \"{a}\"\nscopes = [\"signers\"]\naddresses = [\"/ip4/127.0.0.1/tcp/4001/p2p/{a}\"]\n"
-    );
-    if let Some(b) = b {
-        s.push_str(&format!(
-            "[[operators]]\naddress = \"{OP_B}\"\n[[operators.nodes]]\npeer_id = \"{b}\"\nscopes = [\"signers\", \"coord\"]\nvalid_until = 1800000000\n"
-        ));
+/// Operator A with node `a` (signers, an address hint), operator B with node `b` if given (its
+/// scopes, valid until 1 800 000 000), and a group seating A twice.
+fn registry_with(a: &PeerId, b: Option<(&PeerId, &[&str])>) -> RegistryDoc {
+    let mut node_a = node(a, &["signers"]);
+    node_a.addresses = vec![format!("/ip4/127.0.0.1/tcp/4001/p2p/{a}")];
+    let mut doc = RegistryDoc::new().operator(OP_A, vec![node_a]);
+    if let Some((b, scopes)) = b {
+        let mut node_b = node(b, scopes);
+        node_b.valid_until = Some(1_800_000_000);
+        doc = doc.operator(OP_B, vec![node_b]);
     }
-    s.push_str(&format!(
-        "[[groups]]\nid = \"0x{}\"\nseats = [\"{OP_A}\", \"{OP_A}\"]\n",
-        "11".repeat(20)
-    ));
-    s
+    doc.group(format!("0x{}", "11".repeat(20)), &[OP_A, OP_A])
 }
 
-async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+fn registry(a: &PeerId, b: Option<&PeerId>) -> RegistryDoc {
+    registry_with(a, b.map(|b| (b, &["signers", "coord"][..])))
+}
+
+/// Polls `f` until it has a value; a reload must land within 5 s.
+async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    eventually_within(Duration::from_secs(5), what, || {
+        let v = f();
+        async move { v }
     })
     .await
-    .expect("condition not reached within 5 s")
 }
 
 #[tokio::test]
@@ -47,7 +46,7 @@ async fn reload_applies_valid_edits_and_refuses_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("registry.toml");
     let (a, b) = (PeerId::random(), PeerId::random());
-    std::fs::write(&path, registry(&a, Some(&b))).unwrap();
+    registry(&a, Some(&b)).write(&path);
 
     let reg = FileRegistry::spawn(&path, Duration::from_millis(20)).unwrap();
     let view = reg.view();
@@ -67,19 +66,20 @@ async fn reload_applies_valid_edits_and_refuses_bad_ones() {
     }
 
     // Removing b is applied.
-    std::fs::write(&path, registry(&a, None)).unwrap();
-    wait_for(|| (status.borrow().revision == 2).then_some(())).await;
+    registry(&a, None).write(&path);
+    wait_for("revision 2", || {
+        (status.borrow().revision == 2).then_some(())
+    })
+    .await;
     assert!(view.borrow().authorization(&b, NOW).is_err());
     assert!(view.borrow().authorization(&a, NOW).is_ok());
 
     // A malformed edit that would also re-add b is refused; a stays, b stays out.
-    let mut bad = registry(&a, Some(&b));
-    bad = bad.replace(
-        "scopes = [\"signers\", \"coord\"]",
-        "scopes = [\"Bad Topic\"]",
-    );
-    std::fs::write(&path, bad).unwrap();
-    let err = wait_for(|| status.borrow().last_error.clone()).await;
+    registry_with(&a, Some((&b, &["Bad Topic"]))).write(&path);
+    let err = wait_for("the malformed edit's error", || {
+        status.borrow().last_error.clone()
+    })
+    .await;
     assert!(err.contains("registry.toml"), "{err}");
     assert!(err.contains("operators[1].nodes[0].scopes"), "{err}");
     assert!(err.contains("Bad Topic"), "{err}");
@@ -90,14 +90,23 @@ async fn reload_applies_valid_edits_and_refuses_bad_ones() {
 
     // Syntax errors and vanished files are refused the same way.
     std::fs::write(&path, "[[operators]\naddress = ").unwrap();
-    wait_for(|| (status.borrow().rejected_updates == 2).then_some(())).await;
+    wait_for("the syntax error refused", || {
+        (status.borrow().rejected_updates == 2).then_some(())
+    })
+    .await;
     std::fs::remove_file(&path).unwrap();
-    wait_for(|| (status.borrow().rejected_updates >= 3).then_some(())).await;
+    wait_for("the vanished file refused", || {
+        (status.borrow().rejected_updates >= 3).then_some(())
+    })
+    .await;
     assert!(view.borrow().authorization(&a, NOW).is_ok());
 
     // Fixing the file clears the error and publishes a new view.
-    std::fs::write(&path, registry(&a, Some(&b))).unwrap();
-    wait_for(|| (status.borrow().revision == 3).then_some(())).await;
+    registry(&a, Some(&b)).write(&path);
+    wait_for("revision 3", || {
+        (status.borrow().revision == 3).then_some(())
+    })
+    .await;
     assert_eq!(status.borrow().last_error, None);
     assert!(view.borrow().authorization(&b, NOW).is_ok());
 }

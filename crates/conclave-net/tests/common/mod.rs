@@ -1,7 +1,6 @@
 //! Test harness: in-process nodes on the memory transport (real Noise + Yamux handshakes).
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,9 @@ use libp2p::identity::Keypair;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 
-pub const WAIT: Duration = Duration::from_secs(20);
+/// Every bounded wait is the testkit's: [`eventually`] polls a condition, [`WAIT`] bounds an
+/// event that is awaited directly.
+pub use conclave_testkit::{eventually, WAIT};
 
 /// A node's identity and where it listens, before it runs.
 #[derive(Clone)]
@@ -119,26 +120,28 @@ pub fn start_all(
     (nodes, tx)
 }
 
-pub async fn eventually<F: Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
-    tokio::time::timeout(WAIT, async {
-        while !f().await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for: {what}"));
-}
-
 /// Waits until every node is connected to `n` peers and sees them subscribed to `t`.
 pub async fn wait_for_mesh(nodes: &[Node], n: usize, t: &str) {
     let t = topic(t);
     for node in nodes {
         let peers = node.service.peers();
-        eventually("mesh formed", || {
+        eventually(&format!("{}'s mesh on {t}", node.member.peer), || {
             let snap = peers.borrow().clone();
             let t = t.clone();
             async move {
-                snap.peers.len() == n && snap.peers.values().all(|p| p.topics.contains(&t))
+                let subscribed = snap
+                    .peers
+                    .values()
+                    .filter(|p| p.topics.contains(&t))
+                    .count();
+                if snap.peers.len() == n && subscribed == n {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} peers of {n}, {subscribed} subscribed",
+                        snap.peers.len()
+                    ))
+                }
             }
         })
         .await;

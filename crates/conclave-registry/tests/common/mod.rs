@@ -1,5 +1,8 @@
-//! A fresh anvil chain with the registry deployed, and wallets for governance and operators.
+//! A fresh anvil chain with the registry deployed (by the testkit's [`RegistryChain`]), and
+//! the contract's raw bindings for governance and operators.
 #![allow(dead_code)]
+
+use std::time::Duration;
 
 use alloy::primitives::{Address, Bytes};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
@@ -8,12 +11,18 @@ use conclave_registry::evm::anvil::{Anvil, DEV_KEYS};
 use conclave_registry::evm::bindings::ConclaveRegistry::{
     self, ConclaveRegistryErrors, ConclaveRegistryInstance,
 };
+use conclave_registry::evm::RegistryAdmin;
+use conclave_testkit::{eventually_within, RegistryChain};
 
 pub struct Chain {
     pub anvil: Anvil,
     pub contract: Address,
     /// Read-only provider (also used for anvil_* calls).
     pub provider: DynProvider,
+    /// Governance's admin handle (dev account 0, the deployer).
+    pub gov: RegistryAdmin,
+    /// The operators admitted at start: operator `i` is dev account `i + 1`.
+    pub operators: Vec<RegistryAdmin>,
 }
 
 pub type Registry = ConclaveRegistryInstance<DynProvider>;
@@ -31,13 +40,20 @@ pub fn address_of(key_index: usize) -> Address {
 }
 
 impl Chain {
+    /// A chain with the registry deployed and nothing else: no scopes, no operators.
     pub async fn start(args: &[&str]) -> Chain {
-        let anvil = Anvil::spawn(args).expect("anvil (run scripts/install-deps.sh)");
-        let key = conclave_registry::evm::admin::parse_eth_key(DEV_KEYS[0]).unwrap();
-        let (admin, _) = conclave_registry::evm::RegistryAdmin::deploy(&anvil.url, key)
-            .await
-            .unwrap();
-        let contract = admin.contract();
+        Self::with(args, &[], 0).await
+    }
+
+    /// A chain with the registry deployed, `scopes` defined as bits 0, 1, … and dev accounts
+    /// 1..=`operators` admitted.
+    pub async fn with(args: &[&str], scopes: &[&str], operators: usize) -> Chain {
+        let RegistryChain {
+            anvil,
+            gov,
+            operators,
+        } = RegistryChain::start(args, scopes, operators).await;
+        let contract = gov.contract();
         let provider = ProviderBuilder::new()
             .connect_http(anvil.url.parse().unwrap())
             .erased();
@@ -45,6 +61,8 @@ impl Chain {
             anvil,
             contract,
             provider,
+            gov,
+            operators,
         }
     }
 
@@ -117,17 +135,21 @@ impl Chain {
     }
 }
 
-/// Waits until `pred` holds for the channel's value, or panics after `secs` naming `what`.
+/// Waits until `pred` holds for the channel's value, or panics after `secs` naming `what` (or
+/// as soon as the channel closes with `pred` still false).
 pub async fn wait_until<T>(
-    rx: &mut tokio::sync::watch::Receiver<T>,
+    rx: &tokio::sync::watch::Receiver<T>,
     secs: u64,
     what: &str,
     mut pred: impl FnMut(&T) -> bool,
 ) {
-    let fut = rx.wait_for(|v| pred(v));
-    match tokio::time::timeout(std::time::Duration::from_secs(secs), fut).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) => panic!("channel closed while waiting for {what}"),
-        Err(_) => panic!("timed out after {secs} s waiting for {what}"),
-    }
+    eventually_within(Duration::from_secs(secs), what, || {
+        let holds = pred(&rx.borrow());
+        assert!(
+            holds || rx.has_changed().is_ok(),
+            "channel closed while waiting for {what}"
+        );
+        async move { holds }
+    })
+    .await
 }
