@@ -5,13 +5,13 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 
-/// Harness → child: the node's [`Setup`] (JSON).
+/// Harness → child: the node's [`crate::process`] setup (JSON).
 pub(crate) const SETUP: u8 = 1;
 /// Harness → child: every node's listen addresses by index, or the relay server's (JSON).
 pub(crate) const ADDRS: u8 = 2;
 /// Harness → child: a payload to publish.
 pub(crate) const PUBLISH: u8 = 3;
-/// Harness → child: a usage request (empty); child → harness: its [`Usage`] (JSON).
+/// Harness → child: a usage request (empty); child → harness: its [`crate::stats::Usage`] (JSON).
 pub(crate) const USAGE: u8 = 4;
 /// Child → harness: the node's listen addresses (JSON; none for a relay client).
 pub(crate) const LISTENING: u8 = 5;

@@ -135,7 +135,7 @@ pub enum ChainCommand {
         index: u64,
     },
     /// Anyone: remove RLN membership `index` by revealing its secret (as `GET /v1/rln/removed`
-    /// lists it after a double signal). Nodes with `rln_chain_key` do this themselves.
+    /// lists it after a double signal). Nodes with `[rln] chain_key` do this themselves.
     SlashRln {
         #[command(flatten)]
         at: ContractArgs,

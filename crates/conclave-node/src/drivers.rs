@@ -8,7 +8,7 @@
 //!
 //! The libp2p transports share one swarm: a member is asked once, over the transport of its
 //! first connection (the redial tie-break keeps one connection per pair, so that is normally its
-//! only one). The HTTP driver asks members' APIs (`altnet_http_peers`) for signed headers at
+//! only one). The HTTP driver asks members' APIs (`[altnet] http_peers`) for signed headers at
 //! `GET /v1/altnet/headers`: the signature by the member's node key names the operator, so an
 //! HTTP answer counts towards f+1 like a p2p one.
 

@@ -149,7 +149,7 @@ pub fn generate_rln(path: &Path) -> Result<RlnIdentity, KeyError> {
 }
 
 /// Loads an RLN identity, refusing loose permissions and inconsistent files.
-/// Generates an Ethereum account key for `rln_chain_key` (0600, never overwritten); fund its
+/// Generates an Ethereum account key for `[rln] chain_key` (0600, never overwritten); fund its
 /// address so the node can pay for on-chain removals.
 pub fn generate_eth(path: &Path) -> Result<PrivateKeySigner, KeyError> {
     let key = PrivateKeySigner::random();

@@ -61,7 +61,7 @@ pub struct AnonymousDelivery {
 /// Why an anonymous publish failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RlnPublishError {
-    #[error("this node has no RLN identity (set `rln_key`)")]
+    #[error("this node has no RLN identity (set `[rln] key`)")]
     NoIdentity,
     #[error("this node's RLN identity is not a member (not registered, or removed)")]
     NotAMember,
@@ -377,17 +377,10 @@ impl RlnNode {
         Ok(())
     }
 
-    /// Removes the member locally and persists the removal; true if it was still in the tree.
+    /// Persists the removal, then takes the member out of the tree; true if it was still
+    /// there. Persisting first means `/v1/rln/removed` never lags the tree, and a node that
+    /// stops in between removes the member again at start.
     async fn remove(&self, identity: &RlnIdentity) -> bool {
-        let dropped = {
-            let mut ch = self.channel();
-            let dropped = ch.remove(identity);
-            self.metrics
-                .rln
-                .members
-                .set(ch.membership().members() as i64);
-            dropped
-        };
         let store = self.store.clone();
         let (idc, secret) = (
             fr_to_bytes(&identity.id_commitment()),
@@ -401,6 +394,15 @@ impl RlnNode {
             Ok(Err(e)) => tracing::error!(error = %e, "RLN removal not persisted"),
             Err(e) => tracing::error!(error = %e, "RLN removal not persisted"),
         }
+        let dropped = {
+            let mut ch = self.channel();
+            let dropped = ch.remove(identity);
+            self.metrics
+                .rln
+                .members
+                .set(ch.membership().members() as i64);
+            dropped
+        };
         if dropped {
             self.metrics.rln.slashings.inc();
         }

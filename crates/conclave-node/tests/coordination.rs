@@ -15,9 +15,11 @@ use common::{get_json, listen_addrs, now_ms, start_node, until_json};
 use conclave_api::{FaultsAnswer, ReadyAnswer, WindowsAnswer};
 use conclave_coord::{leader, seed, Fault, FaultKind, WindowOutcome, WindowParams};
 use conclave_core::{GroupId, OperatorId};
+use conclave_node::config::{ClockChainSection, CoordinationSection};
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
 use conclave_registry::clock_chain::clock_block_hash;
+use conclave_testkit::RegistryDoc;
 
 const BLOCK_MS: u64 = 100;
 const PARAMS: WindowParams = WindowParams {
@@ -42,16 +44,10 @@ fn g2_seats() -> Vec<OperatorId> {
     vec![op(1), op(2), op(3), op(4), op(4)]
 }
 
-fn registry(peers: &[String], addrs: &[Vec<String>]) -> String {
-    let mut s = common::operators_toml(peers, addrs, &["signers", "coord"], op);
-    for (g, seats) in [(G1, g1_seats()), (G2, g2_seats())] {
-        let seats: Vec<String> = seats.iter().map(|o| format!("\"{o}\"")).collect();
-        s.push_str(&format!(
-            "[[groups]]\nid = \"{g}\"\nseats = [{}]\n",
-            seats.join(", ")
-        ));
-    }
-    s
+fn registry(peers: &[String], addrs: &[Vec<String>]) -> RegistryDoc {
+    common::members(peers, addrs, &["signers", "coord"], op)
+        .group(G1, &g1_seats())
+        .group(G2, &g2_seats())
 }
 
 async fn start(dir: &Path, name: &str, genesis: u64) -> RunningNode {
@@ -64,14 +60,21 @@ async fn start_with(
     genesis: u64,
     hooks: conclave_node::NodeHooks,
 ) -> RunningNode {
-    let config = format!(
-        "key_file = \"{name}.key\"\nregistry_file = \"registry.toml\"\nstate_dir = \"{name}-state\"\n\
-         listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\nregistry_poll_ms = 50\n\
-         ready_quorum = 4\ncoordination = true\nclock_chain_genesis_ms = {genesis}\n\
-         clock_chain_block_ms = {BLOCK_MS}\ncoord_frequency = {}\ncoord_active = {}\n\
-         coord_passive = {}\ncoord_safe_shift = {}\n",
-        PARAMS.frequency, PARAMS.active, PARAMS.passive, PARAMS.safe_shift
-    );
+    let mut config = common::node_config(name);
+    common::file_registry(&mut config, "registry.toml");
+    config.ready_quorum = Some(4);
+    config.clock_chain = ClockChainSection {
+        genesis_ms: Some(genesis),
+        block_ms: BLOCK_MS,
+    };
+    config.coordination = CoordinationSection {
+        enabled: true,
+        frequency: PARAMS.frequency,
+        active: PARAMS.active,
+        passive: PARAMS.passive,
+        safe_shift: PARAMS.safe_shift,
+        ..CoordinationSection::default()
+    };
     start_node(dir, name, &config, &[], hooks).await
 }
 
@@ -87,7 +90,7 @@ async fn network(d: &Path, a_hooks: conclave_node::NodeHooks) -> (Vec<RunningNod
                 .to_string()
         })
         .collect();
-    std::fs::write(d.join("registry.toml"), registry(&peers, &[])).unwrap();
+    registry(&peers, &[]).write(&d.join("registry.toml"));
     let genesis = now_ms();
     let mut nodes = vec![start_with(d, "a", genesis, a_hooks).await];
     for n in &names[1..] {
@@ -97,7 +100,7 @@ async fn network(d: &Path, a_hooks: conclave_node::NodeHooks) -> (Vec<RunningNod
     for n in &nodes {
         addrs.push(listen_addrs(n, 1).await);
     }
-    std::fs::write(d.join("registry.toml"), registry(&peers, &addrs)).unwrap();
+    registry(&peers, &addrs).write(&d.join("registry.toml"));
     for n in &nodes {
         until_json(n, "/readyz", "readiness", |r: &ReadyAnswer| r.ready).await;
     }

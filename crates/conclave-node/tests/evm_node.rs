@@ -1,4 +1,4 @@
-//! Nodes configured with `registry = "evm"` against a real chain (anvil): they join by on-chain
+//! Nodes configured with `[registry] source = "evm"` against a real chain (anvil): they join by on-chain
 //! delegation; an RPC outage (a cut path, then anvil killed and restarted) turns `/readyz` and the
 //! metrics stale until the chain is back; a rotation moves a node to its new key without loss;
 //! the watchdog raises a frozen chain, and a node whose source freezes while the chain moves on
@@ -19,58 +19,43 @@ use conclave_api::{
 };
 use conclave_coord::WindowOutcome;
 use conclave_core::OperatorId;
+use conclave_node::config::{CoordinationSection, EvmSection, NodeConfig, WatchdogSection};
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
-use conclave_registry::evm::anvil::{Anvil, RpcProxy, DEV_KEYS};
-use conclave_registry::evm::{admin, RegistryAdmin, OPEN_ENDED};
+use conclave_registry::evm::anvil::RpcProxy;
+use conclave_registry::evm::OPEN_ENDED;
+use conclave_testkit::RegistryChain;
 use serde_json::Value;
 
-/// anvil with the registry deployed (scope 0 = `signers`) and dev accounts 1..=n admitted as
-/// operators.
-/// anvil keeps its chain in `state` when stopped, and reloads it on restart.
-async fn chain_with_operators(
-    n: usize,
-    state: &Path,
-) -> (Anvil, RegistryAdmin, Vec<RegistryAdmin>) {
-    let anvil = Anvil::spawn(&["--state", state.to_str().unwrap()]).unwrap();
-    let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEYS[0]).unwrap())
-        .await
-        .unwrap();
-    gov.define_scope(0, "signers").await.unwrap();
-    let mut ops = Vec::new();
-    for key in &DEV_KEYS[1..=n] {
-        let op = RegistryAdmin::connect(
-            &anvil.url,
-            gov.contract(),
-            admin::parse_eth_key(key).unwrap(),
-        )
-        .unwrap();
-        gov.add_operator(OperatorId(op.signer().0 .0))
-            .await
-            .unwrap();
-        ops.push(op);
-    }
-    (anvil, gov, ops)
+/// anvil (keeping its chain in `state` when stopped, and reloading it on restart) with the
+/// registry deployed, `scopes` defined and dev accounts 1..=n admitted as operators.
+async fn chain_with_operators(n: usize, state: &Path, scopes: &[&str]) -> RegistryChain {
+    RegistryChain::start(&["--state", state.to_str().unwrap()], scopes, n).await
 }
 
 async fn start(dir: &Path, name: &str, rpc_url: &str, contract: &str) -> RunningNode {
-    start_with(dir, name, rpc_url, contract, "").await
+    start_with(dir, name, rpc_url, contract, |_| {}).await
 }
 
-/// A node following the registry at `contract`; `extra` adds configuration lines.
+/// A node following the registry at `contract`; `tweak` adds configuration.
 async fn start_with(
     dir: &Path,
     name: &str,
     rpc_url: &str,
     contract: &str,
-    extra: &str,
+    tweak: impl FnOnce(&mut NodeConfig),
 ) -> RunningNode {
-    let config = format!(
-        "{extra}key_file = \"{name}.key\"\nstate_dir = \"{name}-state\"\n\
-         registry = \"evm\"\nevm_rpc_url = \"{rpc_url}\"\nevm_contract = \"{contract}\"\n\
-         evm_confirmations = 2\nevm_poll_ms = 100\nready_quorum = 1\n\
-         listen = [\"/ip4/127.0.0.1/tcp/0\"]\nhttp_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\n"
-    );
+    let mut config = common::node_config(name);
+    config.registry.source = "evm".into();
+    config.evm = EvmSection {
+        rpc_url: Some(rpc_url.into()),
+        contract: Some(contract.into()),
+        confirmations: 2,
+        poll_ms: 100,
+    };
+    config.ready_quorum = Some(1);
+    config.topics = vec!["signers".into()];
+    tweak(&mut config);
     start_node(dir, name, &config, &[], Default::default()).await
 }
 
@@ -82,7 +67,11 @@ async fn tcp_addr(node: &RunningNode) -> String {
 async fn chain_registry_nodes_join_and_report_rpc_outages() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (mut anvil, gov, ops) = chain_with_operators(2, &d.join("anvil.json")).await;
+    let RegistryChain {
+        mut anvil,
+        gov,
+        operators: ops,
+    } = chain_with_operators(2, &d.join("anvil.json"), &["signers"]).await;
     let contract = gov.contract().to_string();
     let mut peers = Vec::new();
     for (op, name) in ops.iter().zip(["a", "b"]) {
@@ -199,7 +188,11 @@ async fn a_rotation_moves_the_node_to_its_new_key_without_losing_a_message() {
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (anvil, gov, ops) = chain_with_operators(2, &d.join("anvil.json")).await;
+    let RegistryChain {
+        anvil,
+        gov,
+        operators: ops,
+    } = chain_with_operators(2, &d.join("anvil.json"), &["signers"]).await;
     let contract = gov.contract().to_string();
     let (op_a, op_b) = (&ops[0], &ops[1]);
     let old = keys::generate(&d.join("a.key"), KeyType::Ed25519).unwrap();
@@ -210,7 +203,10 @@ async fn a_rotation_moves_the_node_to_its_new_key_without_losing_a_message() {
     op_b.authorize(&b_peer, 1, 0, OPEN_ENDED).await.unwrap();
     anvil.mine(2).await.unwrap();
 
-    let a = start_with(d, "a", &anvil.url, &contract, "key_dir = \"a-keys\"\n").await;
+    let a = start_with(d, "a", &anvil.url, &contract, |c| {
+        c.key_dir = Some("a-keys".into())
+    })
+    .await;
     let b = start(d, "b", &anvil.url, &contract).await;
     op_b.set_node_addresses(&b_peer, vec![tcp_addr(&b).await])
         .await
@@ -307,16 +303,27 @@ async fn a_rotation_moves_the_node_to_its_new_key_without_losing_a_message() {
 async fn the_watchdog_raises_a_frozen_chain_source_and_clears_it_when_blocks_return() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (anvil, gov, ops) = chain_with_operators(1, &d.join("anvil.json")).await;
+    let RegistryChain {
+        anvil,
+        gov,
+        operators: ops,
+    } = chain_with_operators(1, &d.join("anvil.json"), &["signers"]).await;
     let peer = keys::generate(&d.join("a.key"), KeyType::Ed25519).unwrap();
     ops[0].authorize(&peer, 1, 0, OPEN_ENDED).await.unwrap();
     anvil.mine(3).await.unwrap();
     // A stall is 1.5 s without a new head: far above the gaps between heads on a loaded test
     // machine polling every 100 ms, so once cleared it cannot flap back.
-    let extra =
-        "watchdog_block_ms = 500\nwatchdog_variance_ms = 1000\nwatchdog_raise_after_ms = 500\n\
-                 watchdog_clear_after_ms = 600\nwatchdog_silence_secs = 600\n";
-    let a = start_with(d, "a", &anvil.url, &gov.contract().to_string(), extra).await;
+    let stall = |c: &mut NodeConfig| {
+        c.watchdog = WatchdogSection {
+            block_ms: 500,
+            variance_ms: 1000,
+            raise_after_ms: 500,
+            clear_after_ms: 600,
+            silence_secs: 600,
+            ..WatchdogSection::default()
+        }
+    };
+    let a = start_with(d, "a", &anvil.url, &gov.contract().to_string(), stall).await;
 
     // No transactions, no blocks: the source is frozen.
     until_answer(
@@ -364,11 +371,13 @@ async fn the_watchdog_raises_a_frozen_chain_source_and_clears_it_when_blocks_ret
 async fn a_node_whose_chain_source_freezes_follows_members_headers_and_keeps_coordinating() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (anvil, gov, ops) = chain_with_operators(3, &d.join("anvil.json")).await;
-    gov.define_scope(1, "chain-tip").await.unwrap();
-    gov.define_scope(2, "coord").await.unwrap();
+    let RegistryChain {
+        anvil,
+        gov,
+        operators: ops,
+    } = chain_with_operators(3, &d.join("anvil.json"), &["signers", "chain-tip", "coord"]).await;
     let group = conclave_core::GroupId([0xa1; 20]);
-    let seats: Vec<OperatorId> = ops.iter().map(|o| OperatorId(o.signer().0 .0)).collect();
+    let seats: Vec<OperatorId> = ops.iter().map(RegistryChain::id_of).collect();
     gov.set_group(group, &seats).await.unwrap();
     let mut peers = Vec::new();
     for (op, name) in ops.iter().zip(["a", "b", "c"]) {
@@ -378,41 +387,50 @@ async fn a_node_whose_chain_source_freezes_follows_members_headers_and_keeps_coo
     }
     anvil.mine(2).await.unwrap();
     let proxy = RpcProxy::start(anvil.port).await.unwrap();
-    let settings = "watchdog_block_ms = 60000
-watchdog_silence_secs = 600
-watchdog_tip_secs = 1
-watchdog_ahead_blocks = 3
-watchdog_quorum = 2
-watchdog_raise_after_ms = 300
-watchdog_clear_after_ms = 600
-watchdog_fetch_ms = 500
-altnet_http_listen = \"127.0.0.1:0\"
-coordination = true
-coord_frequency = 20
-coord_active = 10
-coord_passive = 5
-coord_safe_shift = 3
-";
+    let settings = |c: &mut NodeConfig| {
+        c.watchdog = WatchdogSection {
+            block_ms: 60_000,
+            silence_secs: 600,
+            tip_secs: 1,
+            ahead_blocks: 3,
+            quorum: 2,
+            raise_after_ms: 300,
+            clear_after_ms: 600,
+            fetch_ms: 500,
+            ..WatchdogSection::default()
+        };
+        c.altnet.http_listen = Some("127.0.0.1:0".into());
+        c.coordination = CoordinationSection {
+            enabled: true,
+            frequency: 20,
+            active: 10,
+            passive: 5,
+            safe_shift: 3,
+            ..CoordinationSection::default()
+        };
+    };
     // b and c first, so a can poll their HTTP APIs too.
     let mut nodes = Vec::new();
     for name in ["b", "c"] {
         nodes.push(start_with(d, name, &anvil.url, &gov.contract().to_string(), settings).await);
     }
-    let http_peers = format!(
-        "altnet_http_peers = [\"http://{}\", \"http://{}\"]\n",
-        nodes[0].altnet_http_addr.unwrap(),
-        nodes[1].altnet_http_addr.unwrap()
-    );
+    let http_peers = vec![
+        format!("http://{}", nodes[0].altnet_http_addr.unwrap()),
+        format!("http://{}", nodes[1].altnet_http_addr.unwrap()),
+    ];
     // The header listener is read-only: signed headers, and nothing of the API besides.
     let listener = nodes[0].altnet_http_addr.unwrap();
     let r = reqwest::get(format!("http://{listener}/v1/peers"))
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
-    let a_settings = format!("{settings}{http_peers}");
+    let a_settings = |c: &mut NodeConfig| {
+        settings(c);
+        c.altnet.http_peers = http_peers;
+    };
     nodes.insert(
         0,
-        start_with(d, "a", &proxy.url, &gov.contract().to_string(), &a_settings).await,
+        start_with(d, "a", &proxy.url, &gov.contract().to_string(), a_settings).await,
     );
     for (i, node) in nodes.iter().enumerate() {
         let addr = tcp_addr(node).await;

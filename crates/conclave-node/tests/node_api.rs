@@ -6,12 +6,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
-use common::{get, get_json, listen_addrs, start_node, until_answer, WAIT};
+use common::{get, get_json, listen_addrs, start_node, until, until_answer};
 use conclave_api::{DeliveryFrame, MembershipAnswer, PeersAnswer, ReadyAnswer, StreamFrame};
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
+use conclave_testkit::{node, RegistryDoc, WAIT};
 use futures::StreamExt;
 
 const OPS: [&str; 4] = [
@@ -21,26 +21,26 @@ const OPS: [&str; 4] = [
     "0xD1220A0cf47c7B9Be7A2E6BA89F429762e7b9aDb",
 ];
 
-fn registry(entries: &[(usize, String, Vec<String>)]) -> String {
-    let mut s = String::new();
-    for (op, peer, addrs) in entries {
-        let addrs: Vec<String> = addrs.iter().map(|a| format!("\"{a}\"")).collect();
-        s.push_str(&format!(
-            "[[operators]]\naddress = \"{}\"\n[[operators.nodes]]\npeer_id = \"{peer}\"\nscopes = [\"signers\"]\naddresses = [{}]\n",
-            OPS[*op],
-            addrs.join(", ")
-        ));
-    }
-    s
+/// A registry where each `(operator index, peer, addresses)` is a node key of `OPS[index]`,
+/// allowed on `signers`, with its dial hints.
+fn registry(entries: &[(usize, String, Vec<String>)]) -> RegistryDoc {
+    entries
+        .iter()
+        .fold(RegistryDoc::new(), |doc, (op, peer, addrs)| {
+            let mut entry = node(peer, &["signers"]);
+            entry.addresses = addrs.clone();
+            doc.operator(OPS[*op], vec![entry])
+        })
 }
 
 async fn start(dir: &Path, name: &str, registry_file: &Path, extra: &[String]) -> RunningNode {
-    let config = format!(
-        "key_file = \"{name}.key\"\nregistry_file = \"{}\"\nstate_dir = \"{name}-state\"\n\
-         listen = [\"/ip4/127.0.0.1/tcp/0\", \"/ip4/127.0.0.1/udp/0/quic-v1\"]\n\
-         http_listen = \"127.0.0.1:0\"\ntopics = [\"signers\"]\nregistry_poll_ms = 50\n",
-        registry_file.display()
-    );
+    let mut config = common::node_config(name);
+    config.listen = vec![
+        "/ip4/127.0.0.1/tcp/0".into(),
+        "/ip4/127.0.0.1/udp/0/quic-v1".into(),
+    ];
+    config.topics = vec!["signers".into()];
+    common::file_registry(&mut config, registry_file);
     start_node(dir, name, &config, extra, Default::default()).await
 }
 
@@ -64,15 +64,12 @@ async fn nodes_serve_the_api_and_gate_strangers() {
         })
         .collect();
     let reg = d.join("registry.toml");
-    std::fs::write(
-        &reg,
-        registry(&[
-            (0, peers[0].clone(), vec![]),
-            (1, peers[1].clone(), vec![]),
-            (2, peers[2].clone(), vec![]),
-        ]),
-    )
-    .unwrap();
+    registry(&[
+        (0, peers[0].clone(), vec![]),
+        (1, peers[1].clone(), vec![]),
+        (2, peers[2].clone(), vec![]),
+    ])
+    .write(&reg);
 
     let quorum = ["ready_quorum=2".to_string()];
     let a = start(d, "a", &reg, &quorum).await;
@@ -87,7 +84,7 @@ async fn nodes_serve_the_api_and_gate_strangers() {
     for (i, n) in [&a, &b, &c].iter().enumerate() {
         entries.push((i, peers[i].clone(), listen_addrs(n, 2).await));
     }
-    std::fs::write(&reg, registry(&entries)).unwrap();
+    registry(&entries).write(&reg);
     for n in [&a, &b, &c] {
         let r = wait_ready(n).await;
         assert_eq!(r.connected_members, 2, "{r:?}");
@@ -151,11 +148,7 @@ async fn nodes_serve_the_api_and_gate_strangers() {
         .unwrap()
         .clone();
     let sreg = d.join("stranger-registry.toml");
-    std::fs::write(
-        &sreg,
-        registry(&[(3, peers[3].clone(), vec![]), (0, peers[0].clone(), vec![])]),
-    )
-    .unwrap();
+    registry(&[(3, peers[3].clone(), vec![]), (0, peers[0].clone(), vec![])]).write(&sreg);
     let stranger = start(
         d,
         "stranger",
@@ -163,20 +156,12 @@ async fn nodes_serve_the_api_and_gate_strangers() {
         &[format!("seeds=[\"{a_tcp}/p2p/{}\"]", peers[0])],
     )
     .await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let metrics = loop {
-        let (_, m) = get(&a, "/metrics").await;
-        if m.contains(
+    let metrics = until(&a, "/metrics", "the stranger to be refused", |_, m| {
+        m.contains(
             "conclave_connections_denied_total{direction=\"inbound\",reason=\"not_member\"} 1",
-        ) {
-            break m;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stranger never refused:\n{m}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        )
+    })
+    .await;
     assert!(metrics.contains("conclave_peers_connected 2"), "{metrics}");
     assert!(
         metrics.contains("conclave_publishes_total{topic=\"signers\",outcome=\"published\"} 1"),

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+use conclave_node::config::{
+    ClockChainSection, CoordinationSection, EvmSection, RegistrySection, RlnSection,
+    WatchdogSection,
+};
 use conclave_node::NodeConfig;
 
 use super::common::{
@@ -22,33 +26,43 @@ pub fn node(name: &str) -> NodeConfig {
         ],
         http_listen: "127.0.0.1:0".into(),
         topics: vec![TOPIC.into()],
-        registry_poll_ms: 100,
+        registry: RegistrySection {
+            poll_ms: 100,
+            ..RegistrySection::default()
+        },
         ..NodeConfig::default()
     }
 }
 
 /// Membership from the ConclaveRegistry contract at `contract`, read through `rpc_url`.
 pub fn evm_registry(cfg: &mut NodeConfig, rpc_url: &str, contract: &str) {
-    cfg.registry = "evm".into();
-    cfg.evm_rpc_url = Some(rpc_url.into());
-    cfg.evm_contract = Some(contract.into());
-    cfg.evm_confirmations = CONFIRMATIONS;
-    cfg.evm_poll_ms = 100;
+    cfg.registry.source = "evm".into();
+    cfg.evm = EvmSection {
+        rpc_url: Some(rpc_url.into()),
+        contract: Some(contract.into()),
+        confirmations: CONFIRMATIONS,
+        poll_ms: 100,
+    };
 }
 
 /// A clock chain shared by every node: the same genesis, blocks of `block_ms`.
 pub fn clock_chain(cfg: &mut NodeConfig, genesis_ms: u64, block_ms: u64) {
-    cfg.clock_chain_genesis_ms = Some(genesis_ms);
-    cfg.clock_chain_block_ms = block_ms;
+    cfg.clock_chain = ClockChainSection {
+        genesis_ms: Some(genesis_ms),
+        block_ms,
+    };
 }
 
 /// Coordination windows on `windows`; with `clock_genesis_ms`, on the devnet's clock chain.
 pub fn coordination(cfg: &mut NodeConfig, windows: Windows, clock_genesis_ms: Option<u64>) {
-    cfg.coordination = true;
-    cfg.coord_frequency = windows.frequency;
-    cfg.coord_active = windows.active;
-    cfg.coord_passive = windows.passive;
-    cfg.coord_safe_shift = windows.safe_shift;
+    cfg.coordination = CoordinationSection {
+        enabled: true,
+        frequency: windows.frequency,
+        active: windows.active,
+        passive: windows.passive,
+        safe_shift: windows.safe_shift,
+        ..CoordinationSection::default()
+    };
     if let Some(genesis) = clock_genesis_ms {
         clock_chain(cfg, genesis, CLOCK_BLOCK_MS);
     }
@@ -57,43 +71,72 @@ pub fn coordination(cfg: &mut NodeConfig, windows: Windows, clock_genesis_ms: Op
 /// The anonymous channel for member `i`; the twin runs with the spammer's identity.
 pub fn rln(cfg: &mut NodeConfig, i: usize) {
     let key = if i == TWIN { SPAMMER } else { i };
-    cfg.rln = true;
-    cfg.rln_key = Some(format!("node-{key}.rln").into());
-    cfg.rln_identifier = "conclave/devnet".into();
-    cfg.rln_topics = vec![ANON_TOPIC.into()];
-    cfg.rln_announce_removed_secs = 2;
+    cfg.rln = RlnSection {
+        enabled: true,
+        key: Some(format!("node-{key}.rln").into()),
+        identifier: "conclave/devnet".into(),
+        topics: vec![ANON_TOPIC.into()],
+        announce_removed_secs: 2,
+        ..cfg.rln.clone()
+    };
 }
 
 /// On a chain: member `i` submits removals of slashed members with its funded hot account.
 pub fn rln_on_chain(cfg: &mut NodeConfig, i: usize) {
-    cfg.rln_chain_key = Some(format!("node-{i}.eth").into());
-    cfg.rln_chain_stagger_secs = CHAIN_STAGGER_SECS;
+    cfg.rln.chain_key = Some(format!("node-{i}.eth").into());
+    cfg.rln.chain_stagger_secs = CHAIN_STAGGER_SECS;
 }
 
 /// The watchdog scaled to the chain's block time, so a frozen source is noticed in a few blocks.
 pub fn watchdog(cfg: &mut NodeConfig, block: Duration) {
     let ms = block.as_millis() as u64;
-    cfg.watchdog_block_ms = ms;
-    cfg.watchdog_variance_ms = ms * 2;
-    cfg.watchdog_tip_secs = 1;
-    cfg.watchdog_ahead_blocks = 3;
-    cfg.watchdog_raise_after_ms = 300;
-    cfg.watchdog_clear_after_ms = 1000;
-    cfg.watchdog_fetch_ms = 300;
-    cfg.watchdog_silence_secs = 600;
+    cfg.watchdog = WatchdogSection {
+        block_ms: ms,
+        variance_ms: ms * 2,
+        tip_secs: 1,
+        ahead_blocks: 3,
+        raise_after_ms: 300,
+        clear_after_ms: 1000,
+        fetch_ms: 300,
+        silence_secs: 600,
+        ..cfg.watchdog.clone()
+    };
 }
 
-/// The TOML file of `cfg`: only the keys that differ from the node's defaults, so the file
-/// says what the devnet chose.
+/// The TOML file of `cfg`: only the keys (and, within sections, only the section keys) that
+/// differ from the node's defaults, so the file says what the devnet chose.
 pub fn to_toml(cfg: &NodeConfig) -> anyhow::Result<String> {
-    let mut table = toml::Table::try_from(cfg)?;
+    let table = toml::Table::try_from(cfg)?;
     let defaults = toml::Table::try_from(NodeConfig::default())?;
+    Ok(toml::to_string(&changed(table, &defaults, "")?)?)
+}
+
+/// The entries of `table` that differ from `defaults`, recursing into sections.
+fn changed(
+    mut table: toml::Table,
+    defaults: &toml::Table,
+    at: &str,
+) -> anyhow::Result<toml::Table> {
     // A key dropped here must fall back to the very value it had.
     if let Some(k) = defaults.keys().find(|k| !table.contains_key(*k)) {
-        anyhow::bail!("config key `{k}` has a default the devnet cannot unset");
+        anyhow::bail!("config key `{at}{k}` has a default the devnet cannot unset");
     }
-    table.retain(|k, v| defaults.get(k) != Some(v));
-    Ok(toml::to_string(&table)?)
+    let mut out = toml::Table::new();
+    for (k, v) in std::mem::take(&mut table) {
+        match (v, defaults.get(&k)) {
+            (toml::Value::Table(section), Some(toml::Value::Table(default))) => {
+                let section = changed(section, default, &format!("{k}."))?;
+                if !section.is_empty() {
+                    out.insert(k, toml::Value::Table(section));
+                }
+            }
+            (v, d) if d != Some(&v) => {
+                out.insert(k, v);
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -133,7 +133,7 @@ impl Run<'_> {
             }
             None => {
                 if i == self.victim() {
-                    cfg.registry_file = VICTIM_REGISTRY.into();
+                    cfg.registry.file = VICTIM_REGISTRY.into();
                 }
                 config::coordination(&mut cfg, CLOCK_WINDOWS, Some(self.genesis_ms));
             }
@@ -164,7 +164,7 @@ impl Run<'_> {
             &self.rln,
         )?;
         let mut cfg = config::node("intruder");
-        cfg.registry_file = INTRUDER_REGISTRY.into();
+        cfg.registry.file = INTRUDER_REGISTRY.into();
         cfg.seeds = entries
             .iter()
             .map(|e| format!("{}/p2p/{}", e.addrs[0], e.peer))

@@ -59,7 +59,7 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<St
         net.configure(&mut cfg, i);
         config::coordination(&mut cfg, CHAIN_WINDOWS, None);
         config::watchdog(&mut cfg, args.block_time);
-        cfg.altnet_http_listen = Some("127.0.0.1:0".into());
+        cfg.altnet.http_listen = Some("127.0.0.1:0".into());
         cfg
     };
     let mut nodes = Vec::new();
@@ -73,7 +73,8 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<St
     for node in &nodes {
         let addr = std::fs::read_to_string(node.state.join("altnet.addr"))
             .with_context(|| format!("{} wrote no altnet.addr", node.name))?;
-        cfg.altnet_http_peers
+        cfg.altnet
+            .http_peers
             .push(format!("http://{}", addr.trim()));
     }
     let mut node = cluster::spawn(exe, dir, &format!("node-{frozen}"), &cfg)?;

@@ -16,7 +16,7 @@ pub(super) async fn watchdog(State(s): State<ApiState>) -> Result<Json<WatchdogA
         Some(w) => Ok(Json(w.borrow().clone())),
         None => Err(error(
             StatusCode::NOT_FOUND,
-            "the watchdog is not running (needs `watchdog = true` and a chain source)",
+            "the watchdog is not running (needs `[watchdog] enabled = true` and a chain source)",
         )),
     }
 }
@@ -59,7 +59,7 @@ pub(super) async fn altnet_headers(
     )))
 }
 
-/// The read-only header listener (`altnet_http_listen`): `GET /v1/altnet/headers` and nothing
+/// The read-only header listener (`[altnet] http_listen`): `GET /v1/altnet/headers` and nothing
 /// else, so members' polled drivers never reach the publishing API.
 #[cfg(feature = "altnet")]
 pub(crate) async fn serve_headers(
@@ -98,7 +98,7 @@ pub(super) async fn altnet_drivers(
     let Some(drivers) = &s.drivers else {
         return Err(error(
             StatusCode::NOT_FOUND,
-            "the drivers run with the watchdog (`watchdog = true` and a chain source)",
+            "the drivers run with the watchdog (`[watchdog] enabled = true` and a chain source)",
         ));
     };
     let drivers = drivers

@@ -51,7 +51,7 @@ pub(crate) struct ApiState {
     /// Header answers being built at once (each signs up to 128 headers); beyond it, 503.
     #[cfg(feature = "altnet")]
     pub header_permits: Arc<tokio::sync::Semaphore>,
-    /// The anonymous channel, when `rln = true`.
+    /// The anonymous channel, when `[rln] enabled = true`.
     pub rln: Option<Arc<crate::rln::RlnNode>>,
     pub store: Arc<crate::store::StateStore>,
     pub view: watch::Receiver<Arc<MembershipView>>,

@@ -19,7 +19,7 @@ pub(super) fn rln_of(s: &ApiState) -> Result<Arc<crate::rln::RlnNode>, ApiError>
     s.rln.clone().ok_or_else(|| {
         error(
             StatusCode::NOT_FOUND,
-            "the anonymous channel is off on this node (set `rln = true`)",
+            "the anonymous channel is off on this node (set `[rln] enabled = true`)",
         )
     })
 }

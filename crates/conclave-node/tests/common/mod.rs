@@ -1,28 +1,47 @@
-//! Helpers shared by the node's integration tests: start a node from a config text, query its
-//! HTTP API, wait for a condition with a bounded timeout.
+//! Helpers shared by the node's integration tests: start a node from a typed config, query its
+//! HTTP API, wait for a condition (with the testkit's one bounded wait), build registry files.
 #![allow(dead_code)]
 
-use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use conclave_api::PeersAnswer;
+use conclave_core::OperatorId;
 use conclave_node::config::NodeConfig;
 use conclave_node::{NodeHooks, RunningNode};
+use conclave_testkit::{eventually, node, RegistryDoc};
 use serde::de::DeserializeOwned;
 
-pub const WAIT: Duration = Duration::from_secs(60);
+/// Node `name` on loopback: key `<name>.key`, state in `<name>-state`, one TCP listener and the
+/// HTTP API on OS-chosen ports; everything else at the node's defaults.
+pub fn node_config(name: &str) -> NodeConfig {
+    NodeConfig {
+        key_file: format!("{name}.key").into(),
+        state_dir: format!("{name}-state").into(),
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        http_listen: "127.0.0.1:0".into(),
+        ..NodeConfig::default()
+    }
+}
+
+/// Membership from the registry file `file`, checked for edits every 50 ms.
+pub fn file_registry(cfg: &mut NodeConfig, file: impl Into<PathBuf>) {
+    cfg.registry.source = "file".into();
+    cfg.registry.file = file.into();
+    cfg.registry.poll_ms = 50;
+}
 
 /// Writes `<dir>/<name>.toml` with `config`, then starts the node with `overrides` (`key=value`)
 /// and `hooks`.
 pub async fn start_node(
     dir: &Path,
     name: &str,
-    config: &str,
+    config: &NodeConfig,
     overrides: &[String],
     hooks: NodeHooks,
 ) -> RunningNode {
     let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, config).unwrap();
+    std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
     let (c, base) = NodeConfig::load(Some(&path), overrides).unwrap();
     RunningNode::start_with(c.validate(&base).unwrap(), hooks)
         .await
@@ -54,18 +73,15 @@ pub async fn until(
     what: &str,
     pred: impl Fn(u16, &str) -> bool,
 ) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    eventually(what, || async {
         let (status, body) = get(node, path).await;
         if pred(status, &body) {
-            return body;
+            Ok(body)
+        } else {
+            Err(format!("{path} answered {status}: {body}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; last {path}: {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Polls `path` until its status and its answer, read as `T`, satisfy `pred`; returns that
@@ -76,11 +92,18 @@ pub async fn until_answer<T: DeserializeOwned>(
     what: &str,
     pred: impl Fn(u16, &T) -> bool,
 ) -> T {
-    let body = until(node, path, what, |status, body| {
-        serde_json::from_str::<T>(body).is_ok_and(|v| pred(status, &v))
+    eventually(what, || async {
+        let (status, body) = get(node, path).await;
+        match serde_json::from_str::<T>(&body) {
+            Ok(v) if pred(status, &v) => Ok(v),
+            Ok(_) => Err(format!("{path} answered {status}: {body}")),
+            Err(e) => Err(format!(
+                "{path} answered {status} with no {}: {e}: {body}",
+                std::any::type_name::<T>()
+            )),
+        }
     })
-    .await;
-    serde_json::from_str(&body).unwrap()
+    .await
 }
 
 /// Polls a JSON endpoint until its answer, read as `T`, satisfies `pred`; returns that answer.
@@ -110,27 +133,20 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// `[[operators]]` entries: operator `op(i)` authorizes node key `peers[i]` for `scopes`, with
+/// A registry where operator `op(i)` authorizes node key `peers[i]` for `scopes`, with
 /// `addrs[i]` (if known yet) as dial hints.
-pub fn operators_toml(
+pub fn members(
     peers: &[String],
     addrs: &[Vec<String>],
     scopes: &[&str],
-    op: impl Fn(usize) -> conclave_core::OperatorId,
-) -> String {
-    let scopes: Vec<String> = scopes.iter().map(|s| format!("\"{s}\"")).collect();
-    let mut s = String::new();
-    for (i, p) in peers.iter().enumerate() {
-        let a: Vec<String> = addrs
-            .get(i)
-            .map(|v| v.iter().map(|x| format!("\"{x}\"")).collect())
-            .unwrap_or_default();
-        s.push_str(&format!(
-            "[[operators]]\naddress = \"{}\"\n[[operators.nodes]]\npeer_id = \"{p}\"\nscopes = [{}]\naddresses = [{}]\n",
-            op(i),
-            scopes.join(", "),
-            a.join(", ")
-        ));
-    }
-    s
+    op: impl Fn(usize) -> OperatorId,
+) -> RegistryDoc {
+    peers
+        .iter()
+        .enumerate()
+        .fold(RegistryDoc::new(), |doc, (i, peer)| {
+            let mut entry = node(peer, scopes);
+            entry.addresses = addrs.get(i).cloned().unwrap_or_default();
+            doc.operator(op(i), vec![entry])
+        })
 }

@@ -1,0 +1,142 @@
+//! `conclave devnet`, the main job and its scenarios, judged by the typed report and its summary.
+
+use super::*;
+
+/// Runs `conclave devnet` with `args` and returns its summary, which must say PASS.
+fn devnet(args: &[&str]) -> String {
+    let out = conclave(&[&["devnet"], args].concat());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "devnet failed:\n{text}\n{}",
+        stderr(&out)
+    );
+    assert!(text.contains("result            PASS"), "{text}");
+    text
+}
+
+/// Runs `conclave devnet` with `args` and `--report`; returns its summary and the report.
+fn devnet_with_report(args: &[&str]) -> (String, DevnetReport) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    let text = devnet(&[args, &["--report", file.to_str().unwrap()]].concat());
+    let report: DevnetReport = serde_json::from_slice(&std::fs::read(&file).unwrap())
+        .unwrap_or_else(|e| panic!("the report is no DevnetReport: {e}"));
+    assert!(report.ok(), "{report:?}");
+    (text, report)
+}
+
+/// The traffic report of the main job.
+fn traffic(report: DevnetReport) -> TrafficReport {
+    match report {
+        DevnetReport::Traffic(r) => r,
+        other => panic!("expected a traffic report: {other:?}"),
+    }
+}
+
+/// What every main job must show: everything delivered once, the intruder kept out, the victim
+/// evicted and silenced, coordination without faults.
+fn assert_clean_run(r: &TrafficReport) {
+    let d = &r.delivery;
+    assert!(d.expected > 0 && d.delivered == d.expected, "{d:?}");
+    assert_eq!(d.duplicates, 0);
+    assert_eq!((r.intruder.received, r.intruder.delivered), (0, 0), "{r:?}");
+    assert!(r.intruder.refused > 0 && r.intruder.peers == 0, "{r:?}");
+    assert!(r.removal.eviction_ms.is_some(), "{:?}", r.removal);
+    assert_eq!(r.removal.later_delivered, 0);
+    assert!(r.coordination.windows > 0, "{:?}", r.coordination);
+    assert_eq!(r.coordination.faults, 0);
+    assert_eq!(
+        r.coordination.acceptances,
+        r.coordination.expected_acceptances
+    );
+}
+
+/// The main job, exactly as the README runs it.
+#[test]
+fn devnet_delivers_everything_and_keeps_strangers_out() {
+    let (text, report) = devnet_with_report(&["--nodes", "7", "--duration", "20s"]);
+    assert!(text.contains("(100.00 %)"), "{text}");
+    assert!(
+        text.contains("per node          peak RSS") && text.contains("(whole run, 7 processes)"),
+        "{text}"
+    );
+    assert!(text.contains("delivered 0 of"), "{text}");
+    assert!(text.contains("connected peers 0; received 0"), "{text}");
+    assert!(
+        text.contains("windows in 2 groups") && text.contains("; faults 0"),
+        "{text}"
+    );
+    let r = traffic(report);
+    assert_clean_run(&r);
+    assert_eq!(r.setup.members, 7);
+    assert!(r.setup.chain.is_none() && r.rotation.is_none() && !r.removal.on_chain);
+    assert_eq!(r.nodes.len(), 7);
+    // The clock chain times every acceptance.
+    assert!(
+        !r.coordination.acceptance_ms.is_empty(),
+        "{:?}",
+        r.coordination
+    );
+    let rln = r.rln.expect("7 members run the anonymous channel");
+    assert!(rln.posted > 0 && rln.delivered == rln.expected, "{rln:?}");
+    assert_eq!(rln.removed_by, rln.members);
+    assert!(rln.refused_after && rln.onchain.is_none(), "{rln:?}");
+}
+
+#[test]
+fn devnet_on_a_chain_rotates_and_revokes_without_losing_messages() {
+    let (text, report) =
+        devnet_with_report(&["--chain", "anvil", "--nodes", "5", "--duration", "16s"]);
+    assert!(text.contains("(100.00 %), 0 duplicates"), "{text}");
+    assert!(text.contains("rotation          node-0 moved to"), "{text}");
+    assert!(
+        text.contains("after the block that made the revocation final"),
+        "{text}"
+    );
+    assert!(text.contains("removed node      0 of"), "{text}");
+    // RLN memberships registered on-chain; the slashed one removed there by one node.
+    assert!(
+        text.contains("rln on-chain      slashRln landed") && text.contains("1 node submitted"),
+        "{text}"
+    );
+    let r = traffic(report);
+    assert_clean_run(&r);
+    assert!(r.removal.on_chain);
+    let rotation = r.rotation.as_ref().expect("node-0 rotates on a chain");
+    assert!(rotation.after_ms.is_some(), "{rotation:?}");
+    let onchain = r
+        .rln
+        .and_then(|rln| rln.onchain)
+        .expect("an on-chain removal");
+    assert!(onchain.removed, "{onchain:?}");
+    assert_eq!(onchain.submitted, 1.0);
+}
+
+/// A member's chain source freezes on anvil: it follows the members' headers, keeps
+/// coordinating and returns to its source.
+#[test]
+fn devnet_stale_chain_falls_back_to_members_headers_and_returns() {
+    let (text, report) = devnet_with_report(&["--scenario", "stale-chain", "--nodes", "4"]);
+    assert!(text.contains("its hash is the chain's"), "{text}");
+    assert!(text.contains("\"following\":\"fallback\""), "{text}");
+    assert!(text.contains("kept coordinating"), "{text}");
+    assert!(text.contains("following it again"), "{text}");
+    let DevnetReport::StaleChain(r) = report else {
+        panic!("expected a stale-chain report: {report:?}");
+    };
+    assert_eq!(r.nodes, 4);
+    assert!(r.windows_on_fallback > 0, "{r:?}");
+    assert!(r.freeze_to_raise_ms <= r.freeze_to_match_ms, "{r:?}");
+}
+
+/// A member takes TCP out: the others reach it over QUIC, no message lost either way.
+#[test]
+fn devnet_tcp_cut_keeps_traffic_flowing_over_quic() {
+    let text = devnet(&["--scenario", "tcp-cut", "--nodes", "4"]);
+    assert!(
+        text.contains("reconnected to all 3 members over quic"),
+        "{text}"
+    );
+    assert!(text.contains("to/from node-0 missing: 0"), "{text}");
+}

@@ -1,0 +1,256 @@
+//! The configuration file's sections, as the operator writes them. Each section is its own
+//! table (`[evm]`, `[coordination]`, …) with every key defaulted, so a file names only what it
+//! changes; unknown keys are refused.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[registry]`: where membership comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySection {
+    /// `file` (the registry file) or `evm` (the ConclaveRegistry contract, `[evm]`).
+    pub source: String,
+    /// The registry file (file source).
+    pub file: PathBuf,
+    /// How often the file is checked for edits.
+    pub poll_ms: u64,
+}
+
+impl Default for RegistrySection {
+    fn default() -> Self {
+        RegistrySection {
+            source: "file".into(),
+            file: "registry.toml".into(),
+            poll_ms: 250,
+        }
+    }
+}
+
+/// `[evm]`: the on-chain registry (with `[registry] source = "evm"`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvmSection {
+    /// JSON-RPC endpoint of the chain holding the registry.
+    pub rpc_url: Option<String>,
+    /// Address of the ConclaveRegistry contract.
+    pub contract: Option<String>,
+    /// Blocks on top of a registry change before it is applied (reorg safety).
+    pub confirmations: u64,
+    pub poll_ms: u64,
+}
+
+impl Default for EvmSection {
+    fn default() -> Self {
+        EvmSection {
+            rpc_url: None,
+            contract: None,
+            confirmations: 2,
+            poll_ms: 1000,
+        }
+    }
+}
+
+/// `[limits]`: what one message, one peer and the publish queue may cost.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// How far a message's timestamp may be from this node's clock.
+    pub timestamp_tolerance_secs: u64,
+    pub max_message_bytes: usize,
+    /// Publishes held while no member is connected, and for how long.
+    pub publish_queue_capacity: usize,
+    pub publish_queue_ttl_secs: u64,
+    /// Inbound connections being upgraded at once.
+    pub max_pending_incoming: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            timestamp_tolerance_secs: 30,
+            max_message_bytes: 64 * 1024,
+            publish_queue_capacity: 1024,
+            publish_queue_ttl_secs: 120,
+            max_pending_incoming: 64,
+        }
+    }
+}
+
+/// `[relay]`: relay circuits (libp2p circuit relay v2) for members that cannot reach each
+/// other directly: reservations and circuits only for members, each bounded in time and bytes.
+/// Members use a relay by listening on `<relay address>/p2p-circuit`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelaySection {
+    pub server: bool,
+    pub max_circuit_secs: u64,
+    pub max_circuit_bytes: u64,
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        RelaySection {
+            server: false,
+            max_circuit_secs: 600,
+            max_circuit_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[coordination]`: coordination windows (tBTC RFC 12) for the groups this node's operator
+/// sits in, on the `coord` topic.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoordinationSection {
+    pub enabled: bool,
+    pub frequency: u64,
+    pub active: u64,
+    pub passive: u64,
+    pub safe_shift: u64,
+    pub sweep_every: u64,
+    pub heartbeat_probability: f64,
+}
+
+impl Default for CoordinationSection {
+    fn default() -> Self {
+        CoordinationSection {
+            enabled: false,
+            frequency: 900,
+            active: 80,
+            passive: 20,
+            safe_shift: 32,
+            sweep_every: 4,
+            heartbeat_probability: 0.0625,
+        }
+    }
+}
+
+/// `[clock_chain]`: with a registry file, a chain of blocks derived from the clock (the same
+/// genesis on every node), for coordination and the watchdog.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClockChainSection {
+    /// Unix ms; unset: no clock chain.
+    pub genesis_ms: Option<u64>,
+    pub block_ms: u64,
+}
+
+impl Default for ClockChainSection {
+    fn default() -> Self {
+        ClockChainSection {
+            genesis_ms: None,
+            block_ms: 1000,
+        }
+    }
+}
+
+/// `[rln]`: the anonymous channel (needs the `rln-slash` scope for slashing evidence).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RlnSection {
+    pub enabled: bool,
+    /// This node's RLN identity (`conclave rln keygen`); without it the node validates and
+    /// relays but cannot publish.
+    pub key: Option<PathBuf>,
+    /// The network's RLN identifier: proofs made for another identifier are refused.
+    pub identifier: String,
+    /// Anonymous topics subscribed at start.
+    pub topics: Vec<String>,
+    pub epoch_secs: u64,
+    pub max_epoch_gap: u64,
+    pub timestamp_tolerance_ms: u64,
+    /// Recent tree roots accepted in proofs.
+    pub root_window: usize,
+    /// Proof threads and the bound of their queue.
+    pub workers: usize,
+    pub queue: usize,
+    /// How often a node re-announces the removed members it knows (for late joiners).
+    pub announce_removed_secs: u64,
+    /// With the evm registry: a file holding an Ethereum private key (hex, mode 0600) this node
+    /// signs on-chain removals of slashed members with. Without it the node removes them
+    /// locally and leaves the chain to other nodes.
+    pub chain_key: Option<PathBuf>,
+    /// Seconds each node waits per turn before submitting an on-chain removal itself (turns
+    /// differ per slashed leaf), so normally one transaction is sent, not one per node.
+    pub chain_stagger_secs: u64,
+}
+
+impl Default for RlnSection {
+    fn default() -> Self {
+        RlnSection {
+            enabled: false,
+            key: None,
+            identifier: "conclave".into(),
+            topics: Vec::new(),
+            epoch_secs: 10,
+            max_epoch_gap: 1,
+            timestamp_tolerance_ms: 20_000,
+            root_window: 5,
+            workers: 1,
+            queue: 64,
+            announce_removed_secs: 10,
+            chain_key: None,
+            chain_stagger_secs: 12,
+        }
+    }
+}
+
+/// `[watchdog]`: the chain-view watchdog (needs a chain source: the EVM registry or the clock
+/// chain).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchdogSection {
+    pub enabled: bool,
+    /// The chain's expected block interval and how much later a block may be before the source
+    /// counts as stalled.
+    pub block_ms: u64,
+    pub variance_ms: u64,
+    /// Member silence (no gossip at all) that raises an anomaly.
+    pub silence_secs: u64,
+    /// Hysteresis: how long a condition must hold to raise, and be gone to clear.
+    pub raise_after_ms: u64,
+    pub clear_after_ms: u64,
+    /// How often this node announces its chain tip on `chain-tip` (when granted that scope).
+    pub tip_secs: u64,
+    /// Members this many blocks ahead of us (from a quorum of operators) raise `behind`.
+    pub ahead_blocks: u64,
+    /// Distinct operators that must agree to raise `behind` or `forked`; 0 = f+1 of the
+    /// registry's operators (f = ⌊(n-1)/3⌋). Also the distinct operators that must return the
+    /// same headers before the node acts on them.
+    pub quorum: usize,
+    /// While an anomaly holds (or the node is on fallback): how often headers are fetched from
+    /// members, and how long each member has to answer.
+    pub fetch_ms: u64,
+    pub fetch_timeout_ms: u64,
+}
+
+impl Default for WatchdogSection {
+    fn default() -> Self {
+        WatchdogSection {
+            enabled: true,
+            block_ms: 12_000,
+            variance_ms: 12_000,
+            silence_secs: 120,
+            raise_after_ms: 2_000,
+            clear_after_ms: 10_000,
+            tip_secs: 10,
+            ahead_blocks: 3,
+            quorum: 0,
+            fetch_ms: 2_000,
+            fetch_timeout_ms: 3_000,
+        }
+    }
+}
+
+/// `[altnet]`: the HTTP paths for headers when p2p paths fail.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AltnetSection {
+    /// Members' HTTP APIs (`http://host:port`) the polled header driver asks for signed headers.
+    pub http_peers: Vec<String>,
+    /// A second, read-only HTTP listener serving only `GET /v1/altnet/headers`, so members
+    /// never need to reach the full API.
+    pub http_listen: Option<String>,
+}

@@ -1,0 +1,133 @@
+//! Configuration as a specification: layering, sections, flat names, and every malformed value
+//! refused with its key named.
+
+use super::*;
+
+fn load_text(text: &str, overrides: &[&str]) -> Result<ValidConfig, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, text).unwrap();
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let (c, base) = NodeConfig::load(Some(&path), &overrides)?;
+    c.validate(&base)
+}
+
+#[test]
+fn layers_and_resolves_paths() {
+    let c = load_text(
+        "key_file = \"k/node.key\"\ntopics = [\"signers\"]\n",
+        &["http_listen=127.0.0.1:0", "ready_quorum=3"],
+    )
+    .unwrap();
+    assert!(c.key_file.ends_with("k/node.key") && c.key_file.is_absolute());
+    assert_eq!(c.http_listen.port(), 0);
+    assert_eq!(c.ready_quorum, Some(3));
+    assert_eq!(c.topics[0].as_str(), "signers");
+    assert_eq!(c.listen.len(), 2);
+}
+
+#[test]
+fn sections_configure_their_subsystem_and_overrides_take_either_name() {
+    let text = "[registry]\nsource = \"evm\"\n\
+                [evm]\nrpc_url = \"http://127.0.0.1:8545\"\ncontract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n\
+                [coordination]\nenabled = true\nfrequency = 20\nactive = 10\npassive = 5\nsafe_shift = 3\n";
+    let c = load_text(text, &["evm_confirmations=5", "coordination.active=12"]).unwrap();
+    let RegistryChoice::Evm(evm) = &c.registry else {
+        panic!("expected the evm registry: {:?}", c.registry);
+    };
+    assert_eq!(evm.confirmations, 5);
+    let coord = c.coordination.unwrap();
+    assert_eq!((coord.params.frequency, coord.params.active), (20, 12));
+}
+
+#[test]
+fn every_section_key_has_exactly_one_flat_name() {
+    let defaults = toml::Table::try_from(NodeConfig::default()).unwrap();
+    let mut places: Vec<String> = Vec::new();
+    for (section, value) in &defaults {
+        if let Some(table) = value.as_table() {
+            places.extend(table.keys().map(|k| format!("{section}.{k}")));
+        }
+    }
+    // Keys whose default is "unset" do not serialize; they still need a flat name.
+    let unset = [
+        "evm.rpc_url",
+        "evm.contract",
+        "clock_chain.genesis_ms",
+        "rln.key",
+        "rln.chain_key",
+        "altnet.http_listen",
+    ];
+    places.extend(unset.iter().map(|s| s.to_string()));
+    places.sort();
+    let mut mapped: Vec<String> = FLAT_KEYS.iter().map(|(_, p)| p.to_string()).collect();
+    mapped.sort();
+    assert_eq!(mapped, places);
+    let mut flat: Vec<&str> = FLAT_KEYS.iter().map(|(f, _)| *f).collect();
+    flat.sort();
+    flat.dedup();
+    assert_eq!(flat.len(), FLAT_KEYS.len(), "a flat name is used twice");
+}
+
+#[test]
+fn a_file_with_a_flat_name_is_told_where_the_key_moved() {
+    let err = load_text("evm_rpc_url = \"http://x\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`evm_rpc_url` is now `evm.rpc_url` (section [evm])"),
+        "{err}"
+    );
+    let err = load_text("rln = true\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("`rln.enabled`"), "{err}");
+}
+
+#[test]
+fn malformed_values_name_the_key_and_the_expected_form() {
+    let cases = [
+        (
+            "listen = [\"/ip4/1.2.3.4/tcp/1\", \"nonsense\"]\n",
+            "listen[1]",
+        ),
+        ("seeds = [\"/ip4/127.0.0.1/tcp/1\"]\n", "/p2p/<peer id>"),
+        ("http_listen = \"localhost\"\n", "IP:PORT"),
+        ("[altnet]\nhttp_listen = \"8081\"\n", "altnet.http_listen"),
+        ("topics = [\"Bad\"]\n", "topics[0]"),
+        ("log_format = \"xml\"\n", "log_format"),
+        ("frobnicate = 1\n", "frobnicate"),
+        ("[evm]\nfrobnicate = 1\n", "frobnicate"),
+        ("[limits]\nmax_message_bytes = \"big\"\n", "max_message_bytes"),
+        ("[registry]\nsource = \"ldap\"\n", "`file` or `evm`"),
+        ("[coordination]\nenabled = true\n", "clock_chain.genesis_ms"),
+        (
+            "[coordination]\nenabled = true\nactive = 950\n[clock_chain]\ngenesis_ms = 1\n",
+            "active + passive",
+        ),
+        (
+            "[coordination]\nenabled = true\nheartbeat_probability = 2.0\n[clock_chain]\ngenesis_ms = 1\n",
+            "coordination.heartbeat_probability",
+        ),
+        ("[registry]\nsource = \"evm\"\n", "evm.rpc_url"),
+        (
+            "[altnet]\nhttp_peers = [\"ftp://10.0.0.5\"]\n",
+            "altnet.http_peers",
+        ),
+        ("[watchdog]\nfetch_ms = 0\n", "watchdog.fetch_ms"),
+        (
+            "[registry]\nsource = \"evm\"\n[evm]\nrpc_url = \"http://127.0.0.1:8545\"\ncontract = \"0x12\"\n",
+            "evm.contract",
+        ),
+        (
+            "[rln]\nenabled = true\nchain_key = \"k.eth\"\n",
+            "rln.chain_key",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = load_text(text, &[]).unwrap_err().to_string();
+        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+    }
+    let err = load_text("", &["nonsense"]).unwrap_err().to_string();
+    assert!(err.contains("KEY=VALUE"), "{err}");
+    let err = NodeConfig::load(Some(Path::new("/nonexistent/node.toml")), &[]).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/node.toml"));
+}
