@@ -2,6 +2,8 @@
 //! the signed `coord` topic, on the node's chain (the EVM registry's chain or the clock chain).
 //! It is the one writer of coordination results; settled windows go to the state store.
 
+mod early;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use conclave_core::{Clock, MembershipView, OperatorId, TopicName};
 use conclave_net::Delivery;
 use tokio::sync::{broadcast, watch};
 
+use self::early::{EarlyProposals, WindowKey};
 use crate::chain_view::ChainView;
 use crate::config::CoordConfig;
 use crate::metrics::NodeMetrics;
@@ -41,16 +44,12 @@ struct Live {
     accepted_at_ms: Option<u64>,
 }
 
-/// Proposals a member may hold for windows its head has not reached yet, in all.
-const EARLY_MAX: usize = 256;
-
 /// Rounds in progress, by coordination block and group; and messages that arrived before their
-/// window opened here (this node's head is behind the leader's: a slow source, or a fallback tip
-/// fetched every few blocks), the latest per sender, replayed when the window opens.
+/// window opened here, replayed when it opens.
 #[derive(Default)]
 struct Rounds {
-    live: BTreeMap<(u64, [u8; 20]), Live>,
-    early: BTreeMap<(u64, [u8; 20], OperatorId), CoordinationMessage>,
+    live: BTreeMap<WindowKey, Live>,
+    early: EarlyProposals,
 }
 
 impl Coordinator {
@@ -109,7 +108,7 @@ impl Coordinator {
             }
         }
         // What was held for windows now behind us and not opened here has no use.
-        rounds.early.retain(|k, _| k.0 > head);
+        rounds.early.forget_through(head);
     }
 
     /// Handles every delivery already waiting, at `head`; false once the stream has closed.
@@ -205,13 +204,7 @@ impl Coordinator {
                 round,
                 accepted_at_ms: None,
             };
-            let held: Vec<_> = rounds
-                .early
-                .range((key.0, key.1, OperatorId([0; 20]))..=(key.0, key.1, OperatorId([0xff; 20])))
-                .map(|(k, m)| (k.2, m.clone()))
-                .collect();
-            for (sender, msg) in held {
-                rounds.early.remove(&(key.0, key.1, sender));
+            for (sender, msg) in rounds.early.take(key) {
                 self.judge(&mut live, key, sender, &msg, head);
             }
             rounds.live.insert(key, live);
@@ -287,18 +280,9 @@ impl Coordinator {
         let key = (msg.coordination_block, msg.wallet_public_key_hash.0);
         let Some(live) = rounds.live.get_mut(&key) else {
             // A window this node has not reached yet: hold the sender's latest message for it.
-            let params = self.cfg.params;
-            let ahead = msg.coordination_block > head
-                && msg.coordination_block <= head + params.frequency
-                && params.window_at(msg.coordination_block).is_some();
-            if !ahead {
-                return drop("no_open_window");
+            if let Err(not) = rounds.early.hold(d.operator, msg, head, &self.cfg.params) {
+                drop(not.label());
             }
-            let early = (key.0, key.1, d.operator);
-            if rounds.early.len() >= EARLY_MAX && !rounds.early.contains_key(&early) {
-                return drop("early_full");
-            }
-            rounds.early.insert(early, msg);
             return;
         };
         self.judge(live, key, d.operator, &msg, head);
