@@ -13,11 +13,11 @@ pub enum RlnPublishAnswer {
     },
 }
 
-/// One message on `GET /v1/rln/subscribe/{topic}`: no sender, by design.
+/// One message on `GET /v1/rln/subscribe/{topic}`: no sender and no time finer than the
+/// epoch, by design.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnonymousDeliveryFrame {
     pub topic: String,
-    pub timestamp_ms: u64,
     pub epoch: u64,
     pub message_id: String,
     pub payload_base64: String,

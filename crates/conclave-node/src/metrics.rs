@@ -41,13 +41,12 @@ pub(crate) struct OutcomeLabels {
     pub reason: &'static str,
 }
 
-/// The anonymous channel's metrics: validation outcomes by reason, proof and verification
-/// times, slashings and the tree's size.
+/// The anonymous channel's metrics: validation outcomes by reason, verification times,
+/// slashings and the tree's size. Nothing here counts or times this node's own anonymous
+/// publishes: whoever reads `/metrics` could match those to messages on the channel.
 pub(crate) struct RlnMetrics {
     pub messages: Family<OutcomeLabels, Counter>,
-    pub proof_seconds: Histogram,
     pub verify_seconds: Histogram,
-    pub published: Counter,
     pub slashings: Counter,
     pub members: Gauge,
     pub onchain_removals: Family<ReasonLabel, Counter>,
@@ -57,11 +56,8 @@ impl Default for RlnMetrics {
     fn default() -> Self {
         RlnMetrics {
             messages: Family::default(),
-            // 50 ms .. ~25 s
-            proof_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 10)),
             // 1 ms .. ~0.5 s
             verify_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 10)),
-            published: Counter::default(),
             slashings: Counter::default(),
             members: Gauge::default(),
             onchain_removals: Family::default(),
@@ -226,19 +222,9 @@ impl NodeMetrics {
             m.rln.messages.clone(),
         );
         registry.register(
-            "rln_proof_seconds",
-            "Time to generate one of this node's RLN proofs (on the proof pool)",
-            m.rln.proof_seconds.clone(),
-        );
-        registry.register(
             "rln_verify_seconds",
             "Time to verify one RLN proof (on the proof pool)",
             m.rln.verify_seconds.clone(),
-        );
-        registry.register(
-            "rln_published",
-            "Anonymous messages this node published",
-            m.rln.published.clone(),
         );
         registry.register(
             "rln_slashings",

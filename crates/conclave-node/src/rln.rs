@@ -53,7 +53,6 @@ pub struct SlashingNotice {
 pub struct AnonymousDelivery {
     pub topic: TopicName,
     pub payload: Vec<u8>,
-    pub timestamp_ms: u64,
     pub epoch: u64,
     pub message_id: String,
 }
@@ -67,6 +66,11 @@ pub enum RlnPublishError {
     NotAMember,
     #[error(transparent)]
     Quota(AllocateError),
+    #[error(
+        "a payload of {len} bytes exceeds the anonymous channel's largest of {}",
+        conclave_rln::MAX_PAYLOAD
+    )]
+    TooLarge { len: usize },
     #[error("the proof pool is busy; try again")]
     Busy,
     #[error("proving failed: {0}")]
@@ -285,7 +289,6 @@ impl RlnNode {
                 let _ = self.deliveries.send(Arc::new(AnonymousDelivery {
                     topic: m.topic,
                     payload: msg.payload,
-                    timestamp_ms: msg.timestamp_ms,
                     epoch: msg.epoch,
                     message_id: m.id.hex(),
                 }));
@@ -442,6 +445,10 @@ impl RlnNode {
         payload: Vec<u8>,
     ) -> Result<Published, RlnPublishError> {
         let identity = self.identity.as_ref().ok_or(RlnPublishError::NoIdentity)?;
+        // Refused before a message id (quota) is spent on it.
+        if payload.len() > conclave_rln::MAX_PAYLOAD {
+            return Err(RlnPublishError::TooLarge { len: payload.len() });
+        }
         let now = now_ms();
         let epoch = self.cfg.rules.epoch_of(now);
         let limit = self
@@ -474,13 +481,8 @@ impl RlnNode {
                 PoolError::Busy(_) => RlnPublishError::Busy,
                 other => RlnPublishError::Prove(other.to_string()),
             })?;
-        self.metrics
-            .rln
-            .proof_seconds
-            .observe(proved.took.as_secs_f64());
         let raw = draft.finish(proved.value.0, proved.value.1).encode();
         let message_id = self.net.current().publish_anonymous(topic, raw).await?;
-        self.metrics.rln.published.inc();
         Ok(Published {
             message_id,
             epoch,

@@ -14,7 +14,7 @@ use thiserror::Error;
 use crate::epoch::{signal_hash, EpochRules, RlnIdentifier};
 use crate::identity::RlnIdentity;
 use crate::membership::{MembershipError, RlnMembership, RlnRegistration};
-use crate::message::{DecodeError, RlnMessage};
+use crate::message::{DecodeError, RlnMessage, MAX_PAYLOAD};
 use crate::nullifier_log::{LogFull, NullifierLog, Seen};
 
 /// Why a message is refused and its forwarder penalized (gossipsub `Reject`).
@@ -24,19 +24,11 @@ pub enum Rejection {
     Malformed(DecodeError),
     #[error("message names topic `{inner}` but arrived on `{outer}`")]
     TopicMismatch { inner: String, outer: String },
-    #[error("timestamp {timestamp_ms} is more than {tolerance_ms} ms from our clock ({now_ms})")]
-    Timestamp {
-        timestamp_ms: u64,
-        now_ms: u64,
-        tolerance_ms: u64,
-    },
-    #[error("epoch {claimed} does not match the timestamp's epoch {actual}")]
-    EpochMismatch { claimed: u64, actual: u64 },
     #[error("epoch {epoch} is more than {gap} epochs from ours ({now})")]
     EpochOutOfRange { epoch: u64, now: u64, gap: u64 },
-    #[error("external nullifier is not ours for epoch {0}: a proof for another RLN identifier")]
+    #[error("external nullifier is not ours for epoch {0}: a proof for another epoch or another RLN identifier")]
     WrongRlnIdentifier(u64),
-    #[error("the proof binds another signal: payload, topic or timestamp changed")]
+    #[error("the proof binds another signal: payload, topic or epoch changed")]
     SignalMismatch,
     #[error("the proof's Merkle root is not among our recent roots")]
     UnknownRoot,
@@ -52,8 +44,6 @@ impl Rejection {
         match self {
             Rejection::Malformed(_) => "malformed",
             Rejection::TopicMismatch { .. } => "topic_mismatch",
-            Rejection::Timestamp { .. } => "timestamp",
-            Rejection::EpochMismatch { .. } => "epoch_mismatch",
             Rejection::EpochOutOfRange { .. } => "epoch_out_of_range",
             Rejection::WrongRlnIdentifier(_) => "wrong_rln_identifier",
             Rejection::SignalMismatch => "signal_mismatch",
@@ -154,13 +144,14 @@ pub enum PublishError {
     Membership(#[from] MembershipError),
     #[error("building the witness: {0}")]
     Witness(String),
+    #[error("a payload of {len} bytes exceeds the anonymous channel's largest of {MAX_PAYLOAD}")]
+    TooLarge { len: usize },
 }
 
 /// One of our messages, waiting for its proof.
 pub struct Draft {
     pub topic: String,
     pub payload: Vec<u8>,
-    pub timestamp_ms: u64,
     pub epoch: u64,
     pub witness: RLNWitnessInput,
 }
@@ -170,7 +161,6 @@ impl Draft {
         RlnMessage {
             topic: self.topic,
             payload: self.payload,
-            timestamp_ms: self.timestamp_ms,
             epoch: self.epoch,
             proof,
             values,
@@ -218,7 +208,7 @@ impl RlnChannel {
     }
 
     /// Every check up to proof verification, in the order given in docs/ARCHITECTURE.md,
-    /// "The anonymous channel (RLN)": decode → timestamp → epoch → external nullifier → signal →
+    /// "The anonymous channel (RLN)": decode (and unpad) → epoch → external nullifier → signal →
     /// root window → nullifier log.
     pub fn precheck(&self, topic: &str, raw: &[u8], now_ms: u64) -> Result<Pending, Outcome> {
         let message =
@@ -227,21 +217,6 @@ impl RlnChannel {
             return Err(Outcome::Reject(Rejection::TopicMismatch {
                 inner: message.topic,
                 outer: topic.to_owned(),
-            }));
-        }
-        let tol = self.rules.timestamp_tolerance_ms;
-        if message.timestamp_ms.abs_diff(now_ms) > tol {
-            return Err(Outcome::Reject(Rejection::Timestamp {
-                timestamp_ms: message.timestamp_ms,
-                now_ms,
-                tolerance_ms: tol,
-            }));
-        }
-        let actual = self.rules.epoch_of(message.timestamp_ms);
-        if message.epoch != actual {
-            return Err(Outcome::Reject(Rejection::EpochMismatch {
-                claimed: message.epoch,
-                actual,
             }));
         }
         let now = self.rules.epoch_of(now_ms);
@@ -258,7 +233,7 @@ impl RlnChannel {
                 message.epoch,
             )));
         }
-        if v.x() != signal_hash(&message.topic, message.timestamp_ms, &message.payload) {
+        if v.x() != signal_hash(&message.topic, message.epoch, &message.payload) {
             return Err(Outcome::Reject(Rejection::SignalMismatch));
         }
         if !self.membership.roots().contains(&v.root()) {
@@ -317,7 +292,7 @@ impl RlnChannel {
             return Err(EvidenceError::NotSameSlot);
         }
         for (which, m) in [("first", &a), ("second", &b)] {
-            if m.values.x() != signal_hash(&m.topic, m.timestamp_ms, &m.payload) {
+            if m.values.x() != signal_hash(&m.topic, m.epoch, &m.payload) {
                 return Err(EvidenceError::SignalMismatch(which));
             }
         }
@@ -361,12 +336,15 @@ impl RlnChannel {
                 limit,
             });
         }
+        if payload.len() > MAX_PAYLOAD {
+            return Err(PublishError::TooLarge { len: payload.len() });
+        }
         let epoch = self.rules.epoch_of(now_ms);
         let witness = RLNWitnessInput::new_single()
             .identity_secret(identity.secret())
             .user_message_limit(Fr::from(u64::from(limit)))
             .merkle_proof(self.membership.merkle_proof(index)?)
-            .x(signal_hash(topic, now_ms, &payload))
+            .x(signal_hash(topic, epoch, &payload))
             .external_nullifier(self.identifier.external_nullifier(epoch))
             .message_id(Fr::from(u64::from(message_id)))
             .build()
@@ -374,7 +352,6 @@ impl RlnChannel {
         Ok(Draft {
             topic: topic.to_owned(),
             payload,
-            timestamp_ms: now_ms,
             epoch,
             witness,
         })

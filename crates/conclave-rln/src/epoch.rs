@@ -11,8 +11,6 @@ pub struct EpochRules {
     pub epoch_secs: u64,
     /// How many epochs a message's epoch may differ from ours (clock skew and propagation).
     pub max_epoch_gap: u64,
-    /// How far a message's timestamp may be from our clock, either way.
-    pub timestamp_tolerance_ms: u64,
 }
 
 impl Default for EpochRules {
@@ -20,7 +18,6 @@ impl Default for EpochRules {
         EpochRules {
             epoch_secs: 10,
             max_epoch_gap: 1,
-            timestamp_tolerance_ms: 20_000,
         }
     }
 }
@@ -52,14 +49,16 @@ impl RlnIdentifier {
     }
 }
 
-/// The signal a proof binds: topic, timestamp and payload, length-prefixed so no two messages
-/// share an encoding. Changing any of them changes x and breaks the proof.
-pub fn signal_hash(topic: &str, timestamp_ms: u64, payload: &[u8]) -> Fr {
+/// The signal a proof binds: topic, epoch and payload, length-prefixed so no two messages share
+/// an encoding. Changing any of them changes x and breaks the proof. The message carries no
+/// finer time than its epoch: a millisecond timestamp would let any member match arrival times
+/// against each member's measurable clock offset.
+pub fn signal_hash(topic: &str, epoch: u64, payload: &[u8]) -> Fr {
     let mut s = Vec::with_capacity(16 + topic.len() + 8 + payload.len());
-    s.extend_from_slice(b"conclave-rln/1\0");
+    s.extend_from_slice(b"conclave-rln/2\0");
     s.extend_from_slice(&(topic.len() as u32).to_be_bytes());
     s.extend_from_slice(topic.as_bytes());
-    s.extend_from_slice(&timestamp_ms.to_be_bytes());
+    s.extend_from_slice(&epoch.to_be_bytes());
     s.extend_from_slice(payload);
     hash_to_field_le(&s)
 }

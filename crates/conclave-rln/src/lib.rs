@@ -23,7 +23,9 @@ pub use epoch::{signal_hash, EpochRules, RlnIdentifier};
 pub use field::{fr_from_bytes, fr_from_hex, fr_to_bytes, fr_to_hex, FieldError};
 pub use identity::{rate_commitment, RlnIdentity};
 pub use membership::{MembershipError, RlnMembership, RlnRegistration};
-pub use message::{DecodeError, RlnFrame, RlnMessage, PROOF_LEN};
+pub use message::{
+    pad, unpad, DecodeError, PadError, RlnFrame, RlnMessage, MAX_PAYLOAD, PAD_BUCKETS, PROOF_LEN,
+};
 pub use nullifier_log::{LogFull, NullifierLog, Seen};
 pub use pool::{PoolError, ProofPool, Proved, Timed};
 pub use rln::prelude::{Fr, PartialProof};

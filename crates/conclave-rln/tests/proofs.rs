@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use conclave_rln::{
-    fr_to_bytes, EpochRules, EvidenceError, Ignored, NullifierLog, Outcome, ProofPool,
+    fr_to_bytes, DecodeError, EpochRules, EvidenceError, Ignored, NullifierLog, Outcome, ProofPool,
     PublishError, Rejection, RlnChannel, RlnFrame, RlnIdentifier, RlnIdentity, RlnMembership,
     RlnMessage, RlnRegistration,
 };
@@ -214,28 +214,37 @@ async fn each_invalid_message_has_its_own_reason() {
         "unknown_root"
     );
 
-    // A wrong epoch: the frame claims the next epoch.
+    // A frame that claims another epoch than its proof was made for: the external nullifier
+    // (bound into the proof) is not ours for the claimed epoch.
     let m = reframe(&good, |f| f.epoch += 1);
     assert_eq!(
         rejected(&receive(&net, &mut rx, &m, NOW).await),
-        "epoch_mismatch"
+        "wrong_rln_identifier"
     );
-    // A timestamp outside the tolerance (epoch consistent with it).
-    let rules = EpochRules::default();
-    let m = reframe(&good, |f| {
-        f.timestamp_ms -= 60_000;
-        f.epoch = rules.epoch_of(f.timestamp_ms);
-    });
-    assert_eq!(
-        rejected(&receive(&net, &mut rx, &m, NOW).await),
-        "timestamp"
+    // The wire carries no finer time than the epoch, and payloads only in their bucket.
+    let frame = RlnFrame::decode(&good[..]).unwrap();
+    assert!(
+        conclave_rln::PAD_BUCKETS.contains(&frame.payload.len()),
+        "{} bytes",
+        frame.payload.len()
     );
-    // An epoch too far from ours although the timestamp is within tolerance.
+    let padding = |o: &Outcome| {
+        matches!(
+            o,
+            Outcome::Reject(Rejection::Malformed(DecodeError::Padding(_)))
+        )
+    };
+    let m = reframe(&good, |f| f.payload.push(0));
+    let o = receive(&net, &mut rx, &m, NOW).await;
+    assert!(padding(&o), "not a bucket: {o:?}");
+    let m = reframe(&good, |f| f.payload[255] = 1);
+    let o = receive(&net, &mut rx, &m, NOW).await;
+    assert!(padding(&o), "non-zero fill: {o:?}");
+    // An epoch too far from ours.
     let mut strict = RlnChannel::new(
         EpochRules {
             max_epoch_gap: 0,
-            timestamp_tolerance_ms: 60_000,
-            ..rules
+            ..EpochRules::default()
         },
         RlnIdentifier::new("conclave/test"),
         {
@@ -250,7 +259,9 @@ async fn each_invalid_message_has_its_own_reason() {
         "epoch_out_of_range"
     );
     // A tampered payload.
-    let m = reframe(&good, |f| f.payload = b"paylaod".to_vec());
+    let m = reframe(&good, |f| {
+        f.payload = conclave_rln::pad(b"paylaod").unwrap()
+    });
     assert_eq!(
         rejected(&receive(&net, &mut rx, &m, NOW).await),
         "signal_mismatch"

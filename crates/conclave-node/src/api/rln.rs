@@ -57,7 +57,7 @@ pub(super) async fn rln_publish(
         Err(e @ E::Quota(crate::store::AllocateError::QuotaExhausted { .. })) => {
             Err(error(StatusCode::TOO_MANY_REQUESTS, e))
         }
-        Err(e @ E::Net(PublishError::TooLarge { .. })) => {
+        Err(e @ (E::Net(PublishError::TooLarge { .. }) | E::TooLarge { .. })) => {
             Err(error(StatusCode::PAYLOAD_TOO_LARGE, e))
         }
         Err(e) => Err(error(StatusCode::SERVICE_UNAVAILABLE, e)),
@@ -76,7 +76,6 @@ pub(super) async fn rln_subscribe(
         stream(socket, rx, s, move |d: &crate::rln::AnonymousDelivery| {
             (d.topic == topic).then(|| AnonymousDeliveryFrame {
                 topic: d.topic.as_str().to_owned(),
-                timestamp_ms: d.timestamp_ms,
                 epoch: d.epoch,
                 message_id: d.message_id.clone(),
                 payload_base64: base64::engine::general_purpose::STANDARD.encode(&d.payload),

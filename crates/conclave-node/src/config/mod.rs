@@ -63,7 +63,6 @@ pub const FLAT_KEYS: &[(&str, &str)] = &[
     ("rln_topics", "rln.topics"),
     ("rln_epoch_secs", "rln.epoch_secs"),
     ("rln_max_epoch_gap", "rln.max_epoch_gap"),
-    ("rln_timestamp_tolerance_ms", "rln.timestamp_tolerance_ms"),
     ("rln_root_window", "rln.root_window"),
     ("rln_workers", "rln.workers"),
     ("rln_queue", "rln.queue"),

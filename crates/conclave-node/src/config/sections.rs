@@ -160,7 +160,6 @@ pub struct RlnSection {
     pub topics: Vec<String>,
     pub epoch_secs: u64,
     pub max_epoch_gap: u64,
-    pub timestamp_tolerance_ms: u64,
     /// Recent tree roots accepted in proofs.
     pub root_window: usize,
     /// Proof threads and the bound of their queue.
@@ -186,7 +185,6 @@ impl Default for RlnSection {
             topics: Vec::new(),
             epoch_secs: 10,
             max_epoch_gap: 1,
-            timestamp_tolerance_ms: 20_000,
             root_window: 5,
             workers: 1,
             queue: 64,

@@ -259,7 +259,6 @@ impl RlnSection {
         }
         positive(&[
             ("rln.epoch_secs", self.epoch_secs),
-            ("rln.timestamp_tolerance_ms", self.timestamp_tolerance_ms),
             ("rln.root_window", self.root_window as u64),
             ("rln.workers", self.workers as u64),
             ("rln.queue", self.queue as u64),
@@ -289,7 +288,6 @@ impl RlnSection {
             rules: conclave_rln::EpochRules {
                 epoch_secs: self.epoch_secs,
                 max_epoch_gap: self.max_epoch_gap,
-                timestamp_tolerance_ms: self.timestamp_tolerance_ms,
             },
             root_window: self.root_window,
             workers: self.workers,

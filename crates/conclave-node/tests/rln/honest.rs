@@ -9,7 +9,6 @@ async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
     const EPOCH_LIMIT: u32 = 1;
     let short_epochs = |c: &mut NodeConfig| {
         c.rln.epoch_secs = 2;
-        c.rln.timestamp_tolerance_ms = 6000;
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
