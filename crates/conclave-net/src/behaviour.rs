@@ -174,6 +174,10 @@ struct Channel {
     mode: ValidationMode,
     id: fn(&gossipsub::Message) -> MessageId,
     authenticity: MessageAuthenticity,
+    /// Whether an own message goes to every subscribed peer at once. Off on the anonymous
+    /// channel: when the author pushes to everyone first, the first forwarder of nearly every
+    /// copy *is* the author.
+    flood_publish: bool,
 }
 
 impl Channel {
@@ -192,6 +196,7 @@ impl Channel {
             .validate_messages()
             .message_id_fn(self.id)
             .max_transmit_size(max_transmit)
+            .flood_publish(self.flood_publish)
             .build()
             .map_err(|e| NetError::Gossipsub(e.to_string()))?;
         let mut gossipsub = gossipsub::Behaviour::new(self.authenticity, config)
@@ -248,6 +253,7 @@ impl Behaviour {
             mode: ValidationMode::Permissive,
             id: message_id,
             authenticity: MessageAuthenticity::Author(key.public().to_peer_id()),
+            flood_publish: true,
         }
         .build(&mesh, max_transmit, p.metrics)?;
         let anonymous = Channel {
@@ -255,6 +261,7 @@ impl Behaviour {
             mode: ValidationMode::Anonymous,
             id: anonymous_message_id,
             authenticity: MessageAuthenticity::Anonymous,
+            flood_publish: false,
         }
         .build(
             &mesh,

@@ -280,7 +280,11 @@ impl RlnNode {
         let acceptance = match &outcome {
             Outcome::Accept(_) => Acceptance::Accept,
             Outcome::Ignore(_) => Acceptance::Ignore,
-            Outcome::Reject(_) | Outcome::Slash(_) => Acceptance::Reject,
+            Outcome::Reject(_) => Acceptance::Reject,
+            // The second message of a double signal is not forwarded, but its forwarder is not
+            // at fault (it could not know before it saw both); the evidence travels on
+            // `rln-slash` and the author's leaf is removed.
+            Outcome::Slash(_) => Acceptance::Ignore,
         };
         let _ = service.report_anonymous(m.id.clone(), acceptance).await;
         match outcome {
@@ -299,7 +303,7 @@ impl RlnNode {
                 self.count("rejected", why.label());
             }
             Outcome::Slash(evidence) => {
-                self.count("rejected", "double_signal");
+                self.count("ignored", "double_signal");
                 tracing::warn!("double signal on the anonymous channel: gossiping the evidence");
                 let notice = SlashingNotice {
                     evidence: Some(evidence.clone()),
@@ -482,6 +486,7 @@ impl RlnNode {
                 other => RlnPublishError::Prove(other.to_string()),
             })?;
         let raw = draft.finish(proved.value.0, proved.value.1).encode();
+        tokio::time::sleep(release_delay(self.cfg.release_jitter)).await;
         let message_id = self.net.current().publish_anonymous(topic, raw).await?;
         Ok(Published {
             message_id,
@@ -545,6 +550,13 @@ impl RlnNode {
                 .collect(),
         })
     }
+}
+
+/// A uniformly random delay up to `jitter`.
+fn release_delay(jitter: Duration) -> Duration {
+    use rand::Rng;
+    let ms = jitter.as_millis() as u64;
+    Duration::from_millis(rand::thread_rng().gen_range(0..=ms))
 }
 
 /// The API's ceiling on one anonymous publish (id allocation, proof, gossip).

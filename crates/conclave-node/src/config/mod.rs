@@ -67,6 +67,7 @@ pub const FLAT_KEYS: &[(&str, &str)] = &[
     ("rln_workers", "rln.workers"),
     ("rln_queue", "rln.queue"),
     ("rln_announce_removed_secs", "rln.announce_removed_secs"),
+    ("rln_release_jitter_ms", "rln.release_jitter_ms"),
     ("rln_chain_key", "rln.chain_key"),
     ("rln_chain_stagger_secs", "rln.chain_stagger_secs"),
     ("watchdog", "watchdog.enabled"),

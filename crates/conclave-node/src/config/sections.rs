@@ -167,6 +167,9 @@ pub struct RlnSection {
     pub queue: usize,
     /// How often a node re-announces the removed members it knows (for late joiners).
     pub announce_removed_secs: u64,
+    /// Own messages are released after a random delay up to this, not the instant their proof
+    /// is ready (so the proof time does not date them). 0: at once.
+    pub release_jitter_ms: u64,
     /// With the evm registry: a file holding an Ethereum private key (hex, mode 0600) this node
     /// signs on-chain removals of slashed members with. Without it the node removes them
     /// locally and leaves the chain to other nodes.
@@ -189,6 +192,7 @@ impl Default for RlnSection {
             workers: 1,
             queue: 64,
             announce_removed_secs: 10,
+            release_jitter_ms: 250,
             chain_key: None,
             chain_stagger_secs: 12,
         }

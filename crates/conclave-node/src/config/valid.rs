@@ -41,6 +41,8 @@ pub struct RlnConfig {
     pub workers: usize,
     pub queue: usize,
     pub announce_removed: Duration,
+    /// The largest random delay before an own message is released.
+    pub release_jitter: Duration,
     /// The key file on-chain removals are signed with (evm registry only).
     pub chain_key: Option<PathBuf>,
     pub chain_stagger: Duration,
@@ -293,6 +295,7 @@ impl RlnSection {
             workers: self.workers,
             queue: self.queue,
             announce_removed: Duration::from_secs(self.announce_removed_secs),
+            release_jitter: Duration::from_millis(self.release_jitter_ms),
         }))
     }
 }
