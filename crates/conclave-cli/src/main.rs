@@ -176,8 +176,11 @@ fn main() -> anyhow::Result<()> {
         Command::Rln {
             command: RlnCommand::Keygen { out, limit },
         } => {
-            if limit == 0 {
-                anyhow::bail!("--limit must be at least 1 message per epoch");
+            if !(1..=conclave_core::RLN_MAX_LIMIT).contains(&limit) {
+                anyhow::bail!(
+                    "--limit {limit}: expected 1 to {} messages per epoch",
+                    conclave_core::RLN_MAX_LIMIT
+                );
             }
             let id = keys::generate_rln(&out)?;
             println!("{}", rln_commitments(&id, limit));

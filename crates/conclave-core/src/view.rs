@@ -111,6 +111,10 @@ const BN254_R: [u8; 32] = [
 /// Largest leaf index of the depth-20 tree.
 pub const RLN_MAX_INDEX: u32 = (1 << 20) - 1;
 
+/// The most messages per epoch one RLN membership may allow: a quota is what keeps the
+/// anonymous channel from being flooded, so it is bounded whatever a registry says.
+pub const RLN_MAX_LIMIT: u32 = 100;
+
 /// Why a peer may not do something. Also the label the gate and validators report in metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Unauthorized {
@@ -171,6 +175,12 @@ pub enum ViewError {
     UnknownRlnOperator { index: u32, operator: OperatorId },
     #[error("RLN leaf {index}: {problem}")]
     InvalidRlnMember { index: u32, problem: &'static str },
+    #[error("RLN leaf {index}: operator {operator} already holds leaf {first}; one membership per operator (a second would multiply its quota)")]
+    SecondRlnMembership {
+        index: u32,
+        operator: OperatorId,
+        first: u32,
+    },
 }
 
 impl MembershipView {
@@ -328,6 +338,11 @@ impl ViewBuilder {
         if m.limit == 0 {
             return Err(invalid("limit must be at least 1 message per epoch"));
         }
+        if m.limit > RLN_MAX_LIMIT {
+            return Err(invalid(
+                "limit is above the largest allowed (100 messages per epoch)",
+            ));
+        }
         if m.rate_commitment >= BN254_R {
             return Err(invalid(
                 "rate commitment is not below the BN254 scalar field modulus",
@@ -339,9 +354,17 @@ impl ViewBuilder {
                 operator: m.operator,
             });
         }
-        if self.view.rln.insert(m.index, m).is_some() {
+        if self.view.rln.contains_key(&m.index) {
             return Err(ViewError::DuplicateRlnIndex { index: m.index });
         }
+        if let Some(first) = self.view.rln.values().find(|r| r.operator == m.operator) {
+            return Err(ViewError::SecondRlnMembership {
+                index: m.index,
+                operator: m.operator,
+                first: first.index,
+            });
+        }
+        self.view.rln.insert(m.index, m);
         Ok(())
     }
 
@@ -525,6 +548,21 @@ mod tests {
         assert!(vb_err(RlnMember { limit: 0, ..m })
             .to_string()
             .contains("at least 1"));
+        assert!(vb_err(RlnMember {
+            limit: RLN_MAX_LIMIT + 1,
+            ..m
+        })
+        .to_string()
+        .contains("largest allowed"));
+        // A second membership of the same operator would multiply its quota.
+        assert_eq!(
+            vb.rln_member(RlnMember { index: 9, ..m }),
+            Err(ViewError::SecondRlnMembership {
+                index: 9,
+                operator: op(1),
+                first: 4
+            })
+        );
         // The modulus itself is not a field element; one below it is.
         let mut r = BN254_R;
         assert!(vb_err(RlnMember {

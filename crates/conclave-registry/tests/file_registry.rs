@@ -173,6 +173,14 @@ fn every_kind_of_bad_entry_is_named() {
             format!("[[operators]]\naddress = \"{OP_A}\"\n[[rln]]\noperator = \"{OP_A}\"\nindex = 1\nrate_commitment = \"{c}\"\nlimit = 1\n[[rln]]\noperator = \"{OP_A}\"\nindex = 1\nrate_commitment = \"{c}\"\nlimit = 2\n", c = "11".repeat(32)),
             "rln[1]: RLN leaf 1 is registered twice",
         ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[rln]]\noperator = \"{OP_A}\"\nindex = 1\nrate_commitment = \"{c}\"\nlimit = 1\n[[rln]]\noperator = \"{OP_A}\"\nindex = 2\nrate_commitment = \"{d}\"\nlimit = 1\n", c = "11".repeat(32), d = "12".repeat(32)),
+            "already holds leaf 1; one membership per operator",
+        ),
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\n[[rln]]\noperator = \"{OP_A}\"\nindex = 1\nrate_commitment = \"{c}\"\nlimit = 101\n", c = "11".repeat(32)),
+            "limit is above the largest allowed",
+        ),
     ];
     for (text, expected) in cases {
         let err = load_err(&text);

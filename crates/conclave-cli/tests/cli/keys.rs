@@ -95,10 +95,13 @@ fn rln_keygen_prints_what_the_registry_needs() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret[10..40]));
     let out = conclave(&["rln", "keygen", "--out", key_s]);
     assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
-    let out = conclave(&["rln", "keygen", "--out", "y.key", "--limit", "0"]);
-    assert!(
-        stderr(&out).contains("--limit must be at least 1"),
-        "{}",
-        stderr(&out)
-    );
+    for limit in ["0", "101"] {
+        let out = conclave(&["rln", "keygen", "--out", "y.key", "--limit", limit]);
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains(&format!("--limit {limit}: expected 1 to 100")),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
