@@ -197,6 +197,7 @@ impl RlnNode {
         self.apply_view(&view.borrow_and_update());
         let mut announce = tokio::time::interval(self.cfg.announce_removed);
         announce.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut page = 0;
         // Validations and notices in flight, owned by this task: stopping it stops them all
         // (nothing outlives the node, e.g. its state store).
         let mut work: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> =
@@ -230,7 +231,7 @@ impl RlnNode {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                _ = announce.tick() => self.announce_removed().await,
+                _ = announce.tick() => page = self.announce_removed(page).await,
                 _ = shutdown.changed() => return,
             }
         }
@@ -416,22 +417,22 @@ impl RlnNode {
         dropped
     }
 
-    async fn announce_removed(&self) {
+    /// Announces page `page` of the removals this node knows (a notice holds at most
+    /// [`MAX_ANNOUNCED`]); returns the page to announce next, so every removal goes out within
+    /// ⌈removals / MAX_ANNOUNCED⌉ announcements.
+    async fn announce_removed(&self, page: usize) -> usize {
         let removed = match self.store.rln_removed() {
             Ok(r) if !r.is_empty() => r,
-            Ok(_) => return,
+            Ok(_) => return 0,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read removals");
-                return;
+                return page;
             }
         };
+        let (slice, next) = page_of(&removed, page, MAX_ANNOUNCED);
         let notice = SlashingNotice {
             evidence: None,
-            removed_secrets: removed
-                .iter()
-                .take(MAX_ANNOUNCED)
-                .map(|r| r.secret.to_vec())
-                .collect(),
+            removed_secrets: slice.iter().map(|r| r.secret.to_vec()).collect(),
         };
         if let Err(e) = self
             .net
@@ -440,6 +441,7 @@ impl RlnNode {
         {
             tracing::debug!(error = %e, "removal announcement not sent");
         }
+        next
     }
 
     /// Proves and publishes `payload` anonymously on `topic` under a fresh message id.
@@ -552,6 +554,17 @@ impl RlnNode {
     }
 }
 
+/// Page `page` (wrapping around) of `items` in pages of `size`, and the page after it.
+fn page_of<T>(items: &[T], page: usize, size: usize) -> (&[T], usize) {
+    let pages = items.len().div_ceil(size).max(1);
+    let p = page % pages;
+    let start = p * size;
+    (
+        &items[start..(start + size).min(items.len())],
+        (p + 1) % pages,
+    )
+}
+
 /// A uniformly random delay up to `jitter`.
 fn release_delay(jitter: Duration) -> Duration {
     use rand::Rng;
@@ -561,3 +574,23 @@ fn release_delay(jitter: Duration) -> Duration {
 
 /// The API's ceiling on one anonymous publish (id allocation, proof, gossip).
 pub(crate) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::page_of;
+
+    #[test]
+    fn removal_pages_cover_every_removal_and_wrap_around() {
+        let items: Vec<u32> = (0..2500).collect();
+        let (mut seen, mut page) = (Vec::new(), 0);
+        for _ in 0..3 {
+            let (slice, next) = page_of(&items, page, 1024);
+            seen.extend_from_slice(slice);
+            page = next;
+        }
+        assert_eq!(seen, items);
+        assert_eq!(page, 0, "after the last page comes the first");
+        assert_eq!(page_of(&items[..5], 7, 1024), (&items[..5], 0));
+        assert_eq!(page_of::<u32>(&[], 3, 1024), (&[][..], 0));
+    }
+}
