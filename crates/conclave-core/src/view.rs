@@ -267,6 +267,8 @@ impl MembershipView {
 #[derive(Debug)]
 pub struct ViewBuilder {
     view: MembershipView,
+    /// Each operator's RLN leaf, so a second membership is found without a scan.
+    rln_of_operator: HashMap<OperatorId, u32>,
 }
 
 impl ViewBuilder {
@@ -276,6 +278,7 @@ impl ViewBuilder {
                 source,
                 ..MembershipView::empty()
             },
+            rln_of_operator: HashMap::new(),
         }
     }
 
@@ -357,13 +360,14 @@ impl ViewBuilder {
         if self.view.rln.contains_key(&m.index) {
             return Err(ViewError::DuplicateRlnIndex { index: m.index });
         }
-        if let Some(first) = self.view.rln.values().find(|r| r.operator == m.operator) {
+        if let Some(&first) = self.rln_of_operator.get(&m.operator) {
             return Err(ViewError::SecondRlnMembership {
                 index: m.index,
                 operator: m.operator,
-                first: first.index,
+                first,
             });
         }
+        self.rln_of_operator.insert(m.operator, m.index);
         self.view.rln.insert(m.index, m);
         Ok(())
     }

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::cluster::NodeProc;
 use super::common::{EXPECT, STARTUP};
+use super::registry::Entry;
 
 /// The devnet's HTTP client: every call to a node's API is bounded.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
@@ -99,6 +100,24 @@ pub async fn listen_addrs(http: &reqwest::Client, node: &NodeProc) -> anyhow::Re
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Each member's registry entry with the addresses its node reported (`nodes[i]` runs under
+/// `peers[i]`).
+pub async fn entries(
+    http: &reqwest::Client,
+    nodes: &[NodeProc],
+    peers: &[String],
+) -> anyhow::Result<Vec<Entry>> {
+    let mut entries = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        entries.push(Entry {
+            index: i,
+            peer: peers[i].clone(),
+            addrs: listen_addrs(http, node).await?,
+        });
+    }
+    Ok(entries)
 }
 
 /// The peers the node is connected to (none when it does not answer).

@@ -16,7 +16,7 @@ use conclave_registry::RlnEntry;
 
 use super::args::{ChainKind, DevnetArgs};
 use super::chain::ChainNet;
-use super::client::{self, http_client, listen_addrs, metric_sum, peer_ids, wait_ready};
+use super::client::{self, http_client, metric_sum, peer_ids, wait_ready};
 use super::cluster::{self, await_api, member_keys, stop, NodeProc};
 use super::common::{
     now_ms, CHAIN_WINDOWS, CLOCK_BLOCK_MS, CLOCK_WINDOWS, CONFIRMATIONS, DRAIN, SPAMMER,
@@ -181,14 +181,7 @@ impl Run<'_> {
             await_api(node).await?;
         }
         let nodes: &[NodeProc] = nodes;
-        let mut entries = Vec::new();
-        for (i, node) in nodes.iter().enumerate() {
-            entries.push(Entry {
-                index: i,
-                peer: self.peers[i].clone(),
-                addrs: listen_addrs(&http, node).await?,
-            });
-        }
+        let entries = client::entries(&http, nodes, &self.peers).await?;
         match &self.chain {
             Some(c) => c.set_addresses(&entries).await?,
             None => {

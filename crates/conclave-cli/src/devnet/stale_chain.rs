@@ -16,11 +16,10 @@ use conclave_node::NodeConfig;
 
 use super::args::DevnetArgs;
 use super::chain::ChainNet;
-use super::client::{self, expect, http_client, listen_addrs, wait_ready};
+use super::client::{self, expect, http_client, wait_ready};
 use super::cluster::{self, await_api, member_keys, stop, NodeProc};
 use super::common::{CHAIN_WINDOWS, EXPECT};
 use super::config;
-use super::registry::Entry;
 
 /// Windows `node` settled whose coordination block is above `above`, with a proposal.
 async fn windows_above(
@@ -97,14 +96,7 @@ async fn drive(
     let n = nodes.len();
     let frozen = &nodes[n - 1];
     let member = &nodes[0];
-    let mut entries = Vec::new();
-    for (i, node) in nodes.iter().enumerate() {
-        entries.push(Entry {
-            index: i,
-            peer: peers[i].clone(),
-            addrs: listen_addrs(http, node).await?,
-        });
-    }
+    let entries = client::entries(http, nodes, peers).await?;
     net.set_addresses(&entries).await?;
     net.start_mining();
     wait_ready(http, nodes).await?;

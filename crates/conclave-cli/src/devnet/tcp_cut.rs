@@ -11,7 +11,7 @@ use anyhow::bail;
 use conclave_api::{DriverChanged, DriversAnswer, PeersAnswer};
 
 use super::args::DevnetArgs;
-use super::client::{self, expect, http_client, listen_addrs, wait_ready};
+use super::client::{self, expect, http_client, wait_ready};
 use super::cluster::{self, await_api, member_keys, stop, NodeProc};
 use super::common::{now_ms, DRAIN, TOPIC};
 use super::config;
@@ -125,14 +125,7 @@ async fn drive(registry_file: &Path, nodes: &[NodeProc], peers: &[String]) -> an
     let client = http_client()?;
     let http = &client;
     let n = nodes.len();
-    let mut entries = Vec::new();
-    for (i, node) in nodes.iter().enumerate() {
-        entries.push(Entry {
-            index: i,
-            peer: peers[i].clone(),
-            addrs: listen_addrs(http, node).await?,
-        });
-    }
+    let entries = client::entries(http, nodes, peers).await?;
     registry::write(registry_file, &entries, &[], &[])?;
     wait_ready(http, nodes).await?;
     let tally = Arc::new(Mutex::new(Tally::default()));

@@ -50,33 +50,14 @@ fn malformed_config_stops_start_up_naming_the_key() {
     // A key of a section reaches its place from the environment by its flat name, and from
     // `--set` in either form: the node then stops on the registry file it names.
     let cfg_s = cfg.to_str().unwrap();
+    let with_set = |set: &'static str| vec!["node", "run", "--config", cfg_s, "--set", set];
     let runs = [
         (
             "CONCLAVE_REGISTRY_FILE",
             vec!["node", "run", "--config", cfg_s],
         ),
-        (
-            "",
-            vec![
-                "node",
-                "run",
-                "--config",
-                cfg_s,
-                "--set",
-                "registry_file=nowhere.toml",
-            ],
-        ),
-        (
-            "",
-            vec![
-                "node",
-                "run",
-                "--config",
-                cfg_s,
-                "--set",
-                "registry.file=nowhere.toml",
-            ],
-        ),
+        ("", with_set("registry_file=nowhere.toml")),
+        ("", with_set("registry.file=nowhere.toml")),
     ];
     for (var, args) in runs {
         let mut c = Command::new(env!("CARGO_BIN_EXE_conclave"));
