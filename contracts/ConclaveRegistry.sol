@@ -19,6 +19,9 @@ contract ConclaveRegistry {
     uint256 public constant MAX_SEATS = 1024;
     /// @notice The largest RLN leaf index: the anonymous channel's tree has depth 20.
     uint256 public constant MAX_RLN_INDEX = 2 ** 20 - 1;
+    /// @notice The largest RLN membership cap governance may give an operator: each membership
+    ///         adds its limit to the operator's quota, so the cap is bounded (nodes hold the same).
+    uint32 public constant MAX_RLN_CAP = 16;
 
     /// @notice A node key's authorization. Valid at block h iff its operator is registered in the
     ///         same generation (removing an operator voids its keys for good, even if it is added
@@ -30,6 +33,12 @@ contract ConclaveRegistry {
         uint64 validFrom;
         uint64 validUntil;
         uint64 revokedAt;
+    }
+
+    /// @notice How many live RLN memberships an operator may hold (`cap`) and holds (`live`).
+    struct RlnQuota {
+        uint32 cap;
+        uint32 live;
     }
 
     /// @notice An RLN membership: the rate commitment Poseidon(idCommitment, limit) and the limit.
@@ -58,6 +67,8 @@ contract ConclaveRegistry {
     mapping(bytes20 => address[]) private groupSeats;
     bytes20[] private groupList;
     RlnMembership[] private rlnMemberships;
+    /// @dev One slot per operator, read once by `registerRln`. cap 0 = never set = 1.
+    mapping(address => RlnQuota) private rlnQuotas;
 
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event OperatorAdded(address indexed operator);
@@ -75,6 +86,8 @@ contract ConclaveRegistry {
     /// @notice A membership removed because its secret was revealed (by a double signal): the
     ///         secret is public from here on, so late joiners learn it from the chain too.
     event RlnSlashed(uint256 indexed index, address indexed by, uint256 idSecret);
+    /// @notice Governance let `operator` hold up to `cap` live RLN memberships.
+    event RlnCapSet(address indexed operator, uint32 cap);
 
     error NotOwner(address caller);
     error NotOperator(address caller);
@@ -102,6 +115,8 @@ contract ConclaveRegistry {
     error NotRlnOwner(uint256 index, address caller);
     error RlnTreeFull(uint256 maxIndex);
     error WrongRlnSecret(uint256 index);
+    error RlnCapReached(address operator, uint32 cap);
+    error InvalidRlnCap(address operator, uint32 cap);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner(msg.sender);
@@ -184,6 +199,15 @@ contract ConclaveRegistry {
             }
         }
         emit GroupRemoved(groupId);
+    }
+
+    /// @notice Lets `operator` hold up to `cap` live RLN memberships (1..MAX_RLN_CAP; default 1).
+    ///         Lowering a cap removes nothing: nodes use the operator's first `cap` live leaves.
+    function setRlnCap(address operator, uint32 cap) external onlyOwner {
+        if (operator == address(0)) revert ZeroAddress();
+        if (cap == 0 || cap > MAX_RLN_CAP) revert InvalidRlnCap(operator, cap);
+        rlnQuotas[operator].cap = cap;
+        emit RlnCapSet(operator, cap);
     }
 
     // ---------------------------------------------------------------- operators' node keys
@@ -280,13 +304,18 @@ contract ConclaveRegistry {
     // ---------------------------------------------------------------- RLN memberships
 
     /// @notice Registers an RLN membership for the caller; its leaf index is the returned index.
-    ///         The rate commitment must be a BN254 field element (nodes could not use it otherwise).
+    ///         The rate commitment must be a BN254 field element (nodes could not use it otherwise),
+    ///         and the caller may hold at most `rlnCap` live memberships (each adds to its quota).
     function registerRln(uint256 rateCommitment, uint32 limit) external onlyOperator returns (uint256 index) {
         if (rateCommitment == 0 || rateCommitment >= poseidon.Q() || limit == 0) {
             revert InvalidRlnMembership(rateCommitment, limit);
         }
+        RlnQuota storage q = rlnQuotas[msg.sender];
+        uint32 cap = q.cap == 0 ? 1 : q.cap;
+        if (q.live >= cap) revert RlnCapReached(msg.sender, cap);
         index = rlnMemberships.length;
         if (index > MAX_RLN_INDEX) revert RlnTreeFull(MAX_RLN_INDEX);
+        q.live += 1;
         rlnMemberships.push(RlnMembership(msg.sender, rateCommitment, limit, false));
         emit RlnRegistered(index, msg.sender, rateCommitment, limit);
     }
@@ -295,7 +324,7 @@ contract ConclaveRegistry {
     function removeRln(uint256 index) external {
         RlnMembership storage m = _liveRln(index);
         if (msg.sender != owner && msg.sender != m.operator) revert NotRlnOwner(index, msg.sender);
-        m.removed = true;
+        _markRemoved(m);
         emit RlnRemoved(index, msg.sender);
     }
 
@@ -307,13 +336,18 @@ contract ConclaveRegistry {
         if (idSecret >= poseidon.Q() || rlnRateCommitment(idSecret, m.limit) != m.rateCommitment) {
             revert WrongRlnSecret(index);
         }
-        m.removed = true;
+        _markRemoved(m);
         emit RlnSlashed(index, msg.sender, idSecret);
     }
 
     /// @notice The rate commitment of secret `idSecret` with `limit`, as zerokit computes it.
     function rlnRateCommitment(uint256 idSecret, uint32 limit) public view returns (uint256) {
         return poseidon.hash2(poseidon.hash1(idSecret), limit);
+    }
+
+    function _markRemoved(RlnMembership storage m) private {
+        m.removed = true;
+        rlnQuotas[m.operator].live -= 1;
     }
 
     function _liveRln(uint256 index) private view returns (RlnMembership storage m) {
@@ -360,6 +394,17 @@ contract ConclaveRegistry {
 
     function seats(bytes20 groupId) external view returns (address[] memory) {
         return groupSeats[groupId];
+    }
+
+    /// @notice How many live RLN memberships `operator` may hold: 1 unless governance set a cap.
+    function rlnCap(address operator) external view returns (uint32) {
+        uint32 cap = rlnQuotas[operator].cap;
+        return cap == 0 ? 1 : cap;
+    }
+
+    /// @notice How many live (not removed) RLN memberships `operator` holds.
+    function rlnLive(address operator) external view returns (uint32) {
+        return rlnQuotas[operator].live;
     }
 
     function rlnCount() external view returns (uint256) {

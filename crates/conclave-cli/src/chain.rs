@@ -127,6 +127,14 @@ pub enum ChainCommand {
         #[arg(long, default_value_t = 1)]
         limit: u32,
     },
+    /// Governance: let an operator hold up to `cap` live RLN memberships (1..=16; default 1).
+    SetRlnCap {
+        #[command(flatten)]
+        at: ContractArgs,
+        operator: OperatorId,
+        #[arg(long)]
+        cap: u32,
+    },
     /// Governance or the registering operator: remove an RLN membership.
     RemoveRln {
         #[command(flatten)]
@@ -341,6 +349,15 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
             print_outcome(&format!("RLN leaf {index} registered"), tx);
             let state = snapshot(&at.chain.rpc_url, at.contract).await?;
             print_json(&state.view.rln);
+        }
+        ChainCommand::SetRlnCap { at, operator, cap } => {
+            let reg = connect(&at)?;
+            let tx = reg.set_rln_cap(operator, cap).await?;
+            let (cap, live) = reg.rln_cap(operator).await?;
+            print_outcome(
+                &format!("{operator} may hold {cap} RLN memberships (holds {live})"),
+                tx,
+            );
         }
         ChainCommand::RemoveRln { at, index } => {
             let tx = connect(&at)?.remove_rln(index).await?;

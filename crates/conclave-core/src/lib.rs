@@ -21,5 +21,5 @@ pub use operator::{GroupId, OperatorId, ParseAddressError};
 pub use topic::{TopicName, TopicNameError};
 pub use view::{
     Expiry, Group, MembershipView, NodeAuthorization, RlnMember, Unauthorized, ViewBuilder,
-    ViewError, ViewSource, RLN_MAX_INDEX, RLN_MAX_LIMIT,
+    ViewError, ViewSource, RLN_MAX_INDEX, RLN_MAX_LIMIT, RLN_MAX_MEMBERSHIPS,
 };

@@ -115,6 +115,11 @@ pub const RLN_MAX_INDEX: u32 = (1 << 20) - 1;
 /// anonymous channel from being flooded, so it is bounded whatever a registry says.
 pub const RLN_MAX_LIMIT: u32 = 100;
 
+/// The most RLN memberships governance may allow one operator. Each membership adds its limit to
+/// the operator's quota, so the cap is bounded too: one operator holds at most
+/// 16 × [`RLN_MAX_LIMIT`] messages per epoch, whatever a registry says. Without a cap set, 1.
+pub const RLN_MAX_MEMBERSHIPS: u32 = 16;
+
 /// Why a peer may not do something. Also the label the gate and validators report in metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Unauthorized {
@@ -175,12 +180,28 @@ pub enum ViewError {
     UnknownRlnOperator { index: u32, operator: OperatorId },
     #[error("RLN leaf {index}: {problem}")]
     InvalidRlnMember { index: u32, problem: &'static str },
-    #[error("RLN leaf {index}: operator {operator} already holds leaf {first}; one membership per operator (a second would multiply its quota)")]
-    SecondRlnMembership {
+    #[error("RLN leaf {index}: operator {operator} already holds {} (its cap of {cap}); another would add to its quota", leaves(.held))]
+    RlnCapReached {
         index: u32,
         operator: OperatorId,
-        first: u32,
+        cap: u32,
+        /// The operator's leaves already in the view, in the order they were added.
+        held: Vec<u32>,
     },
+    #[error("operator {operator}: RLN membership cap {cap} {problem}")]
+    InvalidRlnCap {
+        operator: OperatorId,
+        cap: u32,
+        problem: &'static str,
+    },
+}
+
+fn leaves(held: &[u32]) -> String {
+    let list: Vec<String> = held.iter().map(u32::to_string).collect();
+    match list.len() {
+        1 => format!("leaf {}", list[0]),
+        _ => format!("leaves {}", list.join(", ")),
+    }
 }
 
 impl MembershipView {
@@ -267,8 +288,10 @@ impl MembershipView {
 #[derive(Debug)]
 pub struct ViewBuilder {
     view: MembershipView,
-    /// Each operator's RLN leaf, so a second membership is found without a scan.
-    rln_of_operator: HashMap<OperatorId, u32>,
+    /// Each operator's RLN leaves, so a membership beyond its cap is found without a scan.
+    rln_of_operator: HashMap<OperatorId, Vec<u32>>,
+    /// Caps set by governance; an operator without one may hold one membership.
+    rln_caps: HashMap<OperatorId, u32>,
 }
 
 impl ViewBuilder {
@@ -279,6 +302,7 @@ impl ViewBuilder {
                 ..MembershipView::empty()
             },
             rln_of_operator: HashMap::new(),
+            rln_caps: HashMap::new(),
         }
     }
 
@@ -327,7 +351,29 @@ impl ViewBuilder {
         Ok(())
     }
 
-    /// Adds an RLN membership; its operator must have been added first.
+    /// Sets how many RLN memberships `operator` may hold (default 1), before any of them is
+    /// added: a cap set later would not be checked against the leaves already in.
+    pub fn rln_cap(&mut self, operator: OperatorId, cap: u32) -> Result<(), ViewError> {
+        let invalid = |problem| ViewError::InvalidRlnCap {
+            operator,
+            cap,
+            problem,
+        };
+        if cap == 0 {
+            return Err(invalid("must be at least 1"));
+        }
+        if cap > RLN_MAX_MEMBERSHIPS {
+            return Err(invalid("is above the largest allowed (16)"));
+        }
+        if self.rln_of_operator.contains_key(&operator) {
+            return Err(invalid("comes after the operator's first membership"));
+        }
+        self.rln_caps.insert(operator, cap);
+        Ok(())
+    }
+
+    /// Adds an RLN membership; its operator must have been added first, and may hold no more
+    /// than its cap (each membership adds its limit to the operator's quota).
     pub fn rln_member(&mut self, m: RlnMember) -> Result<(), ViewError> {
         let invalid = |problem| ViewError::InvalidRlnMember {
             index: m.index,
@@ -360,14 +406,17 @@ impl ViewBuilder {
         if self.view.rln.contains_key(&m.index) {
             return Err(ViewError::DuplicateRlnIndex { index: m.index });
         }
-        if let Some(&first) = self.rln_of_operator.get(&m.operator) {
-            return Err(ViewError::SecondRlnMembership {
+        let cap = self.rln_caps.get(&m.operator).copied().unwrap_or(1);
+        let held = self.rln_of_operator.entry(m.operator).or_default();
+        if held.len() >= cap as usize {
+            return Err(ViewError::RlnCapReached {
                 index: m.index,
                 operator: m.operator,
-                first,
+                cap,
+                held: held.clone(),
             });
         }
-        self.rln_of_operator.insert(m.operator, m.index);
+        held.push(m.index);
         self.view.rln.insert(m.index, m);
         Ok(())
     }
@@ -378,224 +427,4 @@ impl ViewBuilder {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn op(b: u8) -> OperatorId {
-        OperatorId([b; 20])
-    }
-
-    fn auth(o: OperatorId, scopes: &[&str], expiry: Option<Expiry>) -> NodeAuthorization {
-        NodeAuthorization {
-            operator: o,
-            scopes: scopes.iter().map(|s| s.parse().unwrap()).collect(),
-            valid_from_block: None,
-            expiry,
-            addresses: vec![],
-        }
-    }
-
-    const NOW: Moment = Moment {
-        unix_secs: 1000,
-        block: None,
-    };
-
-    #[test]
-    fn authorization_honours_expiry_and_scope() {
-        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
-        let mut vb = ViewBuilder::new(ViewSource::Empty);
-        vb.operator(op(1)).unwrap();
-        vb.node(a, auth(op(1), &["signers"], None)).unwrap();
-        vb.node(b, auth(op(1), &["signers"], Some(Expiry::UnixSecs(1000))))
-            .unwrap();
-        vb.node(c, auth(op(1), &["signers"], Some(Expiry::Block(50))))
-            .unwrap();
-        let v = vb.build();
-        let signers: TopicName = "signers".parse().unwrap();
-        let other: TopicName = "other".parse().unwrap();
-
-        assert!(v.may_publish(&a, &signers, NOW).is_ok());
-        assert_eq!(
-            v.may_publish(&a, &other, NOW).unwrap_err(),
-            Unauthorized::OutOfScope(other)
-        );
-        // Expiry is exclusive: valid strictly before the bound.
-        assert!(v
-            .authorization(
-                &b,
-                Moment {
-                    unix_secs: 999,
-                    block: None
-                }
-            )
-            .is_ok());
-        assert_eq!(
-            v.authorization(&b, NOW).unwrap_err(),
-            Unauthorized::Expired(Expiry::UnixSecs(1000))
-        );
-        // Block-limited keys fail closed without a known height.
-        assert!(v.authorization(&c, NOW).is_err());
-        assert!(v
-            .authorization(
-                &c,
-                Moment {
-                    unix_secs: 1000,
-                    block: Some(49)
-                }
-            )
-            .is_ok());
-        assert_eq!(
-            v.authorization(&PeerId::random(), NOW).unwrap_err(),
-            Unauthorized::Unknown
-        );
-        assert_eq!(v.members_at(NOW).count(), 1);
-    }
-
-    #[test]
-    fn a_delegation_starting_later_fails_closed_until_its_block() {
-        let p = PeerId::random();
-        let mut vb = ViewBuilder::new(ViewSource::Empty);
-        vb.operator(op(1)).unwrap();
-        let mut a = auth(op(1), &["signers"], Some(Expiry::Block(20)));
-        a.valid_from_block = Some(10);
-        vb.node(p, a).unwrap();
-        let v = vb.build();
-        let at = |block| Moment {
-            unix_secs: 0,
-            block,
-        };
-        assert_eq!(
-            v.authorization(&p, at(None)).unwrap_err(),
-            Unauthorized::NotYetValid(10)
-        );
-        assert_eq!(
-            v.authorization(&p, at(Some(9))).unwrap_err(),
-            Unauthorized::NotYetValid(10)
-        );
-        assert!(v.authorization(&p, at(Some(10))).is_ok());
-        assert!(v.authorization(&p, at(Some(19))).is_ok());
-        assert!(v.authorization(&p, at(Some(20))).is_err());
-        assert_eq!(v.members_at(at(Some(15))).count(), 1);
-        assert_eq!(v.members_at(at(Some(5))).count(), 0);
-    }
-
-    #[test]
-    fn builder_refuses_contradictions() {
-        let a = PeerId::random();
-        let mut vb = ViewBuilder::new(ViewSource::Empty);
-        vb.operator(op(1)).unwrap();
-        vb.operator(op(2)).unwrap();
-        assert_eq!(vb.operator(op(1)), Err(ViewError::DuplicateOperator(op(1))));
-        vb.node(a, auth(op(1), &[], None)).unwrap();
-        assert!(matches!(
-            vb.node(a, auth(op(2), &[], None)),
-            Err(ViewError::DuplicateNode { .. })
-        ));
-        let g = GroupId([9; 20]);
-        assert_eq!(
-            vb.group(Group {
-                id: g,
-                seats: vec![]
-            }),
-            Err(ViewError::EmptyGroup(g))
-        );
-        assert!(matches!(
-            vb.group(Group {
-                id: g,
-                seats: vec![op(3)]
-            }),
-            Err(ViewError::UnknownSeat { .. })
-        ));
-        vb.group(Group {
-            id: g,
-            seats: vec![op(1), op(2), op(1)],
-        })
-        .unwrap();
-        assert_eq!(
-            vb.group(Group {
-                id: g,
-                seats: vec![op(1)]
-            }),
-            Err(ViewError::DuplicateGroup(g))
-        );
-    }
-
-    #[test]
-    fn rln_members_are_checked() {
-        let mut vb = ViewBuilder::new(ViewSource::Empty);
-        vb.operator(op(1)).unwrap();
-        let m = RlnMember {
-            operator: op(1),
-            index: 4,
-            rate_commitment: [7; 32],
-            limit: 3,
-        };
-        vb.rln_member(m).unwrap();
-        assert_eq!(
-            vb.rln_member(m),
-            Err(ViewError::DuplicateRlnIndex { index: 4 })
-        );
-        assert!(matches!(
-            vb_err(RlnMember {
-                operator: op(2),
-                index: 5,
-                ..m
-            }),
-            ViewError::UnknownRlnOperator { index: 5, .. }
-        ));
-        assert!(vb_err(RlnMember {
-            index: 1 << 20,
-            ..m
-        })
-        .to_string()
-        .contains("depth-20"));
-        assert!(vb_err(RlnMember { limit: 0, ..m })
-            .to_string()
-            .contains("at least 1"));
-        assert!(vb_err(RlnMember {
-            limit: RLN_MAX_LIMIT + 1,
-            ..m
-        })
-        .to_string()
-        .contains("largest allowed"));
-        // A second membership of the same operator would multiply its quota.
-        assert_eq!(
-            vb.rln_member(RlnMember { index: 9, ..m }),
-            Err(ViewError::SecondRlnMembership {
-                index: 9,
-                operator: op(1),
-                first: 4
-            })
-        );
-        // The modulus itself is not a field element; one below it is.
-        let mut r = BN254_R;
-        assert!(vb_err(RlnMember {
-            rate_commitment: r,
-            ..m
-        })
-        .to_string()
-        .contains("modulus"));
-        r[31] -= 1;
-        let mut ok = ViewBuilder::new(ViewSource::Empty);
-        ok.operator(op(1)).unwrap();
-        ok.rln_member(RlnMember {
-            rate_commitment: r,
-            ..m
-        })
-        .unwrap();
-        assert_eq!(ok.build().rln_members().count(), 1);
-        assert_eq!(
-            vb.build()
-                .rln_members()
-                .map(|m| m.index)
-                .collect::<Vec<_>>(),
-            vec![4]
-        );
-    }
-
-    fn vb_err(m: RlnMember) -> ViewError {
-        let mut vb = ViewBuilder::new(ViewSource::Empty);
-        vb.operator(op(1)).unwrap();
-        vb.rln_member(m).unwrap_err()
-    }
-}
+mod tests;

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use conclave_core::{
     split_peer_id, Expiry, Group, GroupId, MembershipView, Multiaddr, NodeAuthorization,
     OperatorId, PeerId, RlnMember, TopicName, TopicNameError, ViewBuilder, ViewError, ViewSource,
+    RLN_MAX_MEMBERSHIPS,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -32,6 +33,10 @@ pub struct OperatorEntry {
     pub name: Option<String>,
     #[serde(default)]
     pub nodes: Vec<NodeEntry>,
+    /// How many RLN memberships the operator may hold; absent = 1. Whoever writes the file is
+    /// governance. Signed, so a negative value is reported with its entry, not as a syntax error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rln_memberships: Option<i64>,
 }
 
 /// One hot node key acting for its operator.
@@ -150,6 +155,22 @@ impl RegistryDocument {
             builder
                 .operator(operator)
                 .map_err(|e| structure(entry.clone(), e))?;
+            if let Some(n) = op.rln_memberships {
+                let cap = u32::try_from(n)
+                    .ok()
+                    .filter(|c| (1..=RLN_MAX_MEMBERSHIPS).contains(c))
+                    .ok_or_else(|| {
+                        field_err(
+                            entry.clone(),
+                            "rln_memberships",
+                            &n.to_string(),
+                            format!("1 to {RLN_MAX_MEMBERSHIPS} RLN memberships for operator {operator}"),
+                        )
+                    })?;
+                builder
+                    .rln_cap(operator, cap)
+                    .map_err(|e| structure(entry.clone(), e))?;
+            }
             for (j, node) in op.nodes.iter().enumerate() {
                 let entry = format!("operators[{i}].nodes[{j}]");
                 let peer: PeerId = node.peer_id.parse().map_err(|_| {

@@ -99,3 +99,97 @@ async fn registrations_reach_the_view_and_a_revealed_secret_removes_one_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn one_rln_membership_per_operator_unless_governance_raises_its_cap() {
+    use alloy::primitives::U256;
+    use conclave_registry::evm::bindings::ConclaveRegistry::ConclaveRegistryErrors as E;
+
+    let chain = Chain::with(&[], &[], 2).await;
+    let (gov, alice, bob) = (&chain.gov, &chain.operators[0], &chain.operators[1]);
+    let (a_addr, alice_id) = (address_of(1), conclave_testkit::RegistryChain::id_of(alice));
+    let ids: Vec<RlnIdentity> = (0..4).map(|_| RlnIdentity::generate()).collect();
+    let commitment = |i: usize| fr_to_bytes(&ids[i].rate_commitment(1));
+    let alice_raw = chain.as_account(1);
+
+    // By default a second live membership of one operator is refused, by its own error.
+    assert_eq!(alice.register_rln(commitment(0), 1).await.unwrap().1, 0);
+    match revert_of::<(), _, _>(alice_raw.registerRln(U256::from_be_bytes(commitment(1)), 1)).await
+    {
+        E::RlnCapReached(x) => assert_eq!((x.operator, x.cap), (a_addr, 1)),
+        other => panic!("expected RlnCapReached, got {other:?}"),
+    }
+    assert_eq!(gov.rln_cap(alice_id).await.unwrap(), (1, 1));
+
+    // Only governance sets a cap, and only within 1..=16 (what every node holds too).
+    assert!(matches!(
+        revert_of::<(), _, _>(alice_raw.setRlnCap(a_addr, 2)).await,
+        E::NotOwner(_)
+    ));
+    let max = chain.as_account(0).MAX_RLN_CAP().call().await.unwrap();
+    assert_eq!(max, conclave_core::RLN_MAX_MEMBERSHIPS);
+    for bad in [0, max + 1] {
+        assert!(matches!(
+            revert_of::<(), _, _>(chain.as_account(0).setRlnCap(a_addr, bad)).await,
+            E::InvalidRlnCap(_)
+        ));
+    }
+    gov.set_rln_cap(alice_id, 2).await.unwrap();
+    assert_eq!(alice.register_rln(commitment(1), 1).await.unwrap().1, 1);
+    match alice.register_rln(commitment(2), 1).await {
+        Err(AdminError::Reverted(why)) => assert!(why.contains("its cap"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(gov.rln_cap(alice_id).await.unwrap(), (2, 2));
+
+    let mut cfg = EvmConfig::new(&chain.anvil.url, chain.contract);
+    cfg.poll_interval = Duration::from_millis(100);
+    cfg.confirmations = 0;
+    let registry = EvmRegistry::spawn(cfg).await.unwrap();
+    let (view, status) = (registry.view(), registry.status());
+    let leaves = |v: &conclave_core::MembershipView| -> Vec<u32> {
+        v.rln_members().map(|m| m.index).collect()
+    };
+    wait_until(&view, 20, "both of alice's leaves", |v| leaves(v) == [0, 1]).await;
+    assert!(
+        status.borrow().skipped.is_empty(),
+        "{:?}",
+        status.borrow().skipped
+    );
+
+    // A removal (here by the operator) or a slashing frees a place; so it does at the default.
+    alice.remove_rln(0).await.unwrap();
+    assert_eq!(alice.register_rln(commitment(2), 1).await.unwrap().1, 2);
+    assert!(matches!(
+        bob.slash_rln(1, ids[1].secret_bytes()).await.unwrap(),
+        SlashOutcome::Removed(_)
+    ));
+    assert_eq!(alice.register_rln(commitment(3), 1).await.unwrap().1, 3);
+    let b = RlnIdentity::generate();
+    let (_, ib) = bob
+        .register_rln(fr_to_bytes(&b.rate_commitment(1)), 1)
+        .await
+        .unwrap();
+    gov.remove_rln(ib).await.unwrap();
+    bob.register_rln(fr_to_bytes(&b.rate_commitment(1)), 1)
+        .await
+        .unwrap();
+    wait_until(&view, 20, "the leaves after removals", |v| {
+        leaves(v) == [2, 3, 5]
+    })
+    .await;
+
+    // Lowering the cap removes nothing on-chain; nodes keep the earliest live leaf, say why.
+    gov.set_rln_cap(alice_id, 1).await.unwrap();
+    wait_until(&view, 20, "alice's later leaf skipped", |v| {
+        leaves(v) == [2, 5]
+    })
+    .await;
+    let skipped = status.borrow().skipped.clone();
+    assert!(
+        skipped
+            .iter()
+            .any(|r| r.contains("RLN leaf 3") && r.contains("already holds leaf 2 (its cap of 1)")),
+        "{skipped:?}"
+    );
+}

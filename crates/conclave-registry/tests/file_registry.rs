@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use conclave_core::{Moment, PeerId, TopicName};
-use conclave_registry::{FileRegistry, RegistryError, RegistrySource};
+use conclave_registry::{FileRegistry, RegistryError, RegistrySource, RlnEntry};
 use conclave_testkit::{eventually_within, node, RegistryDoc};
 
 const OP_A: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
@@ -111,6 +111,69 @@ async fn reload_applies_valid_edits_and_refuses_bad_ones() {
     assert!(view.borrow().authorization(&b, NOW).is_ok());
 }
 
+/// Operator A (capped at `cap` RLN memberships, or the default) holding leaves 1..=`leaves`.
+fn rln_registry(cap: Option<i64>, leaves: u32) -> RegistryDoc {
+    let mut doc = RegistryDoc::new().operator(OP_A, vec![]);
+    if let Some(cap) = cap {
+        doc = doc.rln_memberships(cap);
+    }
+    for index in 1..=leaves {
+        doc = doc.rln(RlnEntry {
+            operator: OP_A.into(),
+            index,
+            rate_commitment: format!("{index:02x}").repeat(32),
+            limit: 1,
+        });
+    }
+    doc
+}
+
+#[tokio::test]
+async fn an_operator_holds_one_rln_membership_unless_the_file_allows_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.toml");
+    let leaves = |v: &conclave_core::MembershipView| -> Vec<u32> {
+        v.rln_members().map(|m| m.index).collect()
+    };
+
+    // Default: one. A second leaf refuses the file, naming both leaves and the cap.
+    rln_registry(None, 1).write(&path);
+    assert_eq!(leaves(&FileRegistry::load(&path).unwrap()), [1]);
+    let err = load_err(&rln_registry(None, 2).toml());
+    assert!(
+        err.contains(&format!(
+            "rln[1]: RLN leaf 2: operator {OP_A} already holds leaf 1 (its cap of 1)"
+        )),
+        "{err}"
+    );
+
+    // Governance (the file's writer) allows two: both leaves are in; a third is refused.
+    rln_registry(Some(2), 2).write(&path);
+    let reg = FileRegistry::spawn(&path, Duration::from_millis(20)).unwrap();
+    let (view, status) = (reg.view(), reg.status());
+    assert_eq!(leaves(&view.borrow()), [1, 2]);
+    let err = load_err(&rln_registry(Some(2), 3).toml());
+    assert!(
+        err.contains("already holds leaves 1, 2 (its cap of 2)"),
+        "{err}"
+    );
+
+    // An invalid cap is refused like any bad edit: the last good view stays.
+    rln_registry(Some(0), 2).write(&path);
+    let err = wait_for("the invalid cap refused", || {
+        status.borrow().last_error.clone()
+    })
+    .await;
+    assert!(
+        err.contains(&format!(
+            "operators[0].rln_memberships = \"0\" is invalid: expected 1 to 16 RLN memberships for operator {OP_A}"
+        )),
+        "{err}"
+    );
+    assert_eq!(status.borrow().revision, 1);
+    assert_eq!(leaves(&view.borrow()), [1, 2]);
+}
+
 fn load_err(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.toml");
@@ -175,17 +238,27 @@ fn every_kind_of_bad_entry_is_named() {
         ),
         (
             format!("[[operators]]\naddress = \"{OP_A}\"\n[[rln]]\noperator = \"{OP_A}\"\nindex = 1\nrate_commitment = \"{c}\"\nlimit = 1\n[[rln]]\noperator = \"{OP_A}\"\nindex = 2\nrate_commitment = \"{d}\"\nlimit = 1\n", c = "11".repeat(32), d = "12".repeat(32)),
-            "already holds leaf 1; one membership per operator",
+            "rln[1]: RLN leaf 2: operator 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed already holds leaf 1 (its cap of 1)",
         ),
         (
             format!("[[operators]]\naddress = \"{OP_A}\"\n[[rln]]\noperator = \"{OP_A}\"\nindex = 1\nrate_commitment = \"{c}\"\nlimit = 101\n", c = "11".repeat(32)),
             "limit is above the largest allowed",
         ),
     ];
+    let cap_cases = ["0", "17", "-1", "4294967297"].map(|cap| {
+        (
+            format!("[[operators]]\naddress = \"{OP_A}\"\nrln_memberships = {cap}\n"),
+            format!("operators[0].rln_memberships = \"{cap}\" is invalid: expected 1 to 16 RLN memberships for operator {OP_A}"),
+        )
+    });
+    let cases = cases
+        .into_iter()
+        .map(|(text, expected)| (text, expected.to_owned()))
+        .chain(cap_cases);
     for (text, expected) in cases {
         let err = load_err(&text);
         assert!(err.contains("r.toml"), "{err}");
-        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+        assert!(err.contains(&expected), "expected `{expected}` in: {err}");
     }
 }
 

@@ -31,7 +31,15 @@ impl RegistryDoc {
             address: address.to_string(),
             name: None,
             nodes,
+            rln_memberships: None,
         });
+        self
+    }
+
+    /// Lets the operator added last hold `cap` RLN memberships (without it: 1).
+    pub fn rln_memberships(mut self, cap: i64) -> Self {
+        let op = self.0.operators.last_mut().expect("an operator to cap");
+        op.rln_memberships = Some(cap);
         self
     }
 

@@ -54,6 +54,7 @@ pub fn document(entries: &[Entry], groups: &[(GroupId, Vec<usize>)], rln: &[RlnE
                     valid_until_block: None,
                     addresses: e.addrs.clone(),
                 }],
+                rln_memberships: None,
             })
             .collect(),
         groups: groups

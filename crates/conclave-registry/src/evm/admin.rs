@@ -164,6 +164,16 @@ pub fn describe(e: &E) -> String {
             "the secret does not open the rate commitment of RLN registration {}",
             x.index
         ),
+        E::RlnCapReached(x) => format!(
+            "{} already holds {} live RLN membership(s), its cap (governance may raise it; or remove one)",
+            x.operator, x.cap
+        ),
+        E::InvalidRlnCap(x) => format!(
+            "RLN membership cap {} for {} is outside 1..={}",
+            x.cap,
+            x.operator,
+            conclave_core::RLN_MAX_MEMBERSHIPS
+        ),
     }
 }
 
@@ -400,6 +410,21 @@ impl RegistryAdmin {
             .map(|l| l.inner.data.index.saturating_to())
             .ok_or_else(|| self.rpc("the registration receipt has no RlnRegistered event"))?;
         Ok((outcome_of(&receipt), index))
+    }
+
+    /// Governance: lets `op` hold up to `cap` live RLN memberships (1..=16; default 1).
+    pub async fn set_rln_cap(&self, op: OperatorId, cap: u32) -> Result<TxOutcome, AdminError> {
+        self.mine(self.contract.setRlnCap(Address::from(op.0), cap))
+            .await
+    }
+
+    /// How many live RLN memberships `op` may hold, and how many it holds (latest block).
+    pub async fn rln_cap(&self, op: OperatorId) -> Result<(u32, u32), AdminError> {
+        let op = Address::from(op.0);
+        let cap = self.contract.rlnCap(op).call().await;
+        let live = self.contract.rlnLive(op).call().await;
+        let err = |e| rpc_or_revert(&self.url, e);
+        Ok((cap.map_err(err)?, live.map_err(err)?))
     }
 
     /// Governance or the registering operator: removes an RLN membership.

@@ -46,6 +46,8 @@ pub struct ChainState {
     delegations: BTreeMap<Bytes, Delegation>,
     groups: BTreeMap<[u8; 20], Vec<Address>>,
     rln: Vec<RlnRegistration>,
+    /// RLN membership caps governance set (`RlnCapSet`); an operator without one holds one.
+    rln_caps: BTreeMap<Address, u32>,
 }
 
 /// What a view could not include, and why (on-chain data cannot be refused, only skipped).
@@ -106,6 +108,9 @@ impl ChainState {
             }),
             Event::RlnRemoved(e) => self.remove_rln(e.index.saturating_to()),
             Event::RlnSlashed(e) => self.remove_rln(e.index.saturating_to()),
+            Event::RlnCapSet(e) => {
+                self.rln_caps.insert(e.operator, e.cap);
+            }
             Event::OwnershipTransferred(_) => {}
         }
     }
@@ -132,6 +137,12 @@ impl ChainState {
         for op in self.active.keys() {
             // Distinct addresses: the builder cannot refuse them.
             let _ = b.operator(OperatorId(op.0 .0));
+        }
+        for (op, &cap) in &self.rln_caps {
+            // The contract bounds caps as the builder does; a refused one leaves the default 1.
+            if let Err(e) = b.rln_cap(OperatorId(op.0 .0), cap) {
+                skipped.push(e.to_string());
+            }
         }
         for (peer_bytes, d) in &self.delegations {
             if self.active.get(&d.operator) != Some(&d.generation) {
@@ -189,7 +200,8 @@ impl ChainState {
                 skipped.push(format!("group 0x{}: {e}", alloy::hex::encode(id)));
             }
         }
-        // Removed memberships are left out: their leaves are empty in every node's tree.
+        // Removed memberships are left out: their leaves are empty in every node's tree. Leaves
+        // beyond an operator's cap (after governance lowered it) are skipped, the earliest kept.
         for r in self.rln.iter().filter(|r| !r.removed) {
             let Ok(index) = u32::try_from(r.index) else {
                 skipped.push(format!("RLN leaf {}: beyond the tree", r.index));
@@ -314,7 +326,8 @@ mod tests {
         assert!(
             skipped
                 .iter()
-                .any(|r| r.contains("RLN leaf 3") && r.contains("already holds leaf 0")),
+                .any(|r| r.contains("RLN leaf 3")
+                    && r.contains("already holds leaf 0 (its cap of 1)")),
             "{skipped:?}"
         );
         let m = v.rln_members().next().unwrap();
@@ -345,6 +358,57 @@ mod tests {
             skipped
                 .iter()
                 .any(|r| r.contains("RLN leaf 2 belongs to operator")),
+            "{skipped:?}"
+        );
+    }
+
+    #[test]
+    fn rln_caps_follow_governance_and_keep_the_earliest_leaves() {
+        use alloy::primitives::U256;
+        let a = Address::repeat_byte(1);
+        let mut s = ChainState::default();
+        s.apply(&Event::OperatorAdded(C::OperatorAdded { operator: a }));
+        let cap =
+            |s: &mut ChainState, cap| s.apply(&Event::RlnCapSet(C::RlnCapSet { operator: a, cap }));
+        cap(&mut s, 2);
+        for i in 0..3u64 {
+            s.apply(&Event::RlnRegistered(C::RlnRegistered {
+                index: U256::from(i),
+                operator: a,
+                rateCommitment: U256::from(100 + i),
+                limit: 1,
+            }));
+        }
+        let view = |s: &ChainState| {
+            let (v, skipped) = s.to_view(ViewSource::Empty);
+            (
+                v.rln_members().map(|m| m.index).collect::<Vec<_>>(),
+                skipped,
+            )
+        };
+        let (leaves, skipped) = view(&s);
+        assert_eq!(leaves, [0, 1]);
+        assert_eq!(
+            skipped,
+            [format!(
+                "RLN leaf 2: operator {} already holds leaves 0, 1 (its cap of 2); another would add to its quota",
+                OperatorId(a.0 .0)
+            )]
+        );
+        // A removal frees a place for the next leaf; a lowered cap keeps the earliest live one.
+        s.apply(&Event::RlnRemoved(C::RlnRemoved {
+            index: U256::from(0),
+            by: a,
+        }));
+        assert_eq!(view(&s), (vec![1, 2], vec![]));
+        cap(&mut s, 1);
+        assert_eq!(view(&s).0, [1]);
+        // A cap the contract could not have set is skipped, leaving the default.
+        cap(&mut s, 0);
+        let (leaves, skipped) = view(&s);
+        assert_eq!(leaves, [1]);
+        assert!(
+            skipped[0].contains("cap 0 must be at least 1"),
             "{skipped:?}"
         );
     }
