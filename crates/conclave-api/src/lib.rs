@@ -32,8 +32,8 @@ pub use report::{
     TrafficReport, TrafficSetup,
 };
 pub use rln::{
-    AnonymousDeliveryFrame, RemovedSecret, RlnIdentityAnswer, RlnLeaf, RlnPublishAnswer,
-    RlnRemovedAnswer, RlnStatusAnswer,
+    AnonymousDeliveryFrame, ArrivalPath, RemovedSecret, RlnArrival, RlnArrivalsAnswer,
+    RlnIdentityAnswer, RlnLeaf, RlnPublishAnswer, RlnRemovedAnswer, RlnStatusAnswer,
 };
 pub use status::{
     ChainFollowing, ErrorAnswer, FaultsAnswer, Following, ReadyAnswer, WindowsAnswer,

@@ -52,7 +52,7 @@ pub enum StreamFrame<T> {
 }
 
 /// `GET /v1/peers`: this node and everyone it is connected to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeersAnswer {
     pub local: String,
     pub listen: Vec<String>,
@@ -60,7 +60,7 @@ pub struct PeersAnswer {
 }
 
 /// One connected peer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerAnswer {
     pub peer_id: String,
     /// Its operator, when the registry names the key.
@@ -68,6 +68,10 @@ pub struct PeerAnswer {
     pub addresses: Vec<String>,
     pub connections: usize,
     pub topics: Vec<String>,
+    /// Its score on the anonymous channel (gossipsub's, with stem penalties), when it is on
+    /// it; below −400 it is graylisted.
+    #[serde(default)]
+    pub anonymous_score: Option<f64>,
 }
 
 impl PeersAnswer {

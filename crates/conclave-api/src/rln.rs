@@ -30,6 +30,32 @@ impl AnonymousDeliveryFrame {
     }
 }
 
+/// `GET /v1/rln/arrivals` (with `[rln] record_arrivals`): where and when anonymous messages
+/// reached this node, oldest first. What a member's node sees of every message anyway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RlnArrivalsAnswer {
+    pub arrivals: Vec<RlnArrival>,
+}
+
+/// One anonymous message as it reached this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RlnArrival {
+    pub message_id: String,
+    /// The member (PeerId) it came from: the stem predecessor or the gossip peer.
+    pub from: String,
+    pub via: ArrivalPath,
+    /// This node's wall clock when it arrived.
+    pub at_ms: u64,
+}
+
+/// The path of an arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalPath {
+    Stem,
+    Gossip,
+}
+
 /// `GET /v1/rln/removed`: the secrets revealed by double-signalling, public once revealed, so a
 /// late joiner removes the same leaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

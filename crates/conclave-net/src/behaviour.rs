@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::gate::MembershipGate;
 use crate::headers::{HeaderCodec, HEADERS_PROTOCOL};
 use crate::mesh::MeshParams;
+use crate::stem::{StemCodec, STEM_PROTOCOL};
 use crate::NetError;
 
 /// Protocol id prefix of the signed channel; keeps Conclave meshes apart from other gossipsub
@@ -87,12 +88,20 @@ pub(crate) struct Behaviour {
     /// Header ranges on request, for a member whose chain source looks wrong
     /// (docs/ARCHITECTURE.md, "Alternative paths: watchdog, drivers, header fallback").
     pub headers: request_response::Behaviour<HeaderCodec>,
+    /// The anonymous channel's stem: single hops among members before gossip
+    /// (docs/ARCHITECTURE.md, "The stem").
+    pub stem: request_response::Behaviour<StemCodec>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
 }
 
 /// How long a header request may take before the asking node counts the member as silent.
 pub(crate) const HEADER_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stem hop may take (the next hop answers once it verified the proof); after it
+/// the sender fluffs the frame itself.
+const STEM_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Below this score gossipsub ignores a peer, and the stem refuses its frames unread.
+pub(crate) const GRAYLIST_THRESHOLD: f64 = -400.0;
 
 /// Message id = SHA-256(source ‖ data): the data is the signed envelope (timestamp, nonce,
 /// signature), so the id is unique per publish, equal for every copy of it, and different for
@@ -110,8 +119,13 @@ fn message_id(m: &gossipsub::Message) -> MessageId {
 
 /// Anonymous message id = SHA-256(data): there is no source or sequence number, and a re-sent
 /// message with a fresh proof is a different message (the nullifier log sees it as a duplicate).
-fn anonymous_message_id(m: &gossipsub::Message) -> MessageId {
-    MessageId::from(Sha256::digest(&m.data).to_vec())
+fn anonymous_id_of(m: &gossipsub::Message) -> MessageId {
+    anonymous_message_id(&m.data)
+}
+
+/// The anonymous message id of a frame (also what the stem names frames by).
+pub(crate) fn anonymous_message_id(data: &[u8]) -> MessageId {
+    MessageId::from(Sha256::digest(data).to_vec())
 }
 
 /// Scoring for a signed topic. Invalid messages weigh heavily (a member forwarding forgeries or
@@ -161,7 +175,7 @@ fn peer_score() -> (PeerScoreParams, PeerScoreThresholds) {
     let thresholds = PeerScoreThresholds {
         gossip_threshold: -100.0,
         publish_threshold: -200.0,
-        graylist_threshold: -400.0,
+        graylist_threshold: GRAYLIST_THRESHOLD,
         accept_px_threshold: 100.0,
         opportunistic_graft_threshold: 5.0,
     };
@@ -259,7 +273,7 @@ impl Behaviour {
         let anonymous = Channel {
             prefix: ANONYMOUS_PROTOCOL_PREFIX,
             mode: ValidationMode::Anonymous,
-            id: anonymous_message_id,
+            id: anonymous_id_of,
             authenticity: MessageAuthenticity::Anonymous,
             flood_publish: false,
         }
@@ -298,6 +312,15 @@ impl Behaviour {
             ),
             gossipsub,
             anonymous,
+            stem: request_response::Behaviour::with_codec(
+                StemCodec {
+                    max_request: (max_transmit + 1024) as u64,
+                },
+                [(STEM_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(STEM_REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(64),
+            ),
             headers: request_response::Behaviour::with_codec(
                 HeaderCodec,
                 [(HEADERS_PROTOCOL, request_response::ProtocolSupport::Full)],

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use crate::behaviour::RelayLimits;
 use crate::headers::RecentHeaders;
 use crate::redial::Backoff;
+use crate::stem::StemConfig;
 
 /// Which transports the swarm runs. Both go through the same builder code; only the transport
 /// layer differs, so tests exercise the production behaviour, gate and handshake.
@@ -59,6 +60,9 @@ pub struct NetConfig {
     pub headers: watch::Receiver<Arc<RecentHeaders>>,
     /// Run a circuit relay v2 server for members, with these bounds.
     pub relay_server: Option<RelayLimits>,
+    /// The anonymous channel's stem (on by default: own anonymous messages never go straight
+    /// to gossip).
+    pub stem: StemConfig,
 }
 
 impl NetConfig {
@@ -90,6 +94,7 @@ impl NetConfig {
             clock: Arc::new(SystemClock),
             headers: watch::channel(Arc::new(RecentHeaders::default())).1,
             relay_server: None,
+            stem: StemConfig::default(),
         }
     }
 }

@@ -10,9 +10,11 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
 use prost::Message as _;
+
+use crate::framing::{read_bounded, write_all};
 
 /// The protocol name; bump it when the messages change.
 pub const HEADERS_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/headers/1");
@@ -111,26 +113,6 @@ impl RecentHeaders {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeaderCodec;
 
-async fn read_bounded<T: AsyncRead + Unpin + Send, M: prost::Message + Default>(
-    io: &mut T,
-    limit: u64,
-) -> io::Result<M> {
-    let mut buf = Vec::new();
-    io.take(limit + 1).read_to_end(&mut buf).await?;
-    if buf.len() as u64 > limit {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("header message longer than {limit} bytes"),
-        ));
-    }
-    M::decode(buf.as_slice()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-async fn write_all<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: Vec<u8>) -> io::Result<()> {
-    io.write_all(&bytes).await?;
-    io.close().await
-}
-
 impl libp2p::request_response::Codec for HeaderCodec {
     type Protocol = StreamProtocol;
     type Request = HeaderRequest;
@@ -141,7 +123,7 @@ impl libp2p::request_response::Codec for HeaderCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<HeaderRequest> {
-        read_bounded(io, MAX_REQUEST_BYTES).await
+        read_bounded(io, MAX_REQUEST_BYTES, "header request").await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -149,7 +131,7 @@ impl libp2p::request_response::Codec for HeaderCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<HeaderReply> {
-        read_bounded(io, MAX_RESPONSE_BYTES).await
+        read_bounded(io, MAX_RESPONSE_BYTES, "header reply").await
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
@@ -207,14 +189,22 @@ mod tests {
     #[tokio::test]
     async fn oversized_frames_are_refused() {
         let long = vec![0u8; MAX_REQUEST_BYTES as usize + 1];
-        let err = read_bounded::<_, HeaderRequest>(&mut long.as_slice(), MAX_REQUEST_BYTES)
-            .await
-            .unwrap_err();
-        assert!(err.to_string().contains("longer than 64"), "{err}");
+        let err = read_bounded::<_, HeaderRequest>(
+            &mut long.as_slice(),
+            MAX_REQUEST_BYTES,
+            "header request",
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("header request longer than 64"),
+            "{err}"
+        );
         let ok = HeaderRequest { from: 9, count: 3 }.encode_to_vec();
-        let req: HeaderRequest = read_bounded(&mut ok.as_slice(), MAX_REQUEST_BYTES)
-            .await
-            .unwrap();
+        let req: HeaderRequest =
+            read_bounded(&mut ok.as_slice(), MAX_REQUEST_BYTES, "header request")
+                .await
+                .unwrap();
         assert_eq!((req.from, req.count), (9, 3));
     }
 }

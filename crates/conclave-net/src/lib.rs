@@ -6,21 +6,24 @@
 //! then the member-only relay server (when configured) and relay client, signed gossipsub
 //! (envelope signatures, manual validation against the view), anonymous gossipsub (no
 //! signatures; the application validates each message's RLN proof and reports an
-//! [`Acceptance`]), the header request-response protocol ([`HEADERS_PROTOCOL`]), identify and
-//! ping. The application talks to it through a [`NetworkService`] handle and reads one
+//! [`Acceptance`]), the header request-response protocol ([`HEADERS_PROTOCOL`]), the
+//! anonymous channel's stem ([`STEM_PROTOCOL`], Dandelion++: own anonymous messages travel
+//! single verified hops among members before they are gossiped), identify and ping. The application talks to it through a [`NetworkService`] handle and reads one
 //! [`NetworkEvent`] stream; the peer table is published as [`PeerSnapshot`]s.
 //!
 //! Pure pieces are separate and tested without a network: [`validate_signed`], [`MeshParams`],
-//! the redial schedule and the publish outbox.
+//! the redial schedule, the publish outbox and the stem router.
 
 mod behaviour;
 mod config;
+mod framing;
 mod gate;
 mod headers;
 mod mesh;
 mod metrics;
 mod redial;
 mod service;
+mod stem;
 mod transport;
 mod validation;
 
@@ -36,9 +39,10 @@ pub use headers::{
 pub use mesh::{MeshParams, MeshParamsError, HEARTBEAT};
 pub use redial::Backoff;
 pub use service::{
-    Acceptance, AnonymousMessage, AnonymousMessageId, Delivery, Direction, NetworkEvent,
+    Acceptance, AnonymousMessage, AnonymousMessageId, Arrival, Delivery, Direction, NetworkEvent,
     NetworkService, PeerInfo, PeerSnapshot, PublishError, PublishOutcome, StartedNetwork,
 };
+pub use stem::{StemConfig, StemReply, StemRequest, StemVerdict, STEM_PROTOCOL};
 pub use validation::{validate_signed, Rejection, Validated, ValidationLimits};
 
 /// Why the network service could not start or serve a request.

@@ -51,6 +51,11 @@ pub(crate) struct NetMetrics {
     pub headers_served: Counter,
     /// Relay server reservations and circuits, by outcome.
     pub relay: Family<ReasonLabels, Counter>,
+    /// Stem frames from members, by verdict.
+    pub stem_received: Family<ReasonLabels, Counter>,
+    /// Members' stem frames this node fluffed, by cause (own frames are never counted: a
+    /// counter that moved on them would date this node's anonymous publishes).
+    pub stem_fluffed: Family<ReasonLabels, Counter>,
 }
 
 impl NetMetrics {
@@ -67,6 +72,8 @@ impl NetMetrics {
             anonymous_dropped: Counter::default(),
             headers_served: Counter::default(),
             relay: Family::default(),
+            stem_received: Family::default(),
+            stem_fluffed: Family::default(),
         };
         registry.register(
             "anonymous_validation_dropped",
@@ -119,6 +126,16 @@ impl NetMetrics {
             "Relay server reservations and circuits by outcome (members only: strangers never pass the gate)",
             m.relay.clone(),
         );
+        registry.register(
+            "stem_received",
+            "Anonymous frames members sent this node on the stem, by verdict (accepted, ignored, rejected, refused, busy)",
+            m.stem_received.clone(),
+        );
+        registry.register(
+            "stem_fluffed",
+            "Members' stem frames this node moved to gossip, by cause (coin, failsafe, unreachable, no_successor, held_full)",
+            m.stem_fluffed.clone(),
+        );
         // Known label sets start at zero, so dashboards and alerts see a series before the
         // first event rather than nothing.
         for direction in ["inbound", "outbound"] {
@@ -133,6 +150,12 @@ impl NetMetrics {
         }
         for reason in ["full", "expired", "failed"] {
             let _ = m.outbox_dropped.get_or_create(&ReasonLabels { reason });
+        }
+        for reason in ["accepted", "rejected", "refused"] {
+            let _ = m.stem_received.get_or_create(&ReasonLabels { reason });
+        }
+        for reason in ["coin", "failsafe"] {
+            let _ = m.stem_fluffed.get_or_create(&ReasonLabels { reason });
         }
         m
     }

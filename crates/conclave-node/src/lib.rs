@@ -18,6 +18,7 @@ mod metrics;
 mod network;
 mod readiness;
 mod rln;
+mod rln_arrivals;
 mod rln_chain;
 mod rotation;
 mod startup;

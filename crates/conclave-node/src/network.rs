@@ -239,6 +239,7 @@ impl NetFactory {
         net_cfg.topics = topics;
         if let Some(rln) = &cfg.rln {
             net_cfg.anonymous_topics = rln.topics.clone();
+            net_cfg.stem = rln.stem;
             net_cfg.anonymous_capacity = rln.queue;
         }
         net_cfg.timestamp_tolerance = cfg.timestamp_tolerance;

@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use crate::config::RlnConfig;
 use crate::metrics::{NodeMetrics, OutcomeLabels};
 use crate::network::NodeNetwork;
+use crate::rln_arrivals::ArrivalRecord;
 use crate::rln_chain::ChainRemoval;
 use crate::store::{AllocateError, StateStore};
 
@@ -99,6 +100,8 @@ pub(crate) struct RlnNode {
     net: NodeNetwork,
     /// With the EVM registry and a chain key: removes slashed members on-chain too.
     chain: Option<ChainRemoval>,
+    /// With `[rln] record_arrivals`: where each message came from.
+    pub arrivals: Option<ArrivalRecord>,
     pub deliveries: broadcast::Sender<Arc<AnonymousDelivery>>,
 }
 
@@ -157,6 +160,7 @@ impl RlnNode {
         }
         Ok(Arc::new(RlnNode {
             pool: ProofPool::new(cfg.workers, cfg.queue),
+            arrivals: ArrivalRecord::new(cfg.record_arrivals),
             cfg,
             channel: Mutex::new(channel),
             identity,
@@ -260,6 +264,9 @@ impl RlnNode {
 
     async fn validate(self: &Arc<Self>, service: NetworkService, m: AnonymousMessage) {
         let now = now_ms();
+        if let Some(record) = &self.arrivals {
+            record.record(&m.id, now);
+        }
         let pending = self.channel().precheck(m.topic.as_str(), &m.data, now);
         let outcome = match pending {
             Err(outcome) => outcome,

@@ -57,6 +57,10 @@ pub(crate) enum Command {
         data: Vec<u8>,
         reply: oneshot::Sender<Result<String, PublishError>>,
     },
+    /// Each anonymous-channel peer's gossipsub score (stem penalties included).
+    AnonymousScores {
+        reply: oneshot::Sender<Vec<(PeerId, f64)>>,
+    },
     /// The application's verdict on a held anonymous message (no answer).
     ReportAnonymous {
         id: AnonymousMessageId,

@@ -122,7 +122,15 @@ impl NetworkService {
             .map_err(|_| PublishError::Stopped)?
     }
 
-    /// The verdict on a held anonymous message: gossipsub forwards it only on `Accept`.
+    /// Each anonymous-channel peer's score: gossipsub's, with the penalties for invalid stem
+    /// frames; below −400 a peer is graylisted.
+    pub async fn anonymous_scores(&self) -> Result<Vec<(PeerId, f64)>, NetError> {
+        self.request(|reply| Command::AnonymousScores { reply })
+            .await
+    }
+
+    /// The verdict on a held anonymous message: gossip forwards it only on `Accept`; on the
+    /// stem, `Accept` sends it on and `Reject` penalizes the member it came from.
     pub async fn report_anonymous(
         &self,
         id: AnonymousMessageId,

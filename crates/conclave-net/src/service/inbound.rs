@@ -9,7 +9,7 @@ use libp2p::gossipsub::{self, MessageAcceptance};
 use tokio::sync::mpsc;
 
 use super::types::{
-    hex_id, Acceptance, AnonymousMessage, AnonymousMessageId, Delivery, NetworkEvent,
+    hex_id, Acceptance, AnonymousMessage, AnonymousMessageId, Delivery, NetworkEvent, Route,
 };
 use crate::behaviour::{anonymous_topic_name, topic_name};
 use crate::metrics::{MessageLabels, NetMetrics};
@@ -132,7 +132,9 @@ impl Inbound {
         };
         let id = AnonymousMessageId {
             message_id,
-            propagation_source,
+            route: Route::Gossip {
+                source: propagation_source,
+            },
         };
         let Some(topic) = anonymous_topic_name(&message.topic) else {
             report_anonymous(gs, &id, Acceptance::Reject);
@@ -164,5 +166,7 @@ pub(crate) fn report_anonymous(
         Acceptance::Ignore => MessageAcceptance::Ignore,
         Acceptance::Reject => MessageAcceptance::Reject,
     };
-    gs.report_message_validation_result(&id.message_id, &id.propagation_source, acceptance);
+    if let Route::Gossip { source } = id.route {
+        gs.report_message_validation_result(&id.message_id, &source, acceptance);
+    }
 }

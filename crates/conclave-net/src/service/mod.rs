@@ -11,6 +11,8 @@
 //! - `peer_table`: connections and listeners, published as [`PeerSnapshot`]s.
 //! - `connectivity`: the address book, redials, the PeerId tie-break, closed transports.
 //! - `header_client`: the header protocol, both sides.
+//! - `stem_relay`: the anonymous channel's stem: own frames out, members' frames verified by
+//!   the application and sent on, fail-safe fluffs, penalties for invalid frames.
 
 mod command;
 mod connectivity;
@@ -20,6 +22,7 @@ mod inbound;
 mod outbox;
 mod peer_table;
 mod publisher;
+mod stem_relay;
 mod types;
 mod worker;
 
@@ -34,8 +37,8 @@ use tokio::task::JoinHandle;
 
 pub use handle::NetworkService;
 pub use types::{
-    Acceptance, AnonymousMessage, AnonymousMessageId, Delivery, Direction, NetworkEvent, PeerInfo,
-    PeerSnapshot, PublishError, PublishOutcome,
+    Acceptance, AnonymousMessage, AnonymousMessageId, Arrival, Delivery, Direction, NetworkEvent,
+    PeerInfo, PeerSnapshot, PublishError, PublishOutcome,
 };
 
 use crate::behaviour::{anonymous_topic, gossip_topic, join_topic, Behaviour, BehaviourParams};
@@ -50,6 +53,7 @@ use header_client::HeaderClient;
 use inbound::Inbound;
 use peer_table::PeerTable;
 use publisher::{Publisher, PublisherLimits};
+use stem_relay::StemRelay;
 use worker::{RegistryFeed, Worker};
 
 /// A started network: the handle, the event stream and the worker's task.
@@ -151,6 +155,7 @@ impl NetworkService {
             },
             events: ev_tx,
             publisher,
+            stem: StemRelay::new(config.stem, anon_tx.clone(), net_metrics.clone()),
             inbound: Inbound {
                 limits: ValidationLimits {
                     max_message_bytes: config.max_message_bytes,

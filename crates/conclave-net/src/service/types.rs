@@ -30,17 +30,49 @@ pub struct AnonymousMessage {
     pub id: AnonymousMessageId,
 }
 
-/// Which held message a verdict is for: the gossipsub id and the peer it came from.
+/// Which held message a verdict is for, and how it reached this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnonymousMessageId {
     pub(crate) message_id: gossipsub::MessageId,
-    pub(crate) propagation_source: PeerId,
+    pub(crate) route: Route,
+}
+
+/// How an anonymous message reached this node (the verdict goes back the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// In gossip, first from this peer.
+    Gossip { source: PeerId },
+    /// On the stem from this predecessor; `ticket` finds its pending answer.
+    Stem { from: PeerId, ticket: u64 },
+}
+
+/// The path an anonymous message took to this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    Gossip,
+    Stem,
 }
 
 impl AnonymousMessageId {
     /// Hex of the gossipsub message id (SHA-256 of the data).
     pub fn hex(&self) -> String {
         hex_id(&self.message_id)
+    }
+
+    /// The member it came from: the gossip peer or the stem predecessor. Every node knows this
+    /// of every message it receives; it is what a curious member has to guess the author from.
+    pub fn from(&self) -> PeerId {
+        match self.route {
+            Route::Gossip { source } => source,
+            Route::Stem { from, .. } => from,
+        }
+    }
+
+    pub fn arrival(&self) -> Arrival {
+        match self.route {
+            Route::Gossip { .. } => Arrival::Gossip,
+            Route::Stem { .. } => Arrival::Stem,
+        }
     }
 }
 

@@ -148,6 +148,38 @@ pub async fn wait_for_mesh(nodes: &[Node], n: usize, t: &str) {
     }
 }
 
+/// A view where only `hub` has a registry address: the others dial it and nobody else, so the
+/// meshes form a line through the hub.
+pub fn line_view(members: &[&Member], hub: &Member) -> Arc<MembershipView> {
+    let mut b = ViewBuilder::new(ViewSource::Empty);
+    for m in members {
+        b.operator(m.operator).unwrap();
+        b.node(
+            m.peer,
+            NodeAuthorization {
+                operator: m.operator,
+                scopes: Default::default(),
+                valid_from_block: None,
+                expiry: None,
+                addresses: if m.peer == hub.peer {
+                    vec![m.addr.clone()]
+                } else {
+                    vec![]
+                },
+            },
+        )
+        .unwrap();
+    }
+    Arc::new(b.build())
+}
+
+pub async fn next_anonymous(
+    rx: &mut mpsc::Receiver<AnonymousMessage>,
+    within: Duration,
+) -> Option<AnonymousMessage> {
+    tokio::time::timeout(within, rx.recv()).await.ok().flatten()
+}
+
 /// Receives events until `pred` picks one, or fails after `WAIT`.
 pub async fn next_matching<T>(
     events: &mut mpsc::Receiver<NetworkEvent>,

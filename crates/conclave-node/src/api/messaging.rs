@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use conclave_api::{DeliveryFrame, Lagged, PeerAnswer, PeersAnswer, PublishAnswer};
-use conclave_core::TopicName;
+use std::collections::HashMap;
+
+use conclave_core::{PeerId, TopicName};
 use conclave_net::{Delivery, PeerSnapshot, PublishError, PublishOutcome};
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -133,7 +135,7 @@ async fn send_json(socket: &mut WebSocket, frame: &impl Serialize) -> Result<(),
 }
 
 /// The connection table as the API shows it.
-pub(crate) fn peers_answer(snap: &PeerSnapshot) -> PeersAnswer {
+pub(crate) fn peers_answer(snap: &PeerSnapshot, scores: &HashMap<PeerId, f64>) -> PeersAnswer {
     PeersAnswer {
         local: snap.local.to_string(),
         listen: snap.listen.iter().map(|a| a.to_string()).collect(),
@@ -146,11 +148,13 @@ pub(crate) fn peers_answer(snap: &PeerSnapshot) -> PeersAnswer {
                 addresses: i.addresses.iter().map(|a| a.to_string()).collect(),
                 connections: i.connections,
                 topics: i.topics.iter().map(|t| t.as_str().to_owned()).collect(),
+                anonymous_score: scores.get(p).copied(),
             })
             .collect(),
     }
 }
 
 pub(super) async fn peers(State(s): State<ApiState>) -> Json<PeersAnswer> {
-    Json(peers_answer(&s.net.peers()))
+    let scores = s.net.current().anonymous_scores().await.unwrap_or_default();
+    Json(peers_answer(&s.net.peers(), &scores.into_iter().collect()))
 }

@@ -30,7 +30,7 @@ use self::altnet::{altnet_driver_action, altnet_drivers, altnet_headers, watchdo
 pub use self::membership::describe_view;
 use self::membership::membership;
 use self::messaging::{peers, publish, subscribe};
-use self::rln::{rln_publish, rln_removed, rln_status, rln_subscribe};
+use self::rln::{rln_arrivals, rln_publish, rln_removed, rln_status, rln_subscribe};
 use crate::metrics::NodeMetrics;
 use crate::network::NodeNetwork;
 use crate::readiness::Readiness;
@@ -77,6 +77,7 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/rln/publish/{topic}", post(rln_publish))
         .route("/v1/rln/subscribe/{topic}", get(rln_subscribe))
         .route("/v1/rln/removed", get(rln_removed))
+        .route("/v1/rln/arrivals", get(rln_arrivals))
         .route("/v1/rln/status", get(rln_status))
         .route("/v1/altnet/watchdog", get(watchdog))
         .route("/v1/altnet/headers", get(altnet_headers))

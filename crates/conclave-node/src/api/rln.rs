@@ -9,7 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
-use conclave_api::{AnonymousDeliveryFrame, RlnPublishAnswer, RlnRemovedAnswer, RlnStatusAnswer};
+use conclave_api::{
+    AnonymousDeliveryFrame, RlnArrivalsAnswer, RlnPublishAnswer, RlnRemovedAnswer, RlnStatusAnswer,
+};
 use conclave_net::PublishError;
 
 use super::messaging::stream;
@@ -97,4 +99,17 @@ pub(super) async fn rln_status(
     State(s): State<ApiState>,
 ) -> Result<Json<RlnStatusAnswer>, ApiError> {
     Ok(Json(rln_of(&s)?.status()))
+}
+
+pub(super) async fn rln_arrivals(
+    State(s): State<ApiState>,
+) -> Result<Json<RlnArrivalsAnswer>, ApiError> {
+    let rln = rln_of(&s)?;
+    let record = rln.arrivals.as_ref().ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "arrivals are not recorded on this node (set `[rln] record_arrivals`)",
+        )
+    })?;
+    Ok(Json(record.answer()))
 }

@@ -170,6 +170,22 @@ pub struct RlnSection {
     /// Own messages are released after a random delay up to this, not the instant their proof
     /// is ready (so the proof time does not date them). 0: at once.
     pub release_jitter_ms: u64,
+    /// Own messages start on the stem (Dandelion++): single hops among members, each verified,
+    /// before gossip. Off, they are gossiped at once; relaying others' stems stays on.
+    pub stem: bool,
+    /// The chance that a stem hop moves a message to gossip: the stem is 1/q hops on average.
+    pub stem_fluff_probability: f64,
+    /// A relayed stem message waits a random time up to this before the next hop.
+    pub stem_hop_delay_ms: u64,
+    /// A stem message not seen in gossip after this (plus a random extra) is gossiped by the
+    /// node holding it.
+    pub stem_failsafe_ms: u64,
+    /// How long one choice of stem successors lasts.
+    pub stem_epoch_secs: u64,
+    /// Keep the last N arrivals (message id, the member it came from, stem or gossip, when) at
+    /// `/v1/rln/arrivals`. What any member's node sees anyway, recorded so the anonymity
+    /// benchmark can measure what a curious member learns; 0 (the default): off.
+    pub record_arrivals: usize,
     /// With the evm registry: a file holding an Ethereum private key (hex, mode 0600) this node
     /// signs on-chain removals of slashed members with. Without it the node removes them
     /// locally and leaves the chain to other nodes.
@@ -193,6 +209,12 @@ impl Default for RlnSection {
             queue: 64,
             announce_removed_secs: 10,
             release_jitter_ms: 250,
+            stem: true,
+            stem_fluff_probability: 0.2,
+            stem_hop_delay_ms: 50,
+            stem_failsafe_ms: 2000,
+            stem_epoch_secs: 600,
+            record_arrivals: 0,
             chain_key: None,
             chain_stagger_secs: 12,
         }

@@ -1,6 +1,8 @@
 //! Configuration as a specification: layering, sections, flat names, and every malformed value
 //! refused with its key named.
 
+use std::time::Duration;
+
 use super::*;
 
 fn load_text(text: &str, overrides: &[&str]) -> Result<ValidConfig, ConfigError> {
@@ -38,6 +40,37 @@ fn sections_configure_their_subsystem_and_overrides_take_either_name() {
     assert_eq!(evm.confirmations, 5);
     let coord = c.coordination.unwrap();
     assert_eq!((coord.params.frequency, coord.params.active), (20, 12));
+}
+
+#[test]
+fn the_stem_is_on_by_default_and_each_of_its_keys_configures_it() {
+    let stem = load_text("[rln]\nenabled = true\n", &[])
+        .unwrap()
+        .rln
+        .unwrap()
+        .stem;
+    assert!(
+        stem.enabled,
+        "own anonymous messages start on the stem by default"
+    );
+    assert_eq!(stem.fluff_probability, 0.2);
+    let text = "[rln]\nenabled = true\nstem = false\nstem_hop_delay_ms = 10\n\
+                stem_failsafe_ms = 900\nstem_epoch_secs = 60\n";
+    let stem = load_text(text, &["rln_stem_fluff_probability=0.5"])
+        .unwrap()
+        .rln
+        .unwrap()
+        .stem;
+    assert!(!stem.enabled);
+    assert_eq!(stem.fluff_probability, 0.5);
+    assert_eq!(
+        (stem.hop_delay, stem.failsafe, stem.epoch),
+        (
+            Duration::from_millis(10),
+            Duration::from_millis(900),
+            Duration::from_secs(60)
+        )
+    );
 }
 
 #[test]
@@ -121,6 +154,19 @@ fn malformed_values_name_the_key_and_the_expected_form() {
             "[rln]\nenabled = true\nchain_key = \"k.eth\"\n",
             "rln.chain_key",
         ),
+        (
+            "[rln]\nenabled = true\nstem_fluff_probability = 0.0\n",
+            "rln.stem_fluff_probability",
+        ),
+        (
+            "[rln]\nenabled = true\nstem_fluff_probability = 1.5\n",
+            "above 0 and at most 1",
+        ),
+        (
+            "[rln]\nenabled = true\nstem_hop_delay_ms = 3000\n",
+            "less than rln.stem_failsafe_ms",
+        ),
+        ("[rln]\nenabled = true\nstem_epoch_secs = 0\n", "rln.stem_epoch_secs"),
     ];
     for (text, expected) in cases {
         let err = load_text(text, &[]).unwrap_err().to_string();

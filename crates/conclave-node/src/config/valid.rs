@@ -43,6 +43,9 @@ pub struct RlnConfig {
     pub announce_removed: Duration,
     /// The largest random delay before an own message is released.
     pub release_jitter: Duration,
+    pub stem: conclave_net::StemConfig,
+    /// Arrivals kept for `/v1/rln/arrivals` (0: none).
+    pub record_arrivals: usize,
     /// The key file on-chain removals are signed with (evm registry only).
     pub chain_key: Option<PathBuf>,
     pub chain_stagger: Duration,
@@ -250,6 +253,9 @@ impl CoordinationSection {
     }
 }
 
+/// The most arrivals `/v1/rln/arrivals` keeps, whatever the configuration asks.
+const MAX_RECORDED_ARRIVALS: usize = 100_000;
+
 impl RlnSection {
     fn validate(
         &self,
@@ -266,7 +272,24 @@ impl RlnSection {
             ("rln.queue", self.queue as u64),
             ("rln.announce_removed_secs", self.announce_removed_secs),
             ("rln.chain_stagger_secs", self.chain_stagger_secs),
+            ("rln.stem_failsafe_ms", self.stem_failsafe_ms),
+            ("rln.stem_epoch_secs", self.stem_epoch_secs),
         ])?;
+        let q = self.stem_fluff_probability;
+        if !(q > 0.0 && q <= 1.0) {
+            return Err(invalid(
+                "rln.stem_fluff_probability",
+                q,
+                "a probability above 0 and at most 1 (0.2: stems of 5 hops on average)",
+            ));
+        }
+        if self.stem_hop_delay_ms >= self.stem_failsafe_ms {
+            return Err(invalid(
+                "rln.stem_hop_delay_ms",
+                self.stem_hop_delay_ms,
+                "less than rln.stem_failsafe_ms (or every hop would look lost)",
+            ));
+        }
         if self.identifier.is_empty() {
             return Err(invalid(
                 "rln.identifier",
@@ -296,6 +319,15 @@ impl RlnSection {
             queue: self.queue,
             announce_removed: Duration::from_secs(self.announce_removed_secs),
             release_jitter: Duration::from_millis(self.release_jitter_ms),
+            stem: conclave_net::StemConfig {
+                enabled: self.stem,
+                fluff_probability: q,
+                hop_delay: Duration::from_millis(self.stem_hop_delay_ms),
+                failsafe: Duration::from_millis(self.stem_failsafe_ms),
+                epoch: Duration::from_secs(self.stem_epoch_secs),
+                ..conclave_net::StemConfig::default()
+            },
+            record_arrivals: self.record_arrivals.min(MAX_RECORDED_ARRIVALS),
         }))
     }
 }

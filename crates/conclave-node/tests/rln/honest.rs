@@ -2,8 +2,9 @@
 
 use super::*;
 
-/// Honest traffic at the quota across many short epochs, with a node restarted in the middle:
-/// nobody is ever slashed, because message ids come from a persisted counter.
+/// Honest traffic at the quota across many short epochs, with a node restarted in the middle and
+/// the stem on (the default): nobody is ever slashed, because message ids come from a persisted
+/// counter, and a stem hop's verification is the same as gossip's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
     const EPOCH_LIMIT: u32 = 1;
@@ -84,6 +85,7 @@ async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
     }
     // Let the last messages settle, then check that nobody was ever slashed.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut stemmed = 0.0;
     for n in nodes.iter().flatten() {
         let v: RlnRemovedAnswer = get_json(n, "/v1/rln/removed").await;
         assert!(v.removed.is_empty(), "an honest member was removed: {v:?}");
@@ -100,7 +102,9 @@ async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
         );
         assert_eq!(metric(&text, "conclave_rln_slashings_total", ""), 0.0);
         assert!(metric(&text, "conclave_rln_messages_total", "outcome=\"accepted\"") > 0.0);
+        stemmed += metric(&text, "conclave_stem_received_total", "reason=\"accepted\"");
     }
+    assert!(stemmed > 0.0, "the messages travelled the stem");
     for n in nodes.into_iter().flatten() {
         n.shutdown().await;
     }

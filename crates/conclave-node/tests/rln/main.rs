@@ -11,6 +11,7 @@ mod common;
 mod honest;
 mod onchain;
 mod slashing;
+mod stem;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1,8 +1,8 @@
 //! The worker task: the one owner of the swarm and of every piece of connection state. It only
 //! routes — commands from handles, swarm events, view changes and ticks — to the part that owns
 //! the matter: the [`Publisher`], the [`Inbound`] validator, the [`PeerTable`], the
-//! [`Connectivity`] keeper and the [`HeaderClient`]; connection lifecycle events are handled
-//! in `connections`.
+//! [`Connectivity`] keeper, the [`HeaderClient`] and the [`StemRelay`]; connection lifecycle
+//! events are handled in `connections`.
 
 mod connections;
 
@@ -23,7 +23,8 @@ use super::header_client::HeaderClient;
 use super::inbound::{report_anonymous, Inbound};
 use super::peer_table::PeerTable;
 use super::publisher::{Dropped, PublishContext, Publisher};
-use super::types::{hex_id, NetworkEvent, PublishError};
+use super::stem_relay::{StemIo, StemRelay};
+use super::types::{hex_id, NetworkEvent, PublishError, Route};
 use crate::behaviour::{
     anonymous_topic, gossip_topic, join_topic, topic_name, Behaviour, BehaviourEvent,
     FRAME_OVERHEAD,
@@ -37,6 +38,8 @@ const TICK: Duration = Duration::from_millis(100);
 /// authorization sweep is left, and authorizations are judged per second. Each tick wakes the
 /// whole swarm: at 100 ms that was most of an idle node's CPU.
 const QUIET_TICK: Duration = Duration::from_secs(1);
+/// How far off the stem timer is set while nothing is held.
+const IDLE: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Worker {
     pub swarm: Swarm<Behaviour>,
@@ -48,6 +51,7 @@ pub(crate) struct Worker {
     pub table: PeerTable,
     pub connectivity: Connectivity,
     pub header_client: HeaderClient,
+    pub stem: StemRelay,
     pub clock: Arc<dyn Clock>,
     pub metrics: NetMetrics,
     pub libp2p_metrics: libp2p::metrics::Metrics,
@@ -67,6 +71,9 @@ impl Worker {
     pub async fn run(mut self) {
         let tick = tokio::time::sleep(TICK);
         tokio::pin!(tick);
+        // The stem's next send or fail-safe (far off when there is none).
+        let stem_due = tokio::time::sleep(IDLE);
+        tokio::pin!(stem_due);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -86,7 +93,15 @@ impl Worker {
                     let next = tokio::time::Instant::now() + self.tick_period();
                     tick.as_mut().reset(next);
                 }
+                _ = &mut stem_due => self.poll_stem(),
                 _ = self.shutdown.notified() => break,
+            }
+            let due = match self.stem.next_deadline() {
+                Some(at) => tokio::time::Instant::from_std(at),
+                None => tokio::time::Instant::now() + IDLE,
+            };
+            if stem_due.deadline() != due {
+                stem_due.as_mut().reset(due);
             }
             // Work appeared while ticking slowly (a member dropped, a message waits): tick soon.
             let soon = tokio::time::Instant::now() + TICK;
@@ -147,6 +162,21 @@ impl Worker {
         let expired = self.publisher.expire(Instant::now());
         self.emit_dropped(expired);
         self.flush();
+    }
+
+    /// The stem's two behaviours, borrowed together.
+    fn stem_io(&mut self) -> (StemIo<'_>, &mut StemRelay) {
+        let b = self.swarm.behaviour_mut();
+        let io = StemIo {
+            stem: &mut b.stem,
+            gossip: &mut b.anonymous,
+        };
+        (io, &mut self.stem)
+    }
+
+    fn poll_stem(&mut self) {
+        let (io, stem) = self.stem_io();
+        stem.poll(io, Instant::now());
     }
 
     fn flush(&mut self) {
@@ -225,13 +255,16 @@ impl Worker {
             }
             Command::PublishAnonymous { topic, data, reply } => {
                 let max = self.inbound.limits.max_message_bytes + FRAME_OVERHEAD;
-                let anonymous = &mut self.swarm.behaviour_mut().anonymous;
                 let result = if data.len() > max {
                     Err(PublishError::TooLarge {
                         size: data.len(),
                         max,
                     })
+                } else if self.stem.enabled() {
+                    let (io, stem) = self.stem_io();
+                    stem.publish_own(io, topic, data, Instant::now())
                 } else {
+                    let anonymous = &mut self.swarm.behaviour_mut().anonymous;
                     anonymous
                         .publish(anonymous_topic(&topic), data)
                         .map(|id| hex_id(&id))
@@ -239,9 +272,23 @@ impl Worker {
                 };
                 let _ = reply.send(result);
             }
-            Command::ReportAnonymous { id, acceptance } => {
-                report_anonymous(&mut self.swarm.behaviour_mut().anonymous, &id, acceptance)
+            Command::AnonymousScores { reply } => {
+                let gs = &self.swarm.behaviour().anonymous;
+                let scores = gs
+                    .all_peers()
+                    .filter_map(|(p, _)| Some((*p, gs.peer_score(p)?)))
+                    .collect();
+                let _ = reply.send(scores);
             }
+            Command::ReportAnonymous { id, acceptance } => match id.route {
+                Route::Gossip { .. } => {
+                    report_anonymous(&mut self.swarm.behaviour_mut().anonymous, &id, acceptance)
+                }
+                Route::Stem { ticket, .. } => {
+                    let (io, stem) = self.stem_io();
+                    stem.on_verdict(io, ticket, acceptance, Instant::now());
+                }
+            },
             Command::FetchHeaders {
                 peer,
                 request,
@@ -267,8 +314,27 @@ impl Worker {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Anonymous(ev)) => {
                 self.libp2p_metrics.record(&ev);
-                self.inbound
-                    .anonymous(&mut self.swarm.behaviour_mut().anonymous, ev);
+                let anonymous = &mut self.swarm.behaviour_mut().anonymous;
+                match &ev {
+                    // A frame this node took on the stem is verified already: its gossip copy
+                    // is accepted without a second verification.
+                    gossipsub::Event::Message {
+                        propagation_source,
+                        message_id,
+                        ..
+                    } if self.stem.gossiped(message_id) => {
+                        anonymous.report_message_validation_result(
+                            message_id,
+                            propagation_source,
+                            gossipsub::MessageAcceptance::Accept,
+                        );
+                    }
+                    _ => self.inbound.anonymous(anonymous, ev),
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Stem(ev)) => {
+                let (io, stem) = self.stem_io();
+                stem.on_event(io, ev);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => {
                 self.libp2p_metrics.record(&ev);
