@@ -10,6 +10,7 @@
 //! travel in their text form (peer ids, operator addresses, multiaddrs), exactly as on the wire.
 
 mod altnet;
+mod anonymity;
 mod membership;
 mod messaging;
 mod report;
@@ -20,6 +21,7 @@ pub use altnet::{
     Capabilities, DeliveryMode, DriverAnswer, DriverChanged, DriverFetch, DriverHealth,
     DriversAnswer, FallbackTip, FetchOutcome, HeaderFetch, PathKind, WatchdogAnswer,
 };
+pub use anonymity::{random_guess, AnonymityReport, EstimatorScore, FirstSights};
 pub use membership::{
     GroupAnswer, MembershipAnswer, NodeAnswer, OperatorAnswer, RlnLeafAnswer, ViewAnswer,
 };

@@ -17,6 +17,8 @@ pub enum DevnetReport {
     Traffic(TrafficReport),
     /// A member's chain source freezes; it follows the members' headers and returns.
     StaleChain(StaleChainReport),
+    /// Curious members try to name the authors of anonymous messages.
+    Anonymity(crate::AnonymityReport),
 }
 
 impl DevnetReport {
@@ -25,6 +27,7 @@ impl DevnetReport {
         match self {
             DevnetReport::Traffic(r) => r.ok,
             DevnetReport::StaleChain(r) => r.ok,
+            DevnetReport::Anonymity(r) => r.ok,
         }
     }
 }

@@ -24,13 +24,17 @@ impl ArrivalRecord {
         })
     }
 
+    /// Records a message that came from a member (not one this node gossiped itself).
     pub fn record(&self, id: &AnonymousMessageId, at_ms: u64) {
+        let (Some(from), via) = (id.from(), id.arrival()) else {
+            return;
+        };
         let arrival = RlnArrival {
             message_id: id.hex(),
-            from: id.from().to_string(),
-            via: match id.arrival() {
+            from: from.to_string(),
+            via: match via {
                 Arrival::Stem => ArrivalPath::Stem,
-                Arrival::Gossip => ArrivalPath::Gossip,
+                Arrival::Gossip | Arrival::Local => ArrivalPath::Gossip,
             },
             at_ms,
         };

@@ -1,6 +1,8 @@
 //! The proof worker pool: Groth16 proving (~0.6 s) and verification (a few ms) run on dedicated
-//! threads, never on the async runtime. The queue is bounded; a full queue is an error the caller
-//! turns into "ignore this message" or "try later", never an unbounded backlog.
+//! threads, never on the async runtime. Verification has a lane of its own: a relay's check of
+//! someone else's message (on every stem hop and gossip delivery) never waits behind this node's
+//! own proof. Both queues are bounded; a full queue is an error the caller turns into "ignore
+//! this message" or "try later", never an unbounded backlog.
 
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -56,38 +58,55 @@ enum Job {
 /// Handle to the pool; cheap to clone. Workers stop when the last handle is dropped.
 #[derive(Clone)]
 pub struct ProofPool {
-    jobs: SyncSender<Job>,
+    /// Proofs and partial proofs.
+    proving: SyncSender<Job>,
+    /// Verifications, on their own thread.
+    verifying: SyncSender<Job>,
     queue: usize,
 }
 
+/// Starts `threads` workers taking jobs from one bounded queue of `queue`.
+fn lane(name: &str, threads: usize, queue: usize, engine: &Arc<Engine>) -> SyncSender<Job> {
+    let (tx, rx) = sync_channel::<Job>(queue);
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..threads.max(1) {
+        let rx = rx.clone();
+        let engine = engine.clone();
+        std::thread::Builder::new()
+            .name(format!("rln-{name}-{i}"))
+            .spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => run(&engine, job),
+                    Err(_) => return,
+                }
+            })
+            .expect("spawning a proof worker thread");
+    }
+    tx
+}
+
 impl ProofPool {
-    /// `workers` threads sharing one proving key; at most `queue` jobs wait.
+    /// `workers` proving threads and one verifying thread sharing one proving key; at most
+    /// `queue` jobs wait in each lane.
     pub fn new(workers: usize, queue: usize) -> Self {
-        let (tx, rx) = sync_channel::<Job>(queue);
-        let rx = Arc::new(std::sync::Mutex::new(rx));
         let engine: Arc<Engine> = Arc::new(RLNBuilder::stateless().build());
-        for i in 0..workers.max(1) {
-            let rx = rx.clone();
-            let engine = engine.clone();
-            std::thread::Builder::new()
-                .name(format!("rln-proof-{i}"))
-                .spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => run(&engine, job),
-                        Err(_) => return,
-                    }
-                })
-                .expect("spawning a proof worker thread");
+        ProofPool {
+            proving: lane("prove", workers, queue, &engine),
+            verifying: lane("verify", 1, queue, &engine),
+            queue,
         }
-        ProofPool { jobs: tx, queue }
     }
 
     fn submit(&self, job: Job) -> Result<(), PoolError> {
-        self.jobs.try_send(job).map_err(|e| match e {
+        let lane = match job {
+            Job::Verify { .. } => &self.verifying,
+            Job::Prove { .. } | Job::Partial { .. } => &self.proving,
+        };
+        lane.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => PoolError::Busy(self.queue),
             TrySendError::Disconnected(_) => PoolError::Stopped,
         })

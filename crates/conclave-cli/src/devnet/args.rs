@@ -22,6 +22,9 @@ pub enum Scenario {
     StaleChain,
     /// One member takes its TCP transport out: members reach it over QUIC.
     TcpCut,
+    /// Members post anonymously at random while `--spies` of them record where each message
+    /// first reached them; reports how well they name the authors.
+    Anonymity,
 }
 
 #[derive(clap::Args)]
@@ -57,6 +60,19 @@ pub struct DevnetArgs {
     /// Keep the working directory (keys, registry, configs, node logs).
     #[arg(long)]
     pub keep: bool,
+    /// Anonymity: own anonymous messages start on the stem (`false`: straight to gossip).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub stem: bool,
+    /// Anonymity: how many messages are posted, each by a member chosen at random.
+    #[arg(long, default_value_t = 150)]
+    pub messages: usize,
+    /// Anonymity: how many members are curious (they record arrivals and collude).
+    #[arg(long, default_value_t = 3)]
+    pub spies: usize,
+    /// Anonymity: the stem epoch (how long one choice of successors lasts). Short, so one run
+    /// averages over many choices; production uses 10 minutes.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub stem_epoch: Duration,
     /// Also write the final report as JSON (a `conclave_api::DevnetReport`) to this file; the
     /// benchmark harness reads it.
     #[arg(long)]

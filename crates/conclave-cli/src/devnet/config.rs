@@ -81,6 +81,27 @@ pub fn rln(cfg: &mut NodeConfig, i: usize) {
     };
 }
 
+/// The anonymous channel for the anonymity scenario: member `i`'s own identity, the stem on or
+/// off with stem epochs of `stem_epoch_secs`, the last `record_arrivals` arrivals kept.
+pub fn anonymous(
+    cfg: &mut NodeConfig,
+    i: usize,
+    stem: bool,
+    stem_epoch_secs: u64,
+    record_arrivals: usize,
+) {
+    cfg.rln = RlnSection {
+        enabled: true,
+        key: Some(format!("node-{i}.rln").into()),
+        identifier: "conclave/devnet".into(),
+        topics: vec![ANON_TOPIC.into()],
+        stem,
+        stem_epoch_secs,
+        record_arrivals,
+        ..RlnSection::default()
+    };
+}
+
 /// On a chain: member `i` submits removals of slashed members with its funded hot account.
 pub fn rln_on_chain(cfg: &mut NodeConfig, i: usize) {
     cfg.rln.chain_key = Some(format!("node-{i}.eth").into());

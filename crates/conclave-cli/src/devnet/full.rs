@@ -19,7 +19,7 @@ use super::chain::ChainNet;
 use super::client::{self, http_client, metric_sum, peer_ids, wait_ready};
 use super::cluster::{self, await_api, member_keys, stop, NodeProc};
 use super::common::{
-    now_ms, CHAIN_WINDOWS, CLOCK_BLOCK_MS, CLOCK_WINDOWS, CONFIRMATIONS, DRAIN, SPAMMER,
+    now_ms, CHAIN_WINDOWS, CLOCK_BLOCK_MS, CLOCK_WINDOWS, CONFIRMATIONS, DRAIN, RLN_LIMIT, SPAMMER,
 };
 use super::registry::{self, Entry};
 use super::timeline::{Course, Registry};
@@ -67,7 +67,7 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Tr
     // The anonymous channel: memberships in the registry file or registered on-chain, with a
     // spammer and its twin besides the member that gets removed.
     let rln = if n >= 4 {
-        rln::identities(dir, n)?
+        rln::identities(dir, n, RLN_LIMIT)?
     } else {
         Vec::new()
     };

@@ -6,9 +6,10 @@
 //!
 //! Layers, each using only those above it: [`common`] (constants), [`config`], [`registry`],
 //! [`cluster`] (processes), [`client`] (typed API calls), [`chain`]; then the parts of a run
-//! ([`traffic`], [`coord`], [`rln`], [`timeline`]) and the scenarios ([`full`],
-//! [`stale_chain`], [`tcp_cut`]).
+//! ([`traffic`], [`coord`], [`rln`], [`timeline`], [`estimate`]) and the scenarios ([`full`],
+//! [`stale_chain`], [`tcp_cut`], [`anonymity`]).
 
+mod anonymity;
 mod args;
 mod chain;
 mod client;
@@ -16,6 +17,7 @@ mod cluster;
 mod common;
 mod config;
 mod coord;
+mod estimate;
 mod full;
 mod registry;
 mod rln;
@@ -64,6 +66,10 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
                 (r.ok, Some(DevnetReport::StaleChain(r)))
             }
             Scenario::TcpCut => (tcp_cut::run(&args, &dir, &exe).await?, None),
+            Scenario::Anonymity => {
+                let r = anonymity::run(&args, &dir, &exe).await?;
+                (r.ok, Some(DevnetReport::Anonymity(r)))
+            }
         };
         if let (Some(path), Some(report)) = (&args.report, report) {
             common::write_atomic(path, &serde_json::to_string_pretty(&report)?)

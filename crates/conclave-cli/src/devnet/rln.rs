@@ -18,11 +18,12 @@ use futures::StreamExt;
 use super::chain::ChainNet;
 use super::client::{self, metric_sum};
 use super::cluster::NodeProc;
-use super::common::{now_ms, ANON_TOPIC, CHAIN_STAGGER_SECS, RLN_LIMIT, SPAMMER, TWIN};
+use super::common::{now_ms, ANON_TOPIC, CHAIN_STAGGER_SECS, SPAMMER, TWIN};
 use super::registry::operator;
 
-/// Generates one RLN identity per member; returns their registry entries (leaf `i` = member `i`).
-pub fn identities(dir: &Path, n: usize) -> anyhow::Result<Vec<RlnEntry>> {
+/// Generates one RLN identity per member, `limit` messages per epoch each; returns their
+/// registry entries (leaf `i` = member `i`).
+pub fn identities(dir: &Path, n: usize, limit: u32) -> anyhow::Result<Vec<RlnEntry>> {
     (0..n)
         .map(|i| {
             let id = keys::generate_rln(&dir.join(format!("node-{i}.rln")))?;
@@ -31,9 +32,9 @@ pub fn identities(dir: &Path, n: usize) -> anyhow::Result<Vec<RlnEntry>> {
                 index: i as u32,
                 rate_commitment: format!(
                     "0x{}",
-                    conclave_rln::fr_to_hex(&id.rate_commitment(RLN_LIMIT))
+                    conclave_rln::fr_to_hex(&id.rate_commitment(limit))
                 ),
-                limit: RLN_LIMIT,
+                limit,
             })
         })
         .collect()
@@ -41,7 +42,7 @@ pub fn identities(dir: &Path, n: usize) -> anyhow::Result<Vec<RlnEntry>> {
 
 /// Publishes `body` anonymously from `node`: the status (0 when the request failed) and the
 /// answer or the refusal.
-async fn post(
+pub async fn post(
     http: &reqwest::Client,
     node: &NodeProc,
     body: &[u8],
@@ -170,12 +171,13 @@ pub async fn run(
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop_tx.send_replace(true);
 
+    // Authors receive their own posts too (in gossip, after the stem); only others count.
     let mut delivered = 0;
-    for r in readers {
+    for (reader, r) in readers.into_iter().enumerate() {
         let got = r.await.unwrap_or_default();
         delivered += posted
             .iter()
-            .filter(|i| got.contains_key(&format!("honest from node-{i}")))
+            .filter(|i| **i != reader && got.contains_key(&format!("honest from node-{i}")))
             .count();
     }
     Ok(RlnReport {

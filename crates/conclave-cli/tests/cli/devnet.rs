@@ -130,6 +130,54 @@ fn devnet_stale_chain_falls_back_to_members_headers_and_returns() {
     assert!(r.freeze_to_raise_ms <= r.freeze_to_match_ms, "{r:?}");
 }
 
+/// Curious members pool their first sights of anonymous messages; the report scores their
+/// estimators against a random guess (the numbers themselves are the benchmark's business).
+#[test]
+fn devnet_anonymity_scores_curious_members_on_every_message() {
+    let args = [
+        "--scenario",
+        "anonymity",
+        "--nodes",
+        "5",
+        "--spies",
+        "2",
+        "--messages",
+        "12",
+    ];
+    let (text, report) = devnet_with_report(&args);
+    assert!(
+        text.contains("first-spy with 1 colluding member(s)"),
+        "{text}"
+    );
+    let DevnetReport::Anonymity(r) = report else {
+        panic!("expected an anonymity report: {report:?}");
+    };
+    assert!(r.stem && r.members == 5, "{r:?}");
+    assert_eq!((r.published, r.delivered_to_all), (12, 12), "{r:?}");
+    let alone = &r.guesses[0];
+    assert_eq!(
+        (alone.estimator.as_str(), alone.colluders),
+        ("first-spy", 1)
+    );
+    let s = r.first_sights;
+    let sighted =
+        s.stem_from_author + s.stem_from_relay + s.gossip_from_author + s.gossip_from_relay;
+    assert_eq!(
+        sighted + s.unseen,
+        alone.judged,
+        "every judged message is sorted by how the spy first saw it: {r:?}"
+    );
+    assert!(
+        alone.correct <= s.stem_from_author + s.gossip_from_author,
+        "first-spy is right only when the spy heard it from its author: {r:?}"
+    );
+    assert_eq!(
+        r.guesses.len(),
+        3,
+        "pooled first-spy and majority for two colluders"
+    );
+}
+
 /// A member takes TCP out: the others reach it over QUIC, no message lost either way.
 #[test]
 fn devnet_tcp_cut_keeps_traffic_flowing_over_quic() {

@@ -92,7 +92,7 @@ impl StemRelay {
             .router
             .route(None, id, Frame { topic, data }, &candidates, now)
         {
-            Routed::Fluff(frame, _) => fluff(io.gossip, frame).map(|_| hex),
+            Routed::Fluff(frame, _) => self.fluff(io.gossip, frame).map(|_| hex),
             Routed::Scheduled { .. } => {
                 self.poll(io, now);
                 Ok(hex)
@@ -101,10 +101,9 @@ impl StemRelay {
         }
     }
 
-    /// A gossip copy arrived: true if the frame was held here, verified already (the copy is
-    /// then accepted without asking the application again).
-    pub fn gossiped(&mut self, id: &MessageId) -> bool {
-        self.router.seen_in_gossip(id)
+    /// A gossip copy arrived: the stem did its job, stop holding the frame.
+    pub fn gossiped(&mut self, id: &MessageId) {
+        self.router.seen_in_gossip(id);
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -127,7 +126,7 @@ impl StemRelay {
                     if !own {
                         self.count_fluff(FluffCause::Failsafe);
                     }
-                    let _ = fluff(io.gossip, frame);
+                    let _ = self.fluff(io.gossip, frame);
                 }
             }
         }
@@ -207,22 +206,29 @@ impl StemRelay {
         self.count_received(verdict_label(verdict));
         let _ = io.stem.send_response(a.channel, reply(verdict));
         match acceptance {
-            Acceptance::Accept => {
-                let candidates = candidates(io.gossip, &a.frame.topic);
-                match self
-                    .router
-                    .route(Some(a.from), a.id, a.frame, &candidates, now)
-                {
-                    Routed::Fluff(frame, cause) => {
-                        self.count_fluff(cause);
-                        let _ = fluff(io.gossip, frame);
-                    }
-                    Routed::Scheduled { .. } => self.poll(io, now),
-                    Routed::Duplicate => {}
-                }
-            }
+            Acceptance::Accept => self.route_relayed(io, a.from, a.id, a.frame, now),
             Acceptance::Reject => self.penalize(io.gossip, a.from),
             Acceptance::Ignore => {}
+        }
+    }
+
+    /// A verified frame from `from`: fluffed by the coin, or on to the next hop.
+    fn route_relayed(
+        &mut self,
+        io: StemIo<'_>,
+        from: PeerId,
+        id: MessageId,
+        frame: Frame,
+        now: Instant,
+    ) {
+        let candidates = candidates(io.gossip, &frame.topic);
+        match self.router.route(Some(from), id, frame, &candidates, now) {
+            Routed::Fluff(frame, cause) => {
+                self.count_fluff(cause);
+                let _ = self.fluff(io.gossip, frame);
+            }
+            Routed::Scheduled { .. } => self.poll(io, now),
+            Routed::Duplicate => {}
         }
     }
 
@@ -254,10 +260,20 @@ impl StemRelay {
             .topics()
             .any(|t| *t == anonymous_topic(&topic).hash());
         let id = anonymous_message_id(&request.data);
+        if carried && self.router.holds(&id) {
+            // Back on a node that verified these very bytes: no second verification, it walks
+            // on.
+            self.count_received("looped");
+            let _ = io.stem.send_response(channel, reply(StemVerdict::Accepted));
+            let frame = Frame {
+                topic,
+                data: request.data,
+            };
+            self.route_relayed(io, from, id, frame, Instant::now());
+            return;
+        }
         let verdict = if !carried {
             Some(("not_subscribed", StemVerdict::Ignored))
-        } else if self.router.holds(&id) {
-            Some(("duplicate", StemVerdict::Accepted))
         } else if self.awaiting.len() >= MAX_AWAITING {
             Some(("busy", StemVerdict::Ignored))
         } else {
@@ -303,8 +319,36 @@ impl StemRelay {
             if !own {
                 self.count_fluff(FluffCause::Unreachable);
             }
-            let _ = fluff(gossip, frame);
+            let _ = self.fluff(gossip, frame);
         }
+    }
+
+    /// Gossips a frame to the anonymous mesh, and hands it to this node's own validator: gossip
+    /// never gives a node back what it published, and the node's subscribers should get it like
+    /// everyone else's (delivered once it passes the full checks).
+    fn fluff(
+        &mut self,
+        gossip: &mut gossipsub::Behaviour,
+        frame: Frame,
+    ) -> Result<MessageId, PublishError> {
+        let id = gossip
+            .publish(anonymous_topic(&frame.topic), frame.data.clone())
+            .map_err(|e| {
+                tracing::debug!(error = %e, "fluff not sent");
+                PublishError::NotSent(e.to_string())
+            })?;
+        let local = AnonymousMessage {
+            topic: frame.topic,
+            data: frame.data,
+            id: AnonymousMessageId {
+                message_id: id.clone(),
+                route: Route::Local,
+            },
+        };
+        if self.inbox.try_send(local).is_err() {
+            self.metrics.anonymous_dropped.inc();
+        }
+        Ok(id)
     }
 
     fn penalize(&mut self, gossip: &mut gossipsub::Behaviour, peer: PeerId) {
@@ -371,14 +415,4 @@ fn candidates(gossip: &gossipsub::Behaviour, topic: &TopicName) -> Vec<PeerId> {
         .map(|(p, _)| *p)
         .filter(|p| gossip.peer_score(p).is_none_or(|s| s >= GRAYLIST_THRESHOLD))
         .collect()
-}
-
-/// Gossips a frame to the anonymous mesh.
-fn fluff(gossip: &mut gossipsub::Behaviour, frame: Frame) -> Result<MessageId, PublishError> {
-    gossip
-        .publish(anonymous_topic(&frame.topic), frame.data)
-        .map_err(|e| {
-            tracing::debug!(error = %e, "fluff not sent");
-            PublishError::NotSent(e.to_string())
-        })
 }

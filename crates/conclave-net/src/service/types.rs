@@ -44,6 +44,9 @@ pub(crate) enum Route {
     Gossip { source: PeerId },
     /// On the stem from this predecessor; `ticket` finds its pending answer.
     Stem { from: PeerId, ticket: u64 },
+    /// Gossiped by this node itself (a stem fluff): judged and delivered here like a gossip
+    /// copy, with no verdict to send anywhere.
+    Local,
 }
 
 /// The path an anonymous message took to this node.
@@ -51,6 +54,8 @@ pub(crate) enum Route {
 pub enum Arrival {
     Gossip,
     Stem,
+    /// This node gossiped it (it was on the stem here first).
+    Local,
 }
 
 impl AnonymousMessageId {
@@ -59,12 +64,14 @@ impl AnonymousMessageId {
         hex_id(&self.message_id)
     }
 
-    /// The member it came from: the gossip peer or the stem predecessor. Every node knows this
-    /// of every message it receives; it is what a curious member has to guess the author from.
-    pub fn from(&self) -> PeerId {
+    /// The member it came from: the gossip peer or the stem predecessor (`None`: this node
+    /// gossiped it). Every node knows this of every message it receives; it is what a curious
+    /// member has to guess the author from.
+    pub fn from(&self) -> Option<PeerId> {
         match self.route {
-            Route::Gossip { source } => source,
-            Route::Stem { from, .. } => from,
+            Route::Gossip { source } => Some(source),
+            Route::Stem { from, .. } => Some(from),
+            Route::Local => None,
         }
     }
 
@@ -72,6 +79,7 @@ impl AnonymousMessageId {
         match self.route {
             Route::Gossip { .. } => Arrival::Gossip,
             Route::Stem { .. } => Arrival::Stem,
+            Route::Local => Arrival::Local,
         }
     }
 }

@@ -59,7 +59,7 @@ pub(crate) enum Routed {
     Fluff(Frame, FluffCause),
     /// Held; its send comes out of [`StemRouter::poll`] when due.
     Scheduled { to: PeerId },
-    /// Already held here (the stem looped): nothing more to do.
+    /// An own frame already held here: nothing more to do.
     Duplicate,
 }
 
@@ -127,19 +127,34 @@ impl StemRouter {
         candidates: &[PeerId],
         now: Instant,
     ) -> Routed {
-        if self.held.contains_key(&id) {
+        let again = self.held.contains_key(&id);
+        if again && from.is_none() {
             return Routed::Duplicate;
         }
+        // A frame back on a node that holds it (the walk looped) is routed like any relayed
+        // one, author or not: dropping it would leave it to the fail-safes, and the author's,
+        // started first, would usually fire first and gossip it from its author.
         if from.is_some()
             && self
                 .rng
                 .gen_bool(self.cfg.fluff_probability.clamp(0.0, 1.0))
         {
+            self.held.remove(&id);
             return Routed::Fluff(frame, FluffCause::Coin);
         }
         let Some(to) = self.successor(from, candidates, now) else {
+            self.held.remove(&id);
             return Routed::Fluff(frame, FluffCause::NoSuccessor);
         };
+        if again {
+            let delay = self.uniform(self.cfg.hop_delay);
+            self.seq += 1;
+            self.sends.insert((now + delay, self.seq), id.clone());
+            if let Some(h) = self.held.get_mut(&id) {
+                h.to = to;
+            }
+            return Routed::Scheduled { to };
+        }
         if self.held.len() >= self.cfg.held_capacity {
             return Routed::Fluff(frame, FluffCause::HeldFull);
         }
@@ -158,7 +173,7 @@ impl StemRouter {
     }
 
     /// The frame was gossiped by someone: the stem did its job, stop holding it. True if it
-    /// was held here (its gossip copy needs no second verification).
+    /// was held here.
     pub fn seen_in_gossip(&mut self, id: &MessageId) -> bool {
         self.held.remove(id).is_some()
     }
@@ -446,13 +461,27 @@ mod tests {
         let (cands, now) = (peers(3), Instant::now());
         let (id, f) = frame(1);
         r.route(Some(cands[0]), id.clone(), f.clone(), &cands, now);
-        assert_eq!(
-            r.route(Some(cands[1]), id.clone(), f, &cands, now),
-            Routed::Duplicate
-        );
         assert!(r.seen_in_gossip(&id));
         assert!(!r.seen_in_gossip(&id));
         assert!(r.poll(now + Duration::from_secs(60)).is_empty());
+        let mut own = router(0.0);
+        own.route(None, id.clone(), f.clone(), &cands, now);
+        assert_eq!(own.route(None, id, f, &cands, now), Routed::Duplicate);
+    }
+
+    #[test]
+    fn a_frame_that_loops_back_walks_on_instead_of_waiting_for_the_failsafe() {
+        let mut r = router(0.0);
+        let (cands, now) = (peers(4), Instant::now());
+        let (id, f) = frame(1);
+        scheduled_to(r.route(None, id.clone(), f.clone(), &cands, now));
+        r.poll(now);
+        // Our own frame comes back from a member: it goes on like a relayed one.
+        let pred = cands[2];
+        let to = scheduled_to(r.route(Some(pred), id.clone(), f.clone(), &cands, now));
+        assert_ne!(to, pred);
+        let hop = r.config().hop_delay;
+        assert!(r.poll(now + hop).contains(&Due::Send { to, id, frame: f }));
     }
 
     #[test]

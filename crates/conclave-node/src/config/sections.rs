@@ -162,7 +162,8 @@ pub struct RlnSection {
     pub max_epoch_gap: u64,
     /// Recent tree roots accepted in proofs.
     pub root_window: usize,
-    /// Proof threads and the bound of their queue.
+    /// Proving threads (verification has a thread of its own, so relaying never waits behind
+    /// an own proof) and the bound of each queue.
     pub workers: usize,
     pub queue: usize,
     /// How often a node re-announces the removed members it knows (for late joiners).

@@ -281,6 +281,7 @@ impl Worker {
                 let _ = reply.send(scores);
             }
             Command::ReportAnonymous { id, acceptance } => match id.route {
+                Route::Local => {}
                 Route::Gossip { .. } => {
                     report_anonymous(&mut self.swarm.behaviour_mut().anonymous, &id, acceptance)
                 }
@@ -314,23 +315,14 @@ impl Worker {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Anonymous(ev)) => {
                 self.libp2p_metrics.record(&ev);
-                let anonymous = &mut self.swarm.behaviour_mut().anonymous;
-                match &ev {
-                    // A frame this node took on the stem is verified already: its gossip copy
-                    // is accepted without a second verification.
-                    gossipsub::Event::Message {
-                        propagation_source,
-                        message_id,
-                        ..
-                    } if self.stem.gossiped(message_id) => {
-                        anonymous.report_message_validation_result(
-                            message_id,
-                            propagation_source,
-                            gossipsub::MessageAcceptance::Accept,
-                        );
-                    }
-                    _ => self.inbound.anonymous(anonymous, ev),
+                if let gossipsub::Event::Message { message_id, .. } = &ev {
+                    // In gossip now: a frame held for the stem's fail-safe is released. Its
+                    // copy is judged like any other, so this node forwards it no sooner than
+                    // a node that never saw the stem.
+                    self.stem.gossiped(message_id);
                 }
+                let anonymous = &mut self.swarm.behaviour_mut().anonymous;
+                self.inbound.anonymous(anonymous, ev);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Stem(ev)) => {
                 let (io, stem) = self.stem_io();

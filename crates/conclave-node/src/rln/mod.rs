@@ -8,15 +8,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use conclave_api::{RemovedSecret, RlnIdentityAnswer, RlnLeaf, RlnRemovedAnswer, RlnStatusAnswer};
 use conclave_core::{Clock, MembershipView, SystemClock, TopicName};
 use conclave_net::{Acceptance, AnonymousMessage, Delivery, NetworkService, PublishError};
 use conclave_rln::{
-    fr_from_bytes, fr_to_bytes, fr_to_hex, EvidenceError, Fr, Ignored, NullifierLog, Outcome,
-    PartialProof, PoolError, ProofPool, PublishError as DraftError, RlnChannel, RlnIdentifier,
-    RlnIdentity, RlnMembership, RlnRegistration, SlashingEvidence,
+    fr_from_bytes, fr_to_bytes, fr_to_hex, EvidenceError, Fr, Ignored, NullifierLog, PartialProof,
+    ProofPool, RlnChannel, RlnIdentifier, RlnIdentity, RlnMembership, RlnRegistration,
+    SlashingEvidence,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
 use prost::Message as _;
@@ -28,6 +27,11 @@ use crate::network::NodeNetwork;
 use crate::rln_arrivals::ArrivalRecord;
 use crate::rln_chain::ChainRemoval;
 use crate::store::{AllocateError, StateStore};
+
+mod publish;
+mod validate;
+
+pub(crate) use publish::PUBLISH_TIMEOUT;
 
 /// The signed topic slashing evidence and removal lists travel on (a registry scope).
 pub const SLASH_TOPIC: &str = "rln-slash";
@@ -262,75 +266,6 @@ impl RlnNode {
         }
     }
 
-    async fn validate(self: &Arc<Self>, service: NetworkService, m: AnonymousMessage) {
-        let now = now_ms();
-        if let Some(record) = &self.arrivals {
-            record.record(&m.id, now);
-        }
-        let pending = self.channel().precheck(m.topic.as_str(), &m.data, now);
-        let outcome = match pending {
-            Err(outcome) => outcome,
-            Ok(pending) => {
-                let (proof, values) = pending.proof();
-                match self.pool.verify(proof, values).await {
-                    Ok(v) => {
-                        self.metrics
-                            .rln
-                            .verify_seconds
-                            .observe(v.took.as_secs_f64());
-                        let mut ch = self.channel();
-                        ch.commit(pending, v.value, now_ms())
-                    }
-                    Err(_) => Outcome::Ignore(Ignored::Busy),
-                }
-            }
-        };
-        let acceptance = match &outcome {
-            Outcome::Accept(_) => Acceptance::Accept,
-            Outcome::Ignore(_) => Acceptance::Ignore,
-            Outcome::Reject(_) => Acceptance::Reject,
-            // The second message of a double signal is not forwarded, but its forwarder is not
-            // at fault (it could not know before it saw both); the evidence travels on
-            // `rln-slash` and the author's leaf is removed.
-            Outcome::Slash(_) => Acceptance::Ignore,
-        };
-        let _ = service.report_anonymous(m.id.clone(), acceptance).await;
-        match outcome {
-            Outcome::Accept(msg) => {
-                self.count("accepted", "ok");
-                let _ = self.deliveries.send(Arc::new(AnonymousDelivery {
-                    topic: m.topic,
-                    payload: msg.payload,
-                    epoch: msg.epoch,
-                    message_id: m.id.hex(),
-                }));
-            }
-            Outcome::Ignore(why) => self.count("ignored", why.label()),
-            Outcome::Reject(why) => {
-                tracing::debug!(reason = %why, "anonymous message rejected");
-                self.count("rejected", why.label());
-            }
-            Outcome::Slash(evidence) => {
-                self.count("ignored", "double_signal");
-                tracing::warn!("double signal on the anonymous channel: gossiping the evidence");
-                let notice = SlashingNotice {
-                    evidence: Some(evidence.clone()),
-                    removed_secrets: Vec::new(),
-                };
-                if let Err(e) = self
-                    .net
-                    .publish(slash_topic(), notice.encode_to_vec())
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot gossip slashing evidence");
-                }
-                if let Err(e) = self.slash(&evidence).await {
-                    tracing::warn!(error = %e, "own slashing evidence not acted on");
-                }
-            }
-        }
-    }
-
     async fn on_notice(self: &Arc<Self>, payload: &[u8]) {
         let notice = match SlashingNotice::decode(payload) {
             Ok(n) => n,
@@ -451,79 +386,6 @@ impl RlnNode {
         next
     }
 
-    /// Proves and publishes `payload` anonymously on `topic` under a fresh message id.
-    pub async fn publish(
-        &self,
-        topic: TopicName,
-        payload: Vec<u8>,
-    ) -> Result<Published, RlnPublishError> {
-        let identity = self.identity.as_ref().ok_or(RlnPublishError::NoIdentity)?;
-        // Refused before a message id (quota) is spent on it.
-        if payload.len() > conclave_rln::MAX_PAYLOAD {
-            return Err(RlnPublishError::TooLarge { len: payload.len() });
-        }
-        let now = now_ms();
-        let epoch = self.cfg.rules.epoch_of(now);
-        let limit = self
-            .channel()
-            .membership()
-            .leaf_of(identity)
-            .map(|(_, limit)| limit)
-            .ok_or(RlnPublishError::NotAMember)?;
-        let store = self.store.clone();
-        let id = tokio::task::spawn_blocking(move || store.allocate_rln_message_id(epoch, limit))
-            .await
-            .map_err(|e| RlnPublishError::Prove(e.to_string()))?
-            .map_err(RlnPublishError::Quota)?;
-        let (draft, root) = {
-            let ch = self.channel();
-            let draft = ch
-                .draft(identity, topic.as_str(), payload, now, id)
-                .map_err(|e| match e {
-                    DraftError::NotAMember => RlnPublishError::NotAMember,
-                    other => RlnPublishError::Prove(other.to_string()),
-                })?;
-            (draft, ch.membership().root())
-        };
-        let partial = self.partial_for(identity, root).await;
-        let proved = self
-            .pool
-            .prove(draft.witness.clone(), partial)
-            .await
-            .map_err(|e| match e {
-                PoolError::Busy(_) => RlnPublishError::Busy,
-                other => RlnPublishError::Prove(other.to_string()),
-            })?;
-        let raw = draft.finish(proved.value.0, proved.value.1).encode();
-        tokio::time::sleep(release_delay(self.cfg.release_jitter)).await;
-        let message_id = self.net.current().publish_anonymous(topic, raw).await?;
-        Ok(Published {
-            message_id,
-            epoch,
-            proof_ms: proved.took.as_millis() as u64,
-        })
-    }
-
-    /// The cached partial proof under `root`, computing it once per root; `None` (a full proof
-    /// then) when the pool cannot make one now.
-    async fn partial_for(&self, identity: &RlnIdentity, root: Fr) -> Option<Arc<PartialProof>> {
-        if let Some((r, p)) = crate::lock(&self.partial).as_ref() {
-            if *r == root {
-                return Some(p.clone());
-            }
-        }
-        let input = {
-            let ch = self.channel();
-            if ch.membership().root() != root {
-                return None;
-            }
-            ch.partial_witness(identity).ok()?
-        };
-        let p = Arc::new(self.pool.partial(input).await.ok()?.value);
-        *crate::lock(&self.partial) = Some((root, p.clone()));
-        Some(p)
-    }
-
     /// What `/v1/rln/status` shows.
     pub fn status(&self) -> RlnStatusAnswer {
         let ch = self.channel();
@@ -571,16 +433,6 @@ fn page_of<T>(items: &[T], page: usize, size: usize) -> (&[T], usize) {
         (p + 1) % pages,
     )
 }
-
-/// A uniformly random delay up to `jitter`.
-fn release_delay(jitter: Duration) -> Duration {
-    use rand::Rng;
-    let ms = jitter.as_millis() as u64;
-    Duration::from_millis(rand::thread_rng().gen_range(0..=ms))
-}
-
-/// The API's ceiling on one anonymous publish (id allocation, proof, gossip).
-pub(crate) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
