@@ -11,9 +11,12 @@
 //! throughput search (nodes on TCP loopback, each a separate process — [`process`] — or all in
 //! this one for up to 100 nodes), coordination completion (`conclave devnet`, nodes as separate
 //! processes), RLN proofs (Conclave's proof pool beside zerokit
-//! called directly) and the chain-source freeze (`conclave devnet --scenario stale-chain`). Plots (SVG) are drawn by [`plots`].
+//! called directly), the chain-source freeze (`conclave devnet --scenario stale-chain`) and
+//! anonymity (`conclave devnet --scenario anonymity`: curious members against the stem). Plots
+//! (SVG) are drawn by [`plots`].
 
 mod admission;
+mod anonymity;
 mod broadcast;
 mod cluster;
 mod conclave;
@@ -106,6 +109,8 @@ enum Scenario {
     ChainFreeze,
     /// An on-chain revocation: final block → evicted by every member (not in `--quick`).
     Revocation,
+    /// Curious members name anonymous messages' authors, stem on and off.
+    Anonymity,
 }
 
 #[derive(Clone, Copy, Serialize, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -223,6 +228,7 @@ struct Report {
     rln: Vec<rln_proofs::RlnRow>,
     chain_freeze: Vec<fallback::FallbackRow>,
     revocation: Vec<revocation::RevocationRow>,
+    anonymity: Vec<anonymity::AnonymityRow>,
 }
 
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -595,6 +601,7 @@ fn markdown(r: &Report) -> String {
             f(&row.eviction_ms),
         ));
     }
+    s.push_str(&anonymity::markdown(&r.anonymity, f));
     s
 }
 
@@ -843,6 +850,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
         };
         revocation_rows.push(revocation::measure(p, args.reps).await?);
     }
+    let mut anonymity_rows = Vec::new();
+    if wants(Scenario::Anonymity) {
+        // Fifteen members, as the issue asks, in both runs; the smoke run posts fewer messages.
+        let p = anonymity::AnonymityParams {
+            members: 15,
+            spies: 3,
+            messages: if args.quick { 40 } else { 150 },
+            stem_epoch_s: 5,
+        };
+        let reps = if args.quick { 1 } else { args.reps };
+        for stem in [false, true] {
+            anonymity_rows.push(anonymity::measure(p, stem, reps).await?);
+        }
+    }
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -870,6 +891,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         rln: rln_rows,
         chain_freeze,
         revocation: revocation_rows,
+        anonymity: anonymity_rows,
     };
     let stem = args.out.join(format!("bench-{date_unix}"));
     std::fs::write(
