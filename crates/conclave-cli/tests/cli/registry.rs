@@ -218,6 +218,45 @@ fn registry_commands_change_the_chain_and_explain_refusals() {
         text.contains(ids["rate_commitment"].as_str().unwrap()),
         "the view lists the leaf: {text}"
     );
+    // One membership per operator until governance raises its cap.
+    let second_key = dir.path().join("op-2.rln");
+    conclave(&[
+        "rln",
+        "keygen",
+        "--out",
+        second_key.to_str().unwrap(),
+        "--limit",
+        "3",
+    ]);
+    let second = with(
+        "register-rln",
+        &["--rln-key", second_key.to_str().unwrap(), "--limit", "3"],
+    );
+    let out = run(second.clone(), DEV_KEYS[1]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("RLN membership"), "{}", stderr(&out));
+    let cap = with("set-rln-cap", &[operator, "--cap", "2"]);
+    let out = run(cap.clone(), DEV_KEYS[5]);
+    assert!(
+        stderr(&out).contains("is not the registry owner"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(cap, DEV_KEYS[0]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("may hold 2 RLN memberships (holds 1)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(second, DEV_KEYS[1]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("RLN leaf 1 registered"),
+        "{}",
+        stdout(&out)
+    );
+
     let out = run(
         with("slash-rln", &["--index", "0", "--secret", &"11".repeat(32)]),
         DEV_KEYS[5],

@@ -71,7 +71,7 @@ impl Worker {
     pub async fn run(mut self) {
         let tick = tokio::time::sleep(TICK);
         tokio::pin!(tick);
-        // The stem's next send or fail-safe (far off when there is none).
+        // The stem's next send or fail-safe (far off until there is one).
         let stem_due = tokio::time::sleep(IDLE);
         tokio::pin!(stem_due);
         loop {
@@ -93,15 +93,18 @@ impl Worker {
                     let next = tokio::time::Instant::now() + self.tick_period();
                     tick.as_mut().reset(next);
                 }
-                _ = &mut stem_due => self.poll_stem(),
+                _ = &mut stem_due => {
+                    self.poll_stem();
+                    stem_due.as_mut().reset(tokio::time::Instant::now() + IDLE);
+                }
                 _ = self.shutdown.notified() => break,
             }
-            let due = match self.stem.next_deadline() {
-                Some(at) => tokio::time::Instant::from_std(at),
-                None => tokio::time::Instant::now() + IDLE,
-            };
-            if stem_due.deadline() != due {
-                stem_due.as_mut().reset(due);
+            // A timer left over from a frame no longer held fires once and finds nothing.
+            if let Some(at) = self.stem.next_deadline() {
+                let due = tokio::time::Instant::from_std(at);
+                if stem_due.deadline() != due {
+                    stem_due.as_mut().reset(due);
+                }
             }
             // Work appeared while ticking slowly (a member dropped, a message waits): tick soon.
             let soon = tokio::time::Instant::now() + TICK;
