@@ -3,9 +3,11 @@
 //! A remote's PeerId is authenticated only once the Noise handshake completes, so the decisive
 //! checks are in the *established* connection callbacks; a dial that names a PeerId is also
 //! refused before any packet is sent. When the view changes (or a delegation expires) the gate
-//! closes every connection of each peer that is no longer authorized.
+//! closes every connection of each peer that is no longer authorized. A member whose peer score
+//! fell below the graylist is disconnected and kept out for a cool-down ([`MembershipGate::cool_down`]):
+//! gossipsub alone would only stop reading it, and keep sending it everything.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -26,7 +28,30 @@ use libp2p::Multiaddr;
 #[error("membership gate refused {peer}: {reason}")]
 pub struct Denied {
     pub peer: PeerId,
-    pub reason: Unauthorized,
+    pub reason: Refusal,
+}
+
+/// Why the gate refuses a peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The registry does not authorize it now.
+    #[error(transparent)]
+    Unauthorized(#[from] Unauthorized),
+    /// A member whose peer score fell below the graylist, kept out for a cool-down.
+    #[error(
+        "graylisted member, kept out until {until_ms} ms (its peer score fell below the graylist)"
+    )]
+    Graylisted { until_ms: u64 },
+}
+
+impl Refusal {
+    /// A short, stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::Unauthorized(u) => u.label(),
+            Refusal::Graylisted { .. } => "graylisted",
+        }
+    }
 }
 
 /// Admits only peers the current [`MembershipView`] authorizes.
@@ -35,6 +60,9 @@ pub struct MembershipGate {
     clock: Arc<dyn Clock>,
     /// Peers with at least one open connection, so eviction knows whom to close.
     connected: HashSet<PeerId>,
+    /// Graylisted members and the wall-clock ms until which they are kept out (one entry per
+    /// member at most; expired entries go at the next cool-down).
+    cooling: HashMap<PeerId, u64>,
     to_close: VecDeque<PeerId>,
     waker: Option<Waker>,
 }
@@ -45,6 +73,7 @@ impl MembershipGate {
             view,
             clock,
             connected: HashSet::new(),
+            cooling: HashMap::new(),
             to_close: VecDeque::new(),
             waker: None,
         }
@@ -56,10 +85,40 @@ impl MembershipGate {
     }
 
     fn check(&self, peer: PeerId) -> Result<(), ConnectionDenied> {
+        let deny = |reason| ConnectionDenied::new(Denied { peer, reason });
         self.view
             .authorization(&peer, self.clock.moment())
-            .map(|_| ())
-            .map_err(|reason| ConnectionDenied::new(Denied { peer, reason }))
+            .map_err(|u| deny(Refusal::Unauthorized(u)))?;
+        match self.cooling.get(&peer) {
+            Some(&until_ms) if self.clock.now_ms() < until_ms => {
+                Err(deny(Refusal::Graylisted { until_ms }))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The peers connected now.
+    pub fn connected(&self) -> impl Iterator<Item = &PeerId> {
+        self.connected.iter()
+    }
+
+    /// Disconnects a graylisted member and keeps it out for `cool_down`; false if it is
+    /// already kept out.
+    pub fn cool_down(&mut self, peer: PeerId, cool_down: std::time::Duration) -> bool {
+        let now = self.clock.now_ms();
+        self.cooling.retain(|_, until| *until > now);
+        if self.cooling.contains_key(&peer) {
+            return false;
+        }
+        self.cooling
+            .insert(peer, now.saturating_add(cool_down.as_millis() as u64));
+        if !self.to_close.contains(&peer) {
+            self.to_close.push_back(peer);
+        }
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        true
     }
 
     /// Adopts a new view and schedules the closing of every connected peer it no longer

@@ -31,7 +31,7 @@ use conclave_core::{Multiaddr, PeerId};
 
 pub use behaviour::{anonymous_topic, gossip_topic, RelayLimits};
 pub use config::{NetConfig, TransportKind};
-pub use gate::{Denied, MembershipGate};
+pub use gate::{Denied, MembershipGate, Refusal};
 pub use headers::{
     HeaderEntry, HeaderReply, HeaderRequest, RecentHeaders, HEADERS_PROTOCOL,
     MAX_HEADERS_PER_REQUEST,

@@ -183,7 +183,7 @@ async fn a_frame_its_next_hop_drops_is_gossiped_by_the_failsafe() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invalid_frame_goes_no_further_and_costs_its_sender_its_score() {
+async fn an_invalid_frame_goes_no_further_and_costs_its_sender_its_score_then_its_connection() {
     init_tracing();
     let (a, hub, c) = (Member::new(1), Member::new(2), Member::new(3));
     let (_tx, rx) = watch::channel(line_view(&[&a, &hub, &c], &hub));
@@ -252,16 +252,32 @@ async fn an_invalid_frame_goes_no_further_and_costs_its_sender_its_score() {
             .is_none(),
         "no invalid frame went past the first hop"
     );
-    // A graylisted member's frames are refused unread: no verification spent on them.
-    publish(&a_node, b"after the graylist").await;
-    eventually("refused unread", || async {
-        metric(&hub_node, "conclave_stem_received_total", "refused") >= 1.0
+    // Graylisted: the hub disconnects A and keeps it out (A redials, the hub's gate refuses it),
+    // rather than only ignoring what it sends while still sending it everything.
+    let hub_peers = hub_node.service.peers();
+    eventually("the hub disconnects the graylisted member", || {
+        let connected = hub_peers.borrow().peers.contains_key(&a.peer);
+        async move { !connected }
     })
     .await;
+    eventually("its redials refused for the cool-down", || async {
+        metric(
+            &hub_node,
+            "conclave_connections_denied_total",
+            "reason=\"graylisted\"",
+        ) >= 1.0
+    })
+    .await;
+    assert_eq!(
+        metric(
+            &hub_node,
+            "conclave_peers_evicted_total",
+            "reason=\"graylisted\""
+        ),
+        1.0
+    );
     assert!(
-        next_anonymous(&mut hub_node.anonymous, Duration::from_millis(1500))
-            .await
-            .is_none(),
-        "neither the stem nor the gossip copy reaches the hub's validator"
+        hub_peers.borrow().peers.contains_key(&c.peer),
+        "the honest member stays connected"
     );
 }

@@ -11,6 +11,7 @@ mod chain_view;
 mod chain_watch;
 pub mod config;
 mod coordination;
+mod delivery_filter;
 #[cfg(feature = "altnet")]
 mod drivers;
 pub mod keys;

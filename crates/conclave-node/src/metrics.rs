@@ -183,7 +183,7 @@ impl NodeMetrics {
         );
         registry.register(
             "peer_store_errors",
-            "Failed peer-store writes",
+            "Failed state-store writes of learned addresses and delivered message ids",
             m.peer_store_errors.clone(),
         );
         registry.register(

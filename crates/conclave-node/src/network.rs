@@ -2,7 +2,6 @@
 //! node's settings for any key, the handle the API uses (always the current service), and the
 //! event dispatch shared by every service the node has run.
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,14 +16,12 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::delivery_filter::DeliveryFilter;
 use crate::metrics::NodeMetrics;
 use crate::rotation::{load_candidates, rotation_target};
 use crate::store::StateStore;
 use crate::{NodeError, ValidConfig};
 
-/// Message ids remembered to deliver each message once to API subscribers, even while two
-/// services (old and new key) receive the same gossip during a rotation.
-const RECENT_IDS: usize = 16_384;
 /// How long the old service keeps running after the hand-over, so what it already handed to
 /// gossipsub reaches its peers before its connections close.
 const HANDOVER_GRACE: Duration = Duration::from_secs(1);
@@ -72,47 +69,6 @@ impl NodeNetwork {
     }
 }
 
-/// A bounded set of recently delivered message ids (FIFO eviction).
-#[derive(Default)]
-struct RecentIds {
-    order: VecDeque<Arc<str>>,
-    set: HashSet<Arc<str>>,
-}
-
-impl RecentIds {
-    /// True the first time an id is seen (within the window).
-    fn first(&mut self, id: &str) -> bool {
-        if self.set.contains(id) {
-            return false;
-        }
-        if self.order.len() == RECENT_IDS {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        let id: Arc<str> = id.into();
-        self.order.push_back(id.clone());
-        self.set.insert(id);
-        true
-    }
-}
-
-/// What decides whether a delivery reaches the subscribers, shared by the dispatchers of every
-/// service the node has run.
-#[derive(Default)]
-struct DeliveryFilter {
-    recent: RecentIds,
-    /// Every key this node has run under: during a rotation the two services gossip with each
-    /// other, and the node's own messages must not come back to its subscribers.
-    own_keys: Vec<PeerId>,
-}
-
-impl DeliveryFilter {
-    fn admit(&mut self, d: &Delivery) -> bool {
-        !self.own_keys.contains(&d.source) && self.recent.first(&d.message_id)
-    }
-}
-
 /// Routes network events to their consumers: deliveries to API subscribers (once each), learned
 /// addresses to the peer store. One dispatcher task runs per network service.
 #[derive(Clone)]
@@ -131,15 +87,26 @@ impl Dispatch {
         deliveries: broadcast::Sender<Arc<Delivery>>,
         store: Arc<StateStore>,
         metrics: Arc<NodeMetrics>,
+        filter: DeliveryFilter,
         anonymous: Option<mpsc::Sender<(NetworkService, AnonymousMessage)>>,
     ) -> Self {
         Dispatch {
             deliveries,
             store,
             metrics,
-            filter: Arc::default(),
+            filter: Arc::new(Mutex::new(filter)),
             anonymous,
         }
+    }
+
+    /// Writes what this dispatcher delivers to the store, until shutdown.
+    pub fn persist(&self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        tokio::spawn(crate::delivery_filter::persist(
+            self.filter.clone(),
+            self.store.clone(),
+            self.metrics.clone(),
+            shutdown,
+        ))
     }
 
     /// Dispatches the events and anonymous messages of `service`.
@@ -149,9 +116,7 @@ impl Dispatch {
         events: mpsc::Receiver<NetworkEvent>,
         anonymous: mpsc::Receiver<AnonymousMessage>,
     ) -> JoinHandle<()> {
-        crate::lock(&self.filter)
-            .own_keys
-            .push(service.local_peer_id());
+        crate::lock(&self.filter).add_own_key(service.local_peer_id());
         let forward = Self::forward_anonymous(service.clone(), anonymous, self.anonymous.clone());
         // One task for both, so aborting it stops both.
         let events = self.clone().run(events);
@@ -429,18 +394,6 @@ impl Rotation {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn recent_ids_deliver_once_within_the_window() {
-        let mut r = RecentIds::default();
-        assert!(r.first("a"));
-        assert!(!r.first("a"));
-        for i in 0..RECENT_IDS {
-            r.first(&i.to_string());
-        }
-        assert!(r.first("a"), "evicted after the window");
-        assert_eq!(r.order.len(), RECENT_IDS);
-    }
 
     #[test]
     fn ephemeral_keeps_the_ip_and_frees_the_port() {

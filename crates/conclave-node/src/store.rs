@@ -1,5 +1,6 @@
-//! The node's state store (redb): for now the peer store, so a restarted node can redial members
-//! at the addresses they last announced even when seeds and registry hints are out of date.
+//! The node's state store (redb): the peer store (a restarted node redials members at the
+//! addresses they last announced), settled coordination windows, RLN removals and the message-id
+//! counter, and the ids of recently delivered messages (once-only delivery across restarts).
 
 use std::path::Path;
 
@@ -15,6 +16,9 @@ const COORD: TableDefinition<&[u8], &[u8]> = TableDefinition::new("coordination"
 const RLN_REMOVED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rln_removed");
 /// The RLN message-id counter: one row, epoch (8 BE) ‖ next id (4 BE).
 const RLN_COUNTER: TableDefinition<&str, &[u8]> = TableDefinition::new("rln_counter");
+/// Ids of delivered signed messages: message timestamp (ms, 8 BE) ‖ message id (hex) → nothing.
+/// Kept for the timestamp window, so a replay into a restarted node is not delivered again.
+const DELIVERED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("delivered");
 /// Addresses kept per peer.
 const MAX_ADDRESSES: usize = 8;
 
@@ -58,6 +62,7 @@ impl StateStore {
         tx.open_table(COORD).map_err(|e| store.err(e))?;
         tx.open_table(RLN_REMOVED).map_err(|e| store.err(e))?;
         tx.open_table(RLN_COUNTER).map_err(|e| store.err(e))?;
+        tx.open_table(DELIVERED).map_err(|e| store.err(e))?;
         tx.commit().map_err(|e| store.err(e))?;
         Ok(store)
     }
@@ -67,6 +72,53 @@ impl StateStore {
             path: self.path.clone(),
             message: e.to_string(),
         }
+    }
+
+    /// Records delivered (id, message timestamp) pairs and forgets those stamped before
+    /// `forget_before_ms`, in one transaction.
+    pub fn record_delivered(
+        &self,
+        ids: &[(String, u64)],
+        forget_before_ms: u64,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = tx.open_table(DELIVERED).map_err(|e| self.err(e))?;
+            for (id, ts) in ids {
+                let mut key = ts.to_be_bytes().to_vec();
+                key.extend_from_slice(id.as_bytes());
+                table
+                    .insert(key.as_slice(), [].as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            let end = forget_before_ms.to_be_bytes();
+            table
+                .retain_in(..end.as_slice(), |_, _| false)
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The delivered (id, message timestamp) pairs stamped at or after `since_ms`.
+    pub fn delivered_since(&self, since_ms: u64) -> Result<Vec<(String, u64)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(DELIVERED).map_err(|e| self.err(e))?;
+        let start = since_ms.to_be_bytes();
+        let mut out = Vec::new();
+        for row in table.range(start.as_slice()..).map_err(|e| self.err(e))? {
+            let (k, _) = row.map_err(|e| self.err(e))?;
+            let k = k.value();
+            let (Some(ts), Ok(id)) = (
+                k.get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes),
+                std::str::from_utf8(&k[8.min(k.len())..]),
+            ) else {
+                continue;
+            };
+            out.push((id.to_owned(), ts));
+        }
+        Ok(out)
     }
 
     /// Every remembered (peer, address). Undecodable rows are skipped with a warning: a damaged

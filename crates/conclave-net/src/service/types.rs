@@ -133,6 +133,11 @@ pub enum NetworkEvent {
         peer: PeerId,
         reason: Unauthorized,
     },
+    /// A member's peer score fell below the graylist: disconnected and kept out this long.
+    PeerGraylisted {
+        peer: PeerId,
+        cool_down: std::time::Duration,
+    },
     MessageRejected {
         source: Option<PeerId>,
         reason: Rejection,

@@ -167,6 +167,10 @@ fn malformed_values_name_the_key_and_the_expected_form() {
             "less than rln.stem_failsafe_ms",
         ),
         ("[rln]\nenabled = true\nstem_epoch_secs = 0\n", "rln.stem_epoch_secs"),
+        (
+            "[limits]\ntimestamp_tolerance_secs = 301\n",
+            "at most 300 seconds",
+        ),
     ];
     for (text, expected) in cases {
         let err = load_text(text, &[]).unwrap_err().to_string();

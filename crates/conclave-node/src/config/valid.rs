@@ -253,6 +253,9 @@ impl CoordinationSection {
     }
 }
 
+/// The widest timestamp window: what a node must remember (and persist) to refuse replays.
+const MAX_TIMESTAMP_TOLERANCE_SECS: u64 = 300;
+
 /// The most arrivals `/v1/rln/arrivals` keeps, whatever the configuration asks.
 const MAX_RECORDED_ARRIVALS: usize = 100_000;
 
@@ -408,6 +411,13 @@ impl NodeConfig {
             ),
             ("clock_chain.block_ms", self.clock_chain.block_ms),
         ])?;
+        if limits.timestamp_tolerance_secs > MAX_TIMESTAMP_TOLERANCE_SECS {
+            return Err(invalid(
+                "limits.timestamp_tolerance_secs",
+                limits.timestamp_tolerance_secs,
+                "at most 300 seconds (delivered ids are remembered, and replays refused, for this window)",
+            ));
+        }
         let registry = self.registry.validate(&self.evm, base)?;
         let clock_chain = self
             .clock_chain

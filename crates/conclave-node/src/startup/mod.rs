@@ -22,6 +22,7 @@ use self::listeners::Listeners;
 use self::membership::{ActingChain, Membership};
 use crate::api::ApiState;
 use crate::coordination::Coordinator;
+use crate::delivery_filter::DeliveryFilter;
 use crate::metrics::NodeMetrics;
 use crate::network::{Dispatch, NetFactory, NodeNetwork, Rotation, Services};
 use crate::readiness::Readiness;
@@ -99,10 +100,14 @@ pub(crate) async fn start(cfg: ValidConfig, hooks: NodeHooks) -> Result<RunningN
         cfg,
     };
     let anonymous = anonymous::build(&w)?;
+    let window = w.cfg.timestamp_tolerance;
+    let since = w.clock.now_ms().saturating_sub(window.as_millis() as u64);
+    let delivered = store.delivered_since(since)?;
     let dispatch = Dispatch::new(
         w.deliveries.clone(),
         store.clone(),
         metrics.clone(),
+        DeliveryFilter::new(window, delivered, w.clock.clone()),
         anonymous.as_ref().map(|a| a.inbox.clone()),
     );
     let coordinator = match (w.cfg.coordination, &acting.view) {
@@ -155,6 +160,7 @@ pub(crate) async fn start(cfg: ValidConfig, hooks: NodeHooks) -> Result<RunningN
 
     let mut tasks = vec![
         dispatch.spawn(&first, started.events, started.anonymous),
+        dispatch.persist(w.shutdown.clone()),
         tokio::spawn(track_registry(
             w.view.clone(),
             membership.registry.status(),

@@ -27,7 +27,7 @@ use super::stem_relay::{StemIo, StemRelay};
 use super::types::{hex_id, NetworkEvent, PublishError, Route};
 use crate::behaviour::{
     anonymous_topic, gossip_topic, join_topic, topic_name, Behaviour, BehaviourEvent,
-    FRAME_OVERHEAD,
+    FRAME_OVERHEAD, GRAYLIST_THRESHOLD,
 };
 use crate::metrics::{NetMetrics, ReasonLabels};
 
@@ -38,6 +38,8 @@ const TICK: Duration = Duration::from_millis(100);
 /// authorization sweep is left, and authorizations are judged per second. Each tick wakes the
 /// whole swarm: at 100 ms that was most of an idle node's CPU.
 const QUIET_TICK: Duration = Duration::from_secs(1);
+/// How long a graylisted member is kept out after it is disconnected.
+const GRAYLIST_COOL_DOWN: Duration = Duration::from_secs(600);
 /// How far off the stem timer is set while nothing is held.
 const IDLE: Duration = Duration::from_secs(3600);
 
@@ -160,11 +162,45 @@ impl Worker {
             self.registry.swept_at = Some(at);
             self.apply_view(self.view());
         }
+        self.disconnect_graylisted();
         let view = self.view();
         self.connectivity.redial_members(&mut self.swarm, &view, at);
         let expired = self.publisher.expire(Instant::now());
         self.emit_dropped(expired);
         self.flush();
+    }
+
+    /// Disconnects every member whose score on either channel fell below the graylist and keeps
+    /// it out for [`GRAYLIST_COOL_DOWN`].
+    fn disconnect_graylisted(&mut self) {
+        let b = self.swarm.behaviour();
+        let below = |gs: &gossipsub::Behaviour, p: &PeerId| {
+            gs.peer_score(p).is_some_and(|s| s < GRAYLIST_THRESHOLD)
+        };
+        let graylisted: Vec<PeerId> = b
+            .gate
+            .connected()
+            .filter(|p| below(&b.gossipsub, p) || below(&b.anonymous, p))
+            .copied()
+            .collect();
+        for peer in graylisted {
+            if self
+                .swarm
+                .behaviour_mut()
+                .gate
+                .cool_down(peer, GRAYLIST_COOL_DOWN)
+            {
+                tracing::warn!(%peer, "disconnecting a graylisted member for a cool-down");
+                let label = ReasonLabels {
+                    reason: "graylisted",
+                };
+                self.metrics.evictions.get_or_create(&label).inc();
+                self.emit(NetworkEvent::PeerGraylisted {
+                    peer,
+                    cool_down: GRAYLIST_COOL_DOWN,
+                });
+            }
+        }
     }
 
     /// The stem's two behaviours, borrowed together.
