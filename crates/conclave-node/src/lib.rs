@@ -86,6 +86,8 @@ pub struct RunningNode {
     services: Arc<Services>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Writes delivered message ids to the store; its last write is awaited at shutdown.
+    persist_delivered: JoinHandle<()>,
     /// Kept alive for its background task; consumers hold its watch receivers.
     _registry: Box<dyn RegistrySource>,
     _chain: Option<NodeChain>,
@@ -172,6 +174,8 @@ impl RunningNode {
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         let _ = self.shutdown.send(true);
+        // Its last batch, so a clean stop forgets no delivered id (bounded: a redb write).
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.persist_delivered).await;
         let services = self.services.clone();
         let all = async {
             services.shutdown().await;

@@ -158,9 +158,9 @@ pub(crate) async fn start(cfg: ValidConfig, hooks: NodeHooks) -> Result<RunningN
         shutdown: w.shutdown.clone(),
     };
 
+    let persist_delivered = dispatch.persist(w.shutdown.clone());
     let mut tasks = vec![
         dispatch.spawn(&first, started.events, started.anonymous),
-        dispatch.persist(w.shutdown.clone()),
         tokio::spawn(track_registry(
             w.view.clone(),
             membership.registry.status(),
@@ -223,6 +223,7 @@ pub(crate) async fn start(cfg: ValidConfig, hooks: NodeHooks) -> Result<RunningN
         w.shutdown.clone(),
     )));
     Ok(RunningNode {
+        persist_delivered,
         http_addr: listeners.api_addr,
         altnet_http_addr,
         services,
