@@ -16,9 +16,9 @@ use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 
 use crate::gate::MembershipGate;
-use crate::headers::{HeaderCodec, HEADERS_PROTOCOL};
+use crate::headers::{header_codec, HeaderCodec, HEADERS_PROTOCOL};
 use crate::mesh::MeshParams;
-use crate::stem::{StemCodec, STEM_PROTOCOL};
+use crate::stem::{stem_codec, StemCodec, STEM_PROTOCOL};
 use crate::NetError;
 
 /// Protocol id prefix of the signed channel; keeps Conclave meshes apart from other gossipsub
@@ -313,16 +313,14 @@ impl Behaviour {
             gossipsub,
             anonymous,
             stem: request_response::Behaviour::with_codec(
-                StemCodec {
-                    max_request: (max_transmit + 1024) as u64,
-                },
+                stem_codec((max_transmit + 1024) as u64),
                 [(STEM_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(STEM_REQUEST_TIMEOUT)
                     .with_max_concurrent_streams(64),
             ),
             headers: request_response::Behaviour::with_codec(
-                HeaderCodec,
+                header_codec(),
                 [(HEADERS_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(HEADER_REQUEST_TIMEOUT)

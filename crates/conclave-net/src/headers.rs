@@ -8,13 +8,10 @@
 //! have — TCP, QUIC, WebSocket or a relayed circuit — and only between gated members.
 
 use std::collections::BTreeMap;
-use std::io;
 
-use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
-use prost::Message as _;
 
-use crate::framing::{read_bounded, write_all};
+use crate::framing::ProtoCodec;
 
 /// The protocol name; bump it when the messages change.
 pub const HEADERS_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/headers/1");
@@ -108,54 +105,24 @@ impl RecentHeaders {
     }
 }
 
-/// Length-bounded protobuf frames: the writer closes its side after one message, the reader
-/// reads to the end but never more than the limit.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct HeaderCodec;
+/// The header protocol's codec: one bounded protobuf each way.
+pub(crate) type HeaderCodec = ProtoCodec<HeaderRequest, HeaderReply>;
 
-impl libp2p::request_response::Codec for HeaderCodec {
-    type Protocol = StreamProtocol;
-    type Request = HeaderRequest;
-    type Response = HeaderReply;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<HeaderRequest> {
-        read_bounded(io, MAX_REQUEST_BYTES, "header request").await
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<HeaderReply> {
-        read_bounded(io, MAX_RESPONSE_BYTES, "header reply").await
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: HeaderRequest,
-    ) -> io::Result<()> {
-        write_all(io, req.encode_to_vec()).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: HeaderReply,
-    ) -> io::Result<()> {
-        write_all(io, res.encode_to_vec()).await
-    }
+/// A codec with the header protocol's bounds.
+pub(crate) fn header_codec() -> HeaderCodec {
+    ProtoCodec::new(
+        MAX_REQUEST_BYTES,
+        MAX_RESPONSE_BYTES,
+        ("header request", "header reply"),
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    use prost::Message as _;
+
     use super::*;
+    use crate::framing::read_bounded;
 
     fn entry(n: u8) -> HeaderEntry {
         HeaderEntry {

@@ -13,14 +13,11 @@
 
 pub(crate) mod router;
 
-use std::io;
 use std::time::Duration;
 
-use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
-use prost::Message as _;
 
-use crate::framing::{read_bounded, write_all};
+use crate::framing::ProtoCodec;
 
 /// The protocol name; bump it when the messages change.
 pub const STEM_PROTOCOL: StreamProtocol = StreamProtocol::new("/conclave/stem/1");
@@ -92,48 +89,10 @@ pub struct StemReply {
 /// A verdict is one varint.
 const MAX_REPLY_BYTES: u64 = 16;
 
-/// Frames bounded by what the anonymous channel accepts.
-#[derive(Debug, Clone)]
-pub(crate) struct StemCodec {
-    pub max_request: u64,
-}
+/// The stem protocol's codec: frames bounded by what the anonymous channel accepts.
+pub(crate) type StemCodec = ProtoCodec<StemRequest, StemReply>;
 
-impl libp2p::request_response::Codec for StemCodec {
-    type Protocol = StreamProtocol;
-    type Request = StemRequest;
-    type Response = StemReply;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<StemRequest> {
-        read_bounded(io, self.max_request, "stem frame").await
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<StemReply> {
-        read_bounded(io, MAX_REPLY_BYTES, "stem reply").await
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: StemRequest,
-    ) -> io::Result<()> {
-        write_all(io, req.encode_to_vec()).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: StemReply,
-    ) -> io::Result<()> {
-        write_all(io, res.encode_to_vec()).await
-    }
+/// A codec for frames of at most `max_request` bytes.
+pub(crate) fn stem_codec(max_request: u64) -> StemCodec {
+    ProtoCodec::new(max_request, MAX_REPLY_BYTES, ("stem frame", "stem reply"))
 }

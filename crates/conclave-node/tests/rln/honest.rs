@@ -14,17 +14,7 @@ async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let names = &NAMES[..5];
-    let mut peers = Vec::new();
-    let mut rates = Vec::new();
-    for n in names {
-        peers.push(
-            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
-                .unwrap()
-                .to_string(),
-        );
-        let id = keys::generate_rln(&d.join(format!("{n}.rln"))).unwrap();
-        rates.push(format!("0x{}", fr_to_hex(&id.rate_commitment(EPOCH_LIMIT))));
-    }
+    let (peers, rates, _) = generate_members(d, names, EPOCH_LIMIT);
     registry(&peers, &rates, EPOCH_LIMIT, &[]).write(&d.join("registry.toml"));
     let mut nodes = Vec::new();
     for n in names {

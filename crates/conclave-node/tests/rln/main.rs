@@ -55,6 +55,27 @@ fn registry(peers: &[String], rate: &[String], limit: u32, addrs: &[Vec<String>]
     )
 }
 
+/// Node keys `<name>.key` and RLN identities `<name>.rln` in `d`: the PeerIds, the rate
+/// commitments for `limit` (hex, as the registry takes them) and the identities.
+fn generate_members(
+    d: &Path,
+    names: &[&str],
+    limit: u32,
+) -> (Vec<String>, Vec<String>, Vec<RlnIdentity>) {
+    let (mut peers, mut rates, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for n in names {
+        peers.push(
+            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
+                .unwrap()
+                .to_string(),
+        );
+        let id = keys::generate_rln(&d.join(format!("{n}.rln"))).unwrap();
+        rates.push(format!("0x{}", fr_to_hex(&id.rate_commitment(limit))));
+        ids.push(id);
+    }
+    (peers, rates, ids)
+}
+
 /// The anonymous channel of node `name`: its identity `<name>.rln`, the test network's
 /// identifier, the `anon` topic.
 fn rln_section(name: &str) -> RlnSection {
@@ -164,6 +185,21 @@ struct Forger {
 }
 
 impl Forger {
+    /// A forger under the tree of `rates` at leaves 0, 2, 4, … (as [`registry`] places them).
+    fn for_rates(rates: &[String], limit: u32) -> Self {
+        Forger::new(
+            rates
+                .iter()
+                .enumerate()
+                .map(|(i, r)| RlnRegistration {
+                    index: i as u32 * 2,
+                    rate_commitment: fr_from_bytes(&hex::decode(&r[2..]).unwrap()).unwrap(),
+                    limit,
+                })
+                .collect(),
+        )
+    }
+
     fn new(regs: Vec<RlnRegistration>) -> Self {
         let mut membership = RlnMembership::new(5);
         membership.apply(regs).unwrap();

@@ -6,19 +6,7 @@ use super::*;
 async fn anonymous_messages_and_slashing_across_five_nodes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut peers = Vec::new();
-    let mut rates = Vec::new();
-    let mut ids = Vec::new();
-    for n in NAMES {
-        peers.push(
-            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
-                .unwrap()
-                .to_string(),
-        );
-        let id = keys::generate_rln(&d.join(format!("{n}.rln"))).unwrap();
-        rates.push(format!("0x{}", fr_to_hex(&id.rate_commitment(LIMIT))));
-        ids.push(id);
-    }
+    let (peers, rates, ids) = generate_members(d, &NAMES, LIMIT);
     registry(&peers, &rates, LIMIT, &[]).write(&d.join("registry.toml"));
     let mut nodes = Vec::new();
     for n in &NAMES[..5] {
@@ -69,16 +57,7 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
 
     // A spammer: member e reuses message id 0 in one epoch for two different payloads.
     let spammer = 4;
-    let regs: Vec<RlnRegistration> = rates
-        .iter()
-        .enumerate()
-        .map(|(i, r)| RlnRegistration {
-            index: i as u32 * 2,
-            rate_commitment: fr_from_bytes(&hex::decode(&r[2..]).unwrap()).unwrap(),
-            limit: LIMIT,
-        })
-        .collect();
-    let forge = Forger::new(regs);
+    let forge = Forger::for_rates(&rates, LIMIT);
 
     // A duplicate — the same message proven twice (two proofs, so two gossip ids, one nullifier
     // and one share) — is delivered once and ignored the second time, never slashed.

@@ -20,17 +20,7 @@ async fn the_stem_carries_own_messages_and_stops_an_invalid_proof_at_the_first_h
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let names = &NAMES[..3];
-    let (mut peers, mut rates, mut ids) = (Vec::new(), Vec::new(), Vec::new());
-    for n in names {
-        peers.push(
-            keys::generate(&d.join(format!("{n}.key")), KeyType::Ed25519)
-                .unwrap()
-                .to_string(),
-        );
-        let id = keys::generate_rln(&d.join(format!("{n}.rln"))).unwrap();
-        rates.push(format!("0x{}", fr_to_hex(&id.rate_commitment(LIMIT))));
-        ids.push(id);
-    }
+    let (peers, rates, ids) = generate_members(d, names, LIMIT);
     registry(&peers, &rates, LIMIT, &[]).write(&d.join("registry.toml"));
     let record = |c: &mut NodeConfig| c.rln.record_arrivals = 1000;
     let mut nodes = Vec::new();
@@ -85,16 +75,7 @@ async fn the_stem_carries_own_messages_and_stops_an_invalid_proof_at_the_first_h
 
     // A frame with a real proof for another payload: it does not verify. Sent raw from a's
     // network service, it goes to a's stem successor, which rejects it unforwarded.
-    let regs: Vec<RlnRegistration> = rates
-        .iter()
-        .enumerate()
-        .map(|(i, r)| RlnRegistration {
-            index: i as u32 * 2,
-            rate_commitment: fr_from_bytes(&hex::decode(&r[2..]).unwrap()).unwrap(),
-            limit: LIMIT,
-        })
-        .collect();
-    let forge = Forger::new(regs);
+    let forge = Forger::for_rates(&rates, LIMIT);
     mid_epoch().await;
     let proven = forge.frame(&ids[0], b"what was proven", now_ms(), 5).await;
     let mut tampered = RlnMessage::decode(&proven).unwrap();
