@@ -11,10 +11,11 @@ use libp2p::gossipsub::{
 use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{connection_limits, identify, ping, relay, request_response};
+use libp2p::{identify, ping, relay, request_response};
 use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 
+use crate::admission::InboundAdmission;
 use crate::gate::MembershipGate;
 use crate::headers::{header_codec, HeaderCodec, HEADERS_PROTOCOL};
 use crate::mesh::MeshParams;
@@ -67,12 +68,12 @@ pub fn topic_name(hash: &gossipsub::TopicHash) -> Option<TopicName> {
 /// The node's libp2p behaviour.
 ///
 /// Gates first: `#[derive(NetworkBehaviour)]` consults the fields in declaration order, so the
-/// membership gate and the connection limits refuse a stranger before gossipsub, identify or ping
-/// allocate anything for its connection.
+/// inbound admission (before any handshake) and the membership gate (after it) refuse a stranger
+/// before gossipsub, identify or ping allocate anything for its connection.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    pub admission: InboundAdmission,
     pub gate: MembershipGate,
-    pub limits: connection_limits::Behaviour,
     /// Circuit relay v2 server, when this node relays for others. Members only by construction:
     /// a reservation or circuit is asked for on a connection, and only members get one past
     /// the gate above; both ends of a circuit are members with reservations or connections
@@ -252,6 +253,7 @@ pub(crate) struct BehaviourParams<'a> {
     pub clock: Arc<dyn Clock>,
     pub max_message_bytes: usize,
     pub max_pending_incoming: u32,
+    pub max_pending_per_ip: u32,
     pub metrics: &'a mut Registry,
 }
 
@@ -302,14 +304,13 @@ impl Behaviour {
             server.set_status(Some(relay::Status::Enable));
             server
         });
+        let admission =
+            InboundAdmission::new(&p.view, p.max_pending_per_ip, p.max_pending_incoming);
         Ok(Behaviour {
             gate: MembershipGate::new(p.view, p.clock),
             relay: relay.into(),
             relay_client: None.into(),
-            limits: connection_limits::Behaviour::new(
-                connection_limits::ConnectionLimits::default()
-                    .with_max_pending_incoming(Some(p.max_pending_incoming)),
-            ),
+            admission,
             gossipsub,
             anonymous,
             stem: request_response::Behaviour::with_codec(

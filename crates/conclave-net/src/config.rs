@@ -43,9 +43,11 @@ pub struct NetConfig {
     pub outbox_ttl: Duration,
     /// Subscribed peers a topic needs before a publish is handed to gossipsub.
     pub min_publish_peers: usize,
-    /// Cap on inbound connections still in their handshake, so strangers cannot starve members
-    /// (raised to the member count at start, so members starting at once are not refused).
+    /// Cap on inbound connections still in their handshake from addresses no member lists in
+    /// the registry (members' listed IPs are always admitted), so strangers cannot starve members.
     pub max_pending_incoming: u32,
+    /// Cap on handshakes in progress from any one unlisted IP.
+    pub max_pending_per_ip: u32,
     pub redial: Backoff,
     pub idle_connection_timeout: Duration,
     /// Bound of the application's command channel.
@@ -83,6 +85,7 @@ impl NetConfig {
             outbox_ttl: Duration::from_secs(120),
             min_publish_peers: 1,
             max_pending_incoming: 64,
+            max_pending_per_ip: 8,
             redial: Backoff {
                 min: Duration::from_millis(500),
                 max: Duration::from_secs(30),

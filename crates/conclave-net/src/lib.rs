@@ -14,6 +14,7 @@
 //! Pure pieces are separate and tested without a network: [`validate_signed`], [`MeshParams`],
 //! the redial schedule, the publish outbox and the stem router.
 
+mod admission;
 mod behaviour;
 mod config;
 mod framing;
@@ -29,6 +30,7 @@ mod validation;
 
 use conclave_core::{Multiaddr, PeerId};
 
+pub use admission::NotAdmitted;
 pub use behaviour::{anonymous_topic, gossip_topic, RelayLimits};
 pub use config::{NetConfig, TransportKind};
 pub use gate::{Denied, MembershipGate, Refusal};

@@ -212,6 +212,7 @@ impl NetFactory {
         net_cfg.outbox_capacity = cfg.publish_queue_capacity;
         net_cfg.outbox_ttl = cfg.publish_queue_ttl;
         net_cfg.max_pending_incoming = cfg.max_pending_incoming;
+        net_cfg.max_pending_per_ip = cfg.max_pending_per_ip;
         net_cfg.clock = self.clock.clone();
         net_cfg.headers = self.headers.clone();
         net_cfg.relay_server = cfg.relay_server;

@@ -30,7 +30,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use conclave_core::{split_peer_id, MembershipView, PeerId};
-use libp2p::connection_limits;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -41,6 +40,7 @@ pub use types::{
     PeerInfo, PeerSnapshot, PublishError, PublishOutcome,
 };
 
+use crate::admission::NotAdmitted;
 use crate::behaviour::{anonymous_topic, gossip_topic, join_topic, Behaviour, BehaviourParams};
 use crate::gate::Denied;
 use crate::metrics::NetMetrics;
@@ -75,7 +75,6 @@ impl NetworkService {
     ) -> Result<StartedNetwork, NetError> {
         let local = config.keypair.public().to_peer_id();
         let initial_view = view.borrow().clone();
-        let members = u32::try_from(initial_view.nodes().count()).unwrap_or(u32::MAX);
         let mut book = AddressBook::default();
         for seed in &config.seeds {
             match split_peer_id(seed.clone()) {
@@ -95,9 +94,9 @@ impl NetworkService {
                 view: initial_view,
                 clock: config.clock.clone(),
                 max_message_bytes: config.max_message_bytes,
-                // Never fewer than the members: a network starting at once must not be refused
-                // by itself (strangers are still bounded, and refused after the handshake).
-                max_pending_incoming: config.max_pending_incoming.max(members),
+                // Members' listed IPs are always admitted; these bound everyone else.
+                max_pending_incoming: config.max_pending_incoming,
+                max_pending_per_ip: config.max_pending_per_ip,
                 relay_server: config.relay_server,
                 metrics: metrics.sub_registry_with_prefix("libp2p"),
             },
@@ -196,11 +195,8 @@ pub(crate) fn denial(
 ) -> (Option<PeerId>, &'static str) {
     if let Some(d) = cause.downcast_ref::<Denied>() {
         (Some(d.peer), d.reason.label())
-    } else if cause
-        .downcast_ref::<connection_limits::Exceeded>()
-        .is_some()
-    {
-        (peer, "connection_limit")
+    } else if let Some(n) = cause.downcast_ref::<NotAdmitted>() {
+        (peer, n.label())
     } else {
         (peer, "other")
     }

@@ -42,6 +42,7 @@ pub const FLAT_KEYS: &[(&str, &str)] = &[
     ("publish_queue_capacity", "limits.publish_queue_capacity"),
     ("publish_queue_ttl_secs", "limits.publish_queue_ttl_secs"),
     ("max_pending_incoming", "limits.max_pending_incoming"),
+    ("max_pending_per_ip", "limits.max_pending_per_ip"),
     ("relay_server", "relay.server"),
     ("relay_max_circuit_secs", "relay.max_circuit_secs"),
     ("relay_max_circuit_bytes", "relay.max_circuit_bytes"),

@@ -62,8 +62,11 @@ pub struct LimitsSection {
     /// Publishes held while no member is connected, and for how long.
     pub publish_queue_capacity: usize,
     pub publish_queue_ttl_secs: u64,
-    /// Inbound connections being upgraded at once.
+    /// Inbound connections in their handshake at once from IPs no member lists (members' listed
+    /// IPs are always admitted).
     pub max_pending_incoming: u32,
+    /// Handshakes in progress at once from any one IP no member lists.
+    pub max_pending_per_ip: u32,
 }
 
 impl Default for LimitsSection {
@@ -74,6 +77,7 @@ impl Default for LimitsSection {
             publish_queue_capacity: 1024,
             publish_queue_ttl_secs: 120,
             max_pending_incoming: 64,
+            max_pending_per_ip: 8,
         }
     }
 }

@@ -87,6 +87,7 @@ pub struct ValidConfig {
     pub publish_queue_capacity: usize,
     pub publish_queue_ttl: Duration,
     pub max_pending_incoming: u32,
+    pub max_pending_per_ip: u32,
     pub relay_server: Option<conclave_net::RelayLimits>,
     pub json_logs: bool,
     pub coordination: Option<CoordConfig>,
@@ -409,6 +410,14 @@ impl NodeConfig {
                 "limits.publish_queue_ttl_secs",
                 limits.publish_queue_ttl_secs,
             ),
+            (
+                "limits.max_pending_incoming",
+                u64::from(limits.max_pending_incoming),
+            ),
+            (
+                "limits.max_pending_per_ip",
+                u64::from(limits.max_pending_per_ip),
+            ),
             ("clock_chain.block_ms", self.clock_chain.block_ms),
         ])?;
         if limits.timestamp_tolerance_secs > MAX_TIMESTAMP_TOLERANCE_SECS {
@@ -447,6 +456,7 @@ impl NodeConfig {
             publish_queue_capacity: limits.publish_queue_capacity,
             publish_queue_ttl: Duration::from_secs(limits.publish_queue_ttl_secs),
             max_pending_incoming: limits.max_pending_incoming,
+            max_pending_per_ip: limits.max_pending_per_ip,
             relay_server: self.relay.server.then(|| conclave_net::RelayLimits {
                 max_circuit_duration: Duration::from_secs(self.relay.max_circuit_secs),
                 max_circuit_bytes: self.relay.max_circuit_bytes,

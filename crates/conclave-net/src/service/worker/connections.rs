@@ -62,7 +62,8 @@ impl Worker {
                 ..
             } => {
                 let (peer, reason) = denial(&cause, peer_id);
-                tracing::info!(?peer, reason, "inbound connection refused");
+                // Debug, not info: a flood of strangers must not flood the log (it is counted).
+                tracing::debug!(?peer, reason, "inbound connection refused");
                 self.count_denied(peer, Direction::Inbound, reason);
             }
             SwarmEvent::OutgoingConnectionError { error, peer_id, .. } => {

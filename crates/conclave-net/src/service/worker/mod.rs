@@ -141,6 +141,7 @@ impl Worker {
     /// Puts `view` in force: the gate evicts whoever it no longer authorizes.
     fn apply_view(&mut self, view: Arc<MembershipView>) {
         self.connectivity.view_changing(&self.view(), &view);
+        self.swarm.behaviour_mut().admission.apply_view(&view);
         let evicted = self.swarm.behaviour_mut().gate.apply_view(view);
         for (peer, reason) in evicted {
             tracing::warn!(%peer, %reason, "evicting peer no longer authorized");
@@ -390,7 +391,7 @@ impl Worker {
                 tracing::debug!(?ev, "relay client");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gate(never))
-            | SwarmEvent::Behaviour(BehaviourEvent::Limits(never)) => match never {},
+            | SwarmEvent::Behaviour(BehaviourEvent::Admission(never)) => match never {},
             other => self.on_connection_event(other),
         }
     }
