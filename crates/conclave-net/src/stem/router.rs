@@ -59,7 +59,7 @@ pub(crate) enum Routed {
     Fluff(Frame, FluffCause),
     /// Held; its send comes out of [`StemRouter::poll`] when due.
     Scheduled { to: PeerId },
-    /// An own frame already held here: nothing more to do.
+    /// Held here already (an own frame again, or one that came back too often): nothing to do.
     Duplicate,
 }
 
@@ -79,7 +79,12 @@ struct Held {
     frame: Frame,
     to: PeerId,
     own: bool,
+    /// How often it came back (a loop); bounded, so two members cannot bounce it forever.
+    returns: u8,
 }
+
+/// Returns of one frame routed on; beyond it the frame is left to gossip and the fail-safe.
+const MAX_RETURNS: u8 = 3;
 
 pub(crate) struct StemRouter {
     cfg: StemConfig,
@@ -127,10 +132,14 @@ impl StemRouter {
         candidates: &[PeerId],
         now: Instant,
     ) -> Routed {
-        let again = self.held.contains_key(&id);
-        if again && from.is_none() {
-            return Routed::Duplicate;
-        }
+        let again = match self.held.get_mut(&id) {
+            Some(h) if from.is_none() || h.returns >= MAX_RETURNS => return Routed::Duplicate,
+            Some(h) => {
+                h.returns += 1;
+                true
+            }
+            None => false,
+        };
         // A frame back on a node that holds it (the walk looped) is routed like any relayed
         // one, author or not: dropping it would leave it to the fail-safes, and the author's,
         // started first, would usually fire first and gossip it from its author.
@@ -168,7 +177,15 @@ impl StemRouter {
         self.failsafes
             .insert((now + failsafe, self.seq), id.clone());
         let own = from.is_none();
-        self.held.insert(id, Held { frame, to, own });
+        self.held.insert(
+            id,
+            Held {
+                frame,
+                to,
+                own,
+                returns: 0,
+            },
+        );
         Routed::Scheduled { to }
     }
 
@@ -481,7 +498,19 @@ mod tests {
         let to = scheduled_to(r.route(Some(pred), id.clone(), f.clone(), &cands, now));
         assert_ne!(to, pred);
         let hop = r.config().hop_delay;
-        assert!(r.poll(now + hop).contains(&Due::Send { to, id, frame: f }));
+        assert!(r.poll(now + hop).contains(&Due::Send {
+            to,
+            id: id.clone(),
+            frame: f.clone()
+        }));
+        for _ in 1..MAX_RETURNS {
+            scheduled_to(r.route(Some(pred), id.clone(), f.clone(), &cands, now));
+        }
+        assert_eq!(
+            r.route(Some(pred), id, f, &cands, now),
+            Routed::Duplicate,
+            "a frame bounced back and forth is not routed on for ever"
+        );
     }
 
     #[test]
