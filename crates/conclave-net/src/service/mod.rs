@@ -14,6 +14,7 @@
 //! - `stem_relay`: the anonymous channel's stem: own frames out, members' frames verified by
 //!   the application and sent on, fail-safe fluffs, penalties for invalid frames.
 
+mod churn;
 mod command;
 mod connectivity;
 mod handle;
@@ -155,6 +156,7 @@ impl NetworkService {
             events: ev_tx,
             publisher,
             stem: StemRelay::new(config.stem, anon_tx.clone(), net_metrics.clone()),
+            churn: Default::default(),
             inbound: Inbound {
                 limits: ValidationLimits {
                     max_message_bytes: config.max_message_bytes,

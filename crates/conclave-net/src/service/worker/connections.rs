@@ -52,6 +52,7 @@ impl Worker {
                     .disconnected(peer_id, connection_id, num_established, &address)
                 {
                     self.connectivity.disconnected(peer_id);
+                    self.churn.forget(&peer_id);
                     tracing::info!(peer = %peer_id, "peer disconnected");
                     self.emit(NetworkEvent::PeerDisconnected { peer: peer_id });
                 }

@@ -17,6 +17,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, Swarm};
 use tokio::sync::{mpsc, watch};
 
+use super::churn::ChurnLimit;
 use super::command::Command;
 use super::connectivity::{self, dial_refusal, Connectivity};
 use super::header_client::HeaderClient;
@@ -54,6 +55,8 @@ pub(crate) struct Worker {
     pub connectivity: Connectivity,
     pub header_client: HeaderClient,
     pub stem: StemRelay,
+    /// Subscription changes per peer, rate-limited.
+    pub churn: ChurnLimit,
     pub clock: Arc<dyn Clock>,
     pub metrics: NetMetrics,
     pub libp2p_metrics: libp2p::metrics::Metrics,
@@ -201,6 +204,30 @@ impl Worker {
                     cool_down: GRAYLIST_COOL_DOWN,
                 });
             }
+        }
+    }
+
+    /// Counts a subscription change of `peer` (on either channel); a member over its rate is
+    /// disconnected and kept out like a graylisted one.
+    fn subscription_changed(&mut self, peer: PeerId) {
+        if self.churn.change(peer, Instant::now()) {
+            return;
+        }
+        if self
+            .swarm
+            .behaviour_mut()
+            .gate
+            .cool_down(peer, GRAYLIST_COOL_DOWN)
+        {
+            tracing::warn!(%peer, "disconnecting a member for subscription churn");
+            let label = ReasonLabels {
+                reason: "subscription_churn",
+            };
+            self.metrics.evictions.get_or_create(&label).inc();
+            self.emit(NetworkEvent::PeerGraylisted {
+                peer,
+                cool_down: GRAYLIST_COOL_DOWN,
+            });
         }
     }
 
@@ -361,6 +388,11 @@ impl Worker {
                     // a node that never saw the stem.
                     self.stem.gossiped(message_id);
                 }
+                if let gossipsub::Event::Subscribed { peer_id, .. }
+                | gossipsub::Event::Unsubscribed { peer_id, .. } = &ev
+                {
+                    self.subscription_changed(*peer_id);
+                }
                 let anonymous = &mut self.swarm.behaviour_mut().anonymous;
                 self.inbound.anonymous(anonymous, ev);
             }
@@ -416,12 +448,14 @@ impl Worker {
                 self.emit(event);
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
+                self.subscription_changed(peer_id);
                 if let Some(name) = topic_name(&topic) {
                     self.table.topic_changed(&peer_id, name, true);
                 }
                 self.flush();
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {
+                self.subscription_changed(peer_id);
                 if let Some(name) = topic_name(&topic) {
                     self.table.topic_changed(&peer_id, name, false);
                 }
