@@ -15,26 +15,8 @@ async fn honest_traffic_across_epochs_and_a_restart_never_slashes() {
     let d = dir.path();
     let names = &NAMES[..5];
     let (peers, rates, _) = generate_members(d, names, EPOCH_LIMIT);
-    registry(&peers, &rates, EPOCH_LIMIT, &[]).write(&d.join("registry.toml"));
-    let mut nodes = Vec::new();
-    for n in names {
-        nodes.push(Some(start_with(d, n, short_epochs).await));
-    }
-    let mut addrs = Vec::new();
-    for n in nodes.iter().flatten() {
-        addrs.push(listen_addrs(n, 1).await);
-    }
-    registry(&peers, &rates, EPOCH_LIMIT, &addrs).write(&d.join("registry.toml"));
-    for n in nodes.iter().flatten() {
-        until_json(n, "/readyz", "readiness", |r: &ReadyAnswer| r.ready).await;
-        until_json(
-            n,
-            "/v1/rln/status",
-            "the RLN tree",
-            |v: &RlnStatusAnswer| v.members == 5,
-        )
-        .await;
-    }
+    let started = start_network(d, names, (&peers, &rates, EPOCH_LIMIT), 5, short_epochs).await;
+    let mut nodes: Vec<Option<RunningNode>> = started.into_iter().map(Some).collect();
 
     // Every node publishes as fast as it can (one message per 2 s epoch is its quota) in at least
     // four epochs; node c restarts half-way, right after a round, in an epoch it has likely just

@@ -76,6 +76,38 @@ fn generate_members(
     (peers, rates, ids)
 }
 
+/// Starts `names` (with `tweak`) on the registry of `peers` and `rates`, writes where they listen
+/// into it, and waits until every one is ready with `leaves` leaves in its RLN tree.
+async fn start_network(
+    d: &Path,
+    names: &[&str],
+    (peers, rates, limit): (&[String], &[String], u32),
+    leaves: usize,
+    tweak: impl Fn(&mut NodeConfig) + Copy,
+) -> Vec<RunningNode> {
+    registry(peers, rates, limit, &[]).write(&d.join("registry.toml"));
+    let mut nodes = Vec::new();
+    for n in names {
+        nodes.push(start_with(d, n, tweak).await);
+    }
+    let mut addrs = Vec::new();
+    for n in &nodes {
+        addrs.push(listen_addrs(n, 1).await);
+    }
+    registry(peers, rates, limit, &addrs).write(&d.join("registry.toml"));
+    for n in &nodes {
+        until_json(n, "/readyz", "readiness", |r: &ReadyAnswer| r.ready).await;
+        until_json(
+            n,
+            "/v1/rln/status",
+            "the RLN tree",
+            |v: &RlnStatusAnswer| v.members == leaves,
+        )
+        .await;
+    }
+    nodes
+}
+
 /// The anonymous channel of node `name`: its identity `<name>.rln`, the test network's
 /// identifier, the `anon` topic.
 fn rln_section(name: &str) -> RlnSection {

@@ -7,26 +7,7 @@ async fn anonymous_messages_and_slashing_across_five_nodes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (peers, rates, ids) = generate_members(d, &NAMES, LIMIT);
-    registry(&peers, &rates, LIMIT, &[]).write(&d.join("registry.toml"));
-    let mut nodes = Vec::new();
-    for n in &NAMES[..5] {
-        nodes.push(start(d, n).await);
-    }
-    let mut addrs = Vec::new();
-    for n in &nodes {
-        addrs.push(listen_addrs(n, 1).await);
-    }
-    registry(&peers, &rates, LIMIT, &addrs).write(&d.join("registry.toml"));
-    for n in &nodes {
-        until_json(n, "/readyz", "readiness", |r: &ReadyAnswer| r.ready).await;
-        until_json(
-            n,
-            "/v1/rln/status",
-            "the RLN tree",
-            |v: &RlnStatusAnswer| v.members == 6,
-        )
-        .await;
-    }
+    let nodes = start_network(d, &NAMES[..5], (&peers, &rates, LIMIT), 6, |_| {}).await;
     let root = get_json::<RlnStatusAnswer>(&nodes[0], "/v1/rln/status")
         .await
         .root;

@@ -21,27 +21,8 @@ async fn the_stem_carries_own_messages_and_stops_an_invalid_proof_at_the_first_h
     let d = dir.path();
     let names = &NAMES[..3];
     let (peers, rates, ids) = generate_members(d, names, LIMIT);
-    registry(&peers, &rates, LIMIT, &[]).write(&d.join("registry.toml"));
     let record = |c: &mut NodeConfig| c.rln.record_arrivals = 1000;
-    let mut nodes = Vec::new();
-    for n in names {
-        nodes.push(start_with(d, n, record).await);
-    }
-    let mut addrs = Vec::new();
-    for n in &nodes {
-        addrs.push(listen_addrs(n, 1).await);
-    }
-    registry(&peers, &rates, LIMIT, &addrs).write(&d.join("registry.toml"));
-    for n in &nodes {
-        until_json(n, "/readyz", "readiness", |r: &ReadyAnswer| r.ready).await;
-        until_json(
-            n,
-            "/v1/rln/status",
-            "the RLN tree",
-            |v: &RlnStatusAnswer| v.members == 3,
-        )
-        .await;
-    }
+    let nodes = start_network(d, names, (&peers, &rates, LIMIT), 3, record).await;
     let author = nodes[0].peer_id().to_string();
 
     // An honest message: delivered to both others; it first left its author on the stem, to
