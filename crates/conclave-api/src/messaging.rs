@@ -23,6 +23,10 @@ pub struct DeliveryFrame {
     pub timestamp_ms: u64,
     pub message_id: String,
     pub payload_base64: String,
+    /// Fetched from a member after this node missed it (partition, restart), not received in
+    /// gossip; still delivered once only.
+    #[serde(default)]
+    pub caught_up: bool,
 }
 
 impl DeliveryFrame {
@@ -94,6 +98,7 @@ mod tests {
             timestamp_ms: 7,
             message_id: "m".into(),
             payload_base64: "aGk=".into(),
+            caught_up: false,
         };
         let text = serde_json::to_string(&frame).unwrap();
         let read: StreamFrame<DeliveryFrame> = serde_json::from_str(&text).unwrap();

@@ -70,16 +70,27 @@ impl Envelope {
     /// Checks the timestamp against the receiver's clock, symmetric tolerance both ways. Any
     /// timestamp a peer sends is judged, none overflows.
     pub fn check_timestamp(&self, now_ms: u64, tolerance_ms: u64) -> Result<(), TimestampError> {
-        if self.timestamp_ms.saturating_add(tolerance_ms) < now_ms {
+        self.check_age(now_ms, tolerance_ms, tolerance_ms)
+    }
+
+    /// Checks the timestamp lies at most `max_age_ms` in the past and `max_ahead_ms` in the
+    /// future of `now_ms` (a caught-up message may be old, never from the future).
+    pub fn check_age(
+        &self,
+        now_ms: u64,
+        max_age_ms: u64,
+        max_ahead_ms: u64,
+    ) -> Result<(), TimestampError> {
+        if self.timestamp_ms.saturating_add(max_age_ms) < now_ms {
             return Err(TimestampError::TooOld {
                 age_ms: now_ms - self.timestamp_ms,
-                tolerance_ms,
+                tolerance_ms: max_age_ms,
             });
         }
-        if self.timestamp_ms > now_ms.saturating_add(tolerance_ms) {
+        if self.timestamp_ms > now_ms.saturating_add(max_ahead_ms) {
             return Err(TimestampError::InFuture {
                 ahead_ms: self.timestamp_ms - now_ms,
-                tolerance_ms,
+                tolerance_ms: max_ahead_ms,
             });
         }
         Ok(())

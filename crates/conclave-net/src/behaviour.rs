@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 
 use crate::admission::InboundAdmission;
+use crate::catchup::{catch_up_codec, CatchUpCodec, CATCHUP_PROTOCOL, CATCHUP_REQUEST_TIMEOUT};
 use crate::gate::MembershipGate;
 use crate::headers::{header_codec, HeaderCodec, HEADERS_PROTOCOL};
 use crate::mesh::MeshParams;
@@ -92,9 +93,17 @@ pub(crate) struct Behaviour {
     /// The anonymous channel's stem: single hops among members before gossip
     /// (docs/ARCHITECTURE.md, "The stem").
     pub stem: request_response::Behaviour<StemCodec>,
+    /// What members missed, reconciled and fetched (docs/ARCHITECTURE.md, "Catch-up").
+    pub catch_up: request_response::Behaviour<CatchUpCodec>,
     pub identify: identify::Behaviour,
+    /// Also how a connection that went silent (a partition that drops packets) is found: a ping
+    /// unanswered for [`PING_TIMEOUT`] closes it, and the member is redialed.
     pub ping: ping::Behaviour,
 }
+
+/// How often each connection is pinged, and how long an answer may take.
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a header request may take before the asking node counts the member as silent.
 pub(crate) const HEADER_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -332,7 +341,18 @@ impl Behaviour {
                     .with_agent_version(format!("conclave/{}", env!("CARGO_PKG_VERSION")))
                     .with_push_listen_addr_updates(true),
             ),
-            ping: ping::Behaviour::default(),
+            catch_up: request_response::Behaviour::with_codec(
+                catch_up_codec(p.max_message_bytes),
+                [(CATCHUP_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(CATCHUP_REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(32),
+            ),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(PING_INTERVAL)
+                    .with_timeout(PING_TIMEOUT),
+            ),
         })
     }
 }

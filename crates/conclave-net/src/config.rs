@@ -6,6 +6,8 @@ use libp2p::identity::Keypair;
 use tokio::sync::watch;
 
 use crate::behaviour::RelayLimits;
+use crate::catchup::log::RetainedMessage;
+use crate::catchup::CatchUpConfig;
 use crate::headers::RecentHeaders;
 use crate::redial::Backoff;
 use crate::stem::StemConfig;
@@ -65,6 +67,10 @@ pub struct NetConfig {
     /// The anonymous channel's stem (on by default: own anonymous messages never go straight
     /// to gossip).
     pub stem: StemConfig,
+    /// Retention and reconciliation of signed messages.
+    pub catch_up: CatchUpConfig,
+    /// Messages retained before this start (the node's state store), newest last.
+    pub retained: Vec<RetainedMessage>,
 }
 
 impl NetConfig {
@@ -98,6 +104,8 @@ impl NetConfig {
             headers: watch::channel(Arc::new(RecentHeaders::default())).1,
             relay_server: None,
             stem: StemConfig::default(),
+            catch_up: CatchUpConfig::default(),
+            retained: Vec::new(),
         }
     }
 }

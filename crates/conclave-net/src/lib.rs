@@ -8,7 +8,9 @@
 //! signatures; the application validates each message's RLN proof and reports an
 //! [`Acceptance`]), the header request-response protocol ([`HEADERS_PROTOCOL`]), the
 //! anonymous channel's stem ([`STEM_PROTOCOL`], Dandelion++: own anonymous messages travel
-//! single verified hops among members before they are gossiped), identify and ping. The application talks to it through a [`NetworkService`] handle and reads one
+//! single verified hops among members before they are gossiped), catch-up
+//! ([`CATCHUP_PROTOCOL`]: signed messages retained for a window, reconciled with members and
+//! fetched when missed), identify and ping. The application talks to it through a [`NetworkService`] handle and reads one
 //! [`NetworkEvent`] stream; the peer table is published as [`PeerSnapshot`]s.
 //!
 //! Pure pieces are separate and tested without a network: [`validate_signed`], [`MeshParams`],
@@ -16,6 +18,7 @@
 
 mod admission;
 mod behaviour;
+mod catchup;
 mod config;
 mod framing;
 mod gate;
@@ -32,6 +35,8 @@ use conclave_core::{Multiaddr, PeerId};
 
 pub use admission::NotAdmitted;
 pub use behaviour::{anonymous_topic, gossip_topic, RelayLimits};
+pub use catchup::log::{RetainedError, RetainedMessage};
+pub use catchup::{CatchUpConfig, CATCHUP_PROTOCOL};
 pub use config::{NetConfig, TransportKind};
 pub use gate::{Denied, MembershipGate, Refusal};
 pub use headers::{
@@ -45,7 +50,7 @@ pub use service::{
     NetworkService, PeerInfo, PeerSnapshot, PublishError, PublishOutcome, StartedNetwork,
 };
 pub use stem::{StemConfig, StemReply, StemRequest, StemVerdict, STEM_PROTOCOL};
-pub use validation::{validate_signed, Rejection, Validated, ValidationLimits};
+pub use validation::{validate_retained, validate_signed, Rejection, Validated, ValidationLimits};
 
 /// Why the network service could not start or serve a request.
 #[derive(Debug, thiserror::Error)]

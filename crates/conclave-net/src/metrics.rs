@@ -56,6 +56,16 @@ pub(crate) struct NetMetrics {
     /// Members' stem frames this node fluffed, by cause (own frames are never counted: a
     /// counter that moved on them would date this node's anonymous publishes).
     pub stem_fluffed: Family<ReasonLabels, Counter>,
+    /// Caught-up messages by outcome (promised, accepted, or why refused).
+    pub catchup_fetched: Family<ReasonLabels, Counter>,
+    /// Catch-up bytes this node sent in requests and received in answers.
+    pub catchup_bytes: Family<ReasonLabels, Counter>,
+    /// This node's catch-up sessions by how they ended.
+    pub catchup_sessions: Family<ReasonLabels, Counter>,
+    /// Members' catch-up requests by how they were answered.
+    pub catchup_served: Family<ReasonLabels, Counter>,
+    pub retained_messages: Gauge,
+    pub retained_bytes: Gauge,
 }
 
 impl NetMetrics {
@@ -74,6 +84,12 @@ impl NetMetrics {
             relay: Family::default(),
             stem_received: Family::default(),
             stem_fluffed: Family::default(),
+            catchup_fetched: Family::default(),
+            catchup_bytes: Family::default(),
+            catchup_sessions: Family::default(),
+            catchup_served: Family::default(),
+            retained_messages: Gauge::default(),
+            retained_bytes: Gauge::default(),
         };
         registry.register(
             "anonymous_validation_dropped",
@@ -136,6 +152,36 @@ impl NetMetrics {
             "Members' stem frames this node moved to gossip, by cause (coin, failsafe, unreachable, no_successor, held_full)",
             m.stem_fluffed.clone(),
         );
+        registry.register(
+            "catchup_messages",
+            "Messages caught up from members, by outcome (promised, accepted, or the refusal reason)",
+            m.catchup_fetched.clone(),
+        );
+        registry.register(
+            "catchup_bytes",
+            "Catch-up protocol bytes this node sent (requests) and received (answers)",
+            m.catchup_bytes.clone(),
+        );
+        registry.register(
+            "catchup_sessions",
+            "Catch-up sessions this node ran, by how they ended",
+            m.catchup_sessions.clone(),
+        );
+        registry.register(
+            "catchup_served",
+            "Members' catch-up requests, by how they were answered",
+            m.catchup_served.clone(),
+        );
+        registry.register(
+            "retained_messages",
+            "Signed messages kept for catch-up",
+            m.retained_messages.clone(),
+        );
+        registry.register(
+            "retained_bytes",
+            "Bytes of signed messages kept for catch-up",
+            m.retained_bytes.clone(),
+        );
         // Known label sets start at zero, so dashboards and alerts see a series before the
         // first event rather than nothing.
         for direction in ["inbound", "outbound"] {
@@ -153,6 +199,9 @@ impl NetMetrics {
         }
         for reason in ["accepted", "rejected", "refused"] {
             let _ = m.stem_received.get_or_create(&ReasonLabels { reason });
+        }
+        for reason in ["accepted", "promised", "unrequested"] {
+            let _ = m.catchup_fetched.get_or_create(&ReasonLabels { reason });
         }
         for reason in ["coin", "failsafe"] {
             let _ = m.stem_fluffed.get_or_create(&ReasonLabels { reason });

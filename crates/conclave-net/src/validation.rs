@@ -89,6 +89,40 @@ pub fn validate_signed(
     topic: &TopicName,
     data: &[u8],
 ) -> Result<Validated, Rejection> {
+    let tolerance = limits.timestamp_tolerance_ms;
+    let window = (tolerance, tolerance);
+    validate(view, at, now_ms, window, limits, source, topic, data)
+}
+
+/// Checks a message fetched by catch-up: the same checks, with the authorization judged by the
+/// view and moment of the message's own time (`(view, at)`, from the node's view history) and
+/// its timestamp allowed to be as old as `retention_ms` (never further ahead than the live
+/// tolerance).
+pub fn validate_retained(
+    (view, at): (&MembershipView, Moment),
+    now_ms: u64,
+    retention_ms: u64,
+    limits: ValidationLimits,
+    source: PeerId,
+    topic: &TopicName,
+    data: &[u8],
+) -> Result<Validated, Rejection> {
+    let window = (retention_ms, limits.timestamp_tolerance_ms);
+    validate(view, at, now_ms, window, limits, Some(source), topic, data)
+}
+
+/// `window`: how far the timestamp may lie in the past and in the future.
+#[allow(clippy::too_many_arguments)]
+fn validate(
+    view: &MembershipView,
+    at: Moment,
+    now_ms: u64,
+    window: (u64, u64),
+    limits: ValidationLimits,
+    source: Option<PeerId>,
+    topic: &TopicName,
+    data: &[u8],
+) -> Result<Validated, Rejection> {
     if data.len() > limits.max_message_bytes {
         return Err(Rejection::TooLarge {
             size: data.len(),
@@ -104,7 +138,7 @@ pub fn validate_signed(
         })?
         .operator;
     let envelope = Envelope::decode(data).map_err(|e| Rejection::Undecodable(e.to_string()))?;
-    envelope.check_timestamp(now_ms, limits.timestamp_tolerance_ms)?;
+    envelope.check_age(now_ms, window.0, window.1)?;
     let key = inline_key(&source).ok_or(Rejection::BadSignature(source))?;
     if !key.verify(&envelope.signing_bytes(topic.as_str()), &envelope.signature) {
         return Err(Rejection::BadSignature(source));

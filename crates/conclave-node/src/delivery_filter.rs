@@ -1,28 +1,21 @@
 //! Once-only delivery to subscribers: across the two services of a key rotation (both receive
 //! the same gossip), and across restarts. Gossipsub's duplicate cache and this filter's memory
 //! die with the process; the network's timestamp check refuses only what is older than
-//! `[limits] timestamp_tolerance_secs`. So the ids of delivered messages are written to the state
-//! store every [`PERSIST_EVERY`] and read back at start for that window: a member replaying
-//! traffic into a node that restarted finds it already delivered (docs/ARCHITECTURE.md, "The
-//! node").
+//! `[limits] timestamp_tolerance_secs` (caught-up messages may be as old as `[catch_up]
+//! retention_secs`). So the ids of delivered messages are written to the state store (`persist`)
+//! and read back at start for the longer of the two windows: a member replaying traffic into a
+//! node that restarted finds it already delivered (docs/ARCHITECTURE.md, "The node").
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use conclave_core::{Clock, PeerId};
 use conclave_net::Delivery;
-use tokio::sync::watch;
-
-use crate::metrics::NodeMetrics;
-use crate::store::StateStore;
 
 /// Delivered ids remembered at most (the window's worth at 8,700 msg/s with the default 30 s
 /// tolerance); beyond it the oldest are forgotten early.
 pub(crate) const RECENT_IDS: usize = 262_144;
-/// How often newly delivered ids are written to the store: a crash (not a clean stop) can forget
-/// at most this much, so those few messages could be delivered again after it.
-pub(crate) const PERSIST_EVERY: Duration = Duration::from_millis(250);
 
 /// Recently delivered ids with their messages' timestamps, oldest first.
 struct RecentIds {
@@ -103,52 +96,20 @@ impl DeliveryFilter {
         first
     }
 
-    fn take_unsaved(&mut self) -> Vec<(String, u64)> {
+    pub(crate) fn take_unsaved(&mut self) -> Vec<(String, u64)> {
         std::mem::take(&mut self.unsaved)
     }
 
-    fn window_ms(&self) -> u64 {
-        self.recent.window_ms
-    }
-}
-
-/// Writes newly delivered ids to the store every [`PERSIST_EVERY`], and forgets stored ones out
-/// of the window; once more at shutdown.
-pub(crate) async fn persist(
-    filter: Arc<Mutex<DeliveryFilter>>,
-    store: Arc<StateStore>,
-    metrics: Arc<NodeMetrics>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut every = tokio::time::interval(PERSIST_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let stop = tokio::select! {
-            _ = every.tick() => false,
-            _ = shutdown.changed() => true,
-        };
-        let (batch, forget_before) = {
-            let mut f = crate::lock(&filter);
-            let before = f.clock.now_ms().saturating_sub(f.window_ms());
-            (f.take_unsaved(), before)
-        };
-        let store = store.clone();
-        let written =
-            tokio::task::spawn_blocking(move || store.record_delivered(&batch, forget_before))
-                .await;
-        if let Ok(Err(e)) = written {
-            metrics.peer_store_errors.inc();
-            tracing::warn!(error = %e, "delivered ids not persisted");
-        }
-        if stop {
-            return;
-        }
+    /// The oldest message timestamp still remembered.
+    pub(crate) fn forget_before(&self) -> u64 {
+        self.clock.now_ms().saturating_sub(self.recent.window_ms)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StateStore;
     use conclave_core::OperatorId;
 
     struct At(u64);
@@ -166,6 +127,7 @@ mod tests {
             timestamp_ms: ts,
             payload: Vec::new(),
             message_id: id.into(),
+            caught_up: false,
         }
     }
 

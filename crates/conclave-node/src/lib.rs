@@ -17,6 +17,7 @@ mod drivers;
 pub mod keys;
 mod metrics;
 mod network;
+mod persist;
 mod readiness;
 mod rln;
 mod rln_arrivals;

@@ -107,6 +107,8 @@ pub(crate) struct NodeMetrics {
     pub subscribers: Gauge,
     pub subscriber_lagged: Counter,
     pub peer_store_errors: Counter,
+    /// Retained messages not written to the store because the write queue was full.
+    pub retained_unsaved: Counter,
     pub key_rotations: Counter,
     pub key_rotation_failures: Counter,
     pub handover_republish_failures: Counter,
@@ -183,8 +185,13 @@ impl NodeMetrics {
         );
         registry.register(
             "peer_store_errors",
-            "Failed state-store writes of learned addresses and delivered message ids",
+            "Failed state-store writes (learned addresses, delivered ids, retained messages) and damaged rows skipped",
             m.peer_store_errors.clone(),
+        );
+        registry.register(
+            "retained_unsaved",
+            "Retained messages not written to the state store because its write queue was full",
+            m.retained_unsaved.clone(),
         );
         registry.register(
             "key_rotations",

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::delivery_filter::DeliveryFilter;
 use crate::metrics::NodeMetrics;
+use crate::persist::RetainedBatch;
 use crate::rotation::{load_candidates, rotation_target};
 use crate::store::StateStore;
 use crate::{NodeError, ValidConfig};
@@ -77,6 +78,9 @@ pub(crate) struct Dispatch {
     pub store: Arc<StateStore>,
     pub metrics: Arc<NodeMetrics>,
     filter: Arc<Mutex<DeliveryFilter>>,
+    /// Retained messages on their way to the store.
+    retained: Arc<RetainedBatch>,
+    clock: Arc<dyn Clock>,
     /// The RLN validator's inbox, with the service each message is held by (its verdict goes
     /// back there); `None` when the anonymous channel is off.
     anonymous: Option<mpsc::Sender<(NetworkService, AnonymousMessage)>>,
@@ -88,6 +92,8 @@ impl Dispatch {
         store: Arc<StateStore>,
         metrics: Arc<NodeMetrics>,
         filter: DeliveryFilter,
+        retained: RetainedBatch,
+        clock: Arc<dyn Clock>,
         anonymous: Option<mpsc::Sender<(NetworkService, AnonymousMessage)>>,
     ) -> Self {
         Dispatch {
@@ -95,16 +101,21 @@ impl Dispatch {
             store,
             metrics,
             filter: Arc::new(Mutex::new(filter)),
+            retained: Arc::new(retained),
+            clock,
             anonymous,
         }
     }
 
-    /// Writes what this dispatcher delivers to the store, until shutdown.
+    /// Writes what this dispatcher delivers and the network retains to the store, until
+    /// shutdown.
     pub fn persist(&self, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
-        tokio::spawn(crate::delivery_filter::persist(
+        tokio::spawn(crate::persist::persist(
             self.filter.clone(),
+            self.retained.clone(),
             self.store.clone(),
             self.metrics.clone(),
+            self.clock.clone(),
             shutdown,
         ))
     }
@@ -155,6 +166,9 @@ impl Dispatch {
                     if admitted {
                         let _ = self.deliveries.send(Arc::new(d));
                     }
+                }
+                NetworkEvent::Retained(m) if !self.retained.push(&m) => {
+                    self.metrics.retained_unsaved.inc();
                 }
                 NetworkEvent::AddressesLearned { peer, addresses } => {
                     let store = self.store.clone();
@@ -216,6 +230,13 @@ impl NetFactory {
         net_cfg.clock = self.clock.clone();
         net_cfg.headers = self.headers.clone();
         net_cfg.relay_server = cfg.relay_server;
+        net_cfg.catch_up = cfg.catch_up;
+        net_cfg.retained = crate::persist::load_retained(
+            &self.store,
+            &cfg.catch_up,
+            self.clock.now_ms(),
+            &self.metrics,
+        )?;
         let started = NetworkService::start(net_cfg, self.view.clone(), &mut prom)?;
         Ok((started, prom))
     }

@@ -1,11 +1,15 @@
 //! The node's state store (redb): the peer store (a restarted node redials members at the
 //! addresses they last announced), settled coordination windows, RLN removals and the message-id
-//! counter, and the ids of recently delivered messages (once-only delivery across restarts).
+//! counter, the ids of recently delivered messages (once-only delivery across restarts), and the
+//! signed messages retained for catch-up (a restarted node still serves and knows them).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use conclave_coord::WindowOutcome;
+
 use conclave_core::{Multiaddr, PeerId};
+use conclave_net::RetainedMessage;
 use redb::{Database, ReadableTable, TableDefinition};
 
 /// PeerId bytes → addresses, each length-prefixed (u16 BE) multiaddr bytes.
@@ -19,6 +23,9 @@ const RLN_COUNTER: TableDefinition<&str, &[u8]> = TableDefinition::new("rln_coun
 /// Ids of delivered signed messages: message timestamp (ms, 8 BE) ‖ message id (hex) → nothing.
 /// Kept for the timestamp window, so a replay into a restarted node is not delivered again.
 const DELIVERED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("delivered");
+/// Signed messages retained for catch-up: message timestamp (ms, 8 BE) ‖ message id (32) → the
+/// message's stored form ([`RetainedMessage::encode`]).
+const RETAINED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("retained");
 /// Addresses kept per peer.
 const MAX_ADDRESSES: usize = 8;
 
@@ -63,6 +70,7 @@ impl StateStore {
         tx.open_table(RLN_REMOVED).map_err(|e| store.err(e))?;
         tx.open_table(RLN_COUNTER).map_err(|e| store.err(e))?;
         tx.open_table(DELIVERED).map_err(|e| store.err(e))?;
+        tx.open_table(RETAINED).map_err(|e| store.err(e))?;
         tx.commit().map_err(|e| store.err(e))?;
         Ok(store)
     }
@@ -119,6 +127,83 @@ impl StateStore {
             out.push((id.to_owned(), ts));
         }
         Ok(out)
+    }
+
+    /// Adds retained messages, forgets those stamped before `forget_before_ms`, then the oldest
+    /// while the table holds more than `max_bytes` — one transaction. `stored_bytes` is the
+    /// caller's running total of the table's value bytes (see [`StateStore::retained_bytes`]).
+    pub fn record_retained(
+        &self,
+        batch: &[Arc<RetainedMessage>],
+        forget_before_ms: u64,
+        max_bytes: usize,
+        stored_bytes: &mut usize,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = tx.open_table(RETAINED).map_err(|e| self.err(e))?;
+            for m in batch {
+                let mut key = m.timestamp_ms.to_be_bytes().to_vec();
+                key.extend_from_slice(&m.id);
+                let value = m.encode();
+                let old = table
+                    .insert(key.as_slice(), value.as_slice())
+                    .map_err(|e| self.err(e))?;
+                *stored_bytes += value.len();
+                if let Some(old) = old {
+                    *stored_bytes = stored_bytes.saturating_sub(old.value().len());
+                }
+            }
+            let end = forget_before_ms.to_be_bytes();
+            let mut removed = 0;
+            table
+                .retain_in(..end.as_slice(), |_, v| {
+                    removed += v.len();
+                    false
+                })
+                .map_err(|e| self.err(e))?;
+            *stored_bytes = stored_bytes.saturating_sub(removed);
+            while *stored_bytes > max_bytes {
+                let Some((_, v)) = table.pop_first().map_err(|e| self.err(e))? else {
+                    *stored_bytes = 0;
+                    break;
+                };
+                *stored_bytes = stored_bytes.saturating_sub(v.value().len());
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The retained messages stamped at or after `since_ms`, oldest first, and how many rows
+    /// did not decode (skipped: a damaged row must not stop the node).
+    pub fn retained_since(
+        &self,
+        since_ms: u64,
+    ) -> Result<(Vec<RetainedMessage>, usize), StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(RETAINED).map_err(|e| self.err(e))?;
+        let start = since_ms.to_be_bytes();
+        let (mut out, mut damaged) = (Vec::new(), 0);
+        for row in table.range(start.as_slice()..).map_err(|e| self.err(e))? {
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            match RetainedMessage::decode(v.value()) {
+                Ok(m) => out.push(m),
+                Err(_) => damaged += 1,
+            }
+        }
+        Ok((out, damaged))
+    }
+
+    /// The value bytes the retained table holds (one scan, at start).
+    pub fn retained_bytes(&self) -> Result<usize, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(RETAINED).map_err(|e| self.err(e))?;
+        let mut total = 0;
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            total += v.value().len();
+        }
+        Ok(total)
     }
 
     /// Every remembered (peer, address). Undecodable rows are skipped with a warning: a damaged

@@ -8,12 +8,19 @@ use conclave_core::{Clock, MembershipView, PeerId};
 use libp2p::gossipsub::{self, MessageAcceptance};
 use tokio::sync::mpsc;
 
-use super::types::{
-    hex_id, Acceptance, AnonymousMessage, AnonymousMessageId, Delivery, NetworkEvent, Route,
-};
+use super::types::{Acceptance, AnonymousMessage, AnonymousMessageId, NetworkEvent, Route};
 use crate::behaviour::{anonymous_topic_name, topic_name};
+use crate::catchup::log::RetainedMessage;
 use crate::metrics::{MessageLabels, NetMetrics};
-use crate::validation::{validate_signed, Rejection, ValidationLimits};
+use crate::validation::{validate_signed, Rejection, Validated, ValidationLimits};
+
+/// What became of a signed message.
+pub(crate) enum Judged {
+    /// Valid: to retain and deliver.
+    Accepted(RetainedMessage, Validated),
+    /// Refused, with the event that says why.
+    Refused(NetworkEvent),
+}
 
 pub(crate) struct Inbound {
     pub limits: ValidationLimits,
@@ -23,8 +30,7 @@ pub(crate) struct Inbound {
 }
 
 impl Inbound {
-    /// Judges a signed-channel message; the event for the application (a delivery or a
-    /// rejection), if any.
+    /// Judges a signed-channel message: accepted (to retain and deliver), or the rejection.
     pub fn signed(
         &self,
         gs: &mut gossipsub::Behaviour,
@@ -33,17 +39,17 @@ impl Inbound {
         propagation_source: PeerId,
         message_id: gossipsub::MessageId,
         message: gossipsub::Message,
-    ) -> NetworkEvent {
+    ) -> Judged {
         let Some(topic) = topic_name(&message.topic) else {
             let reason = Rejection::ForeignTopic(message.topic.to_string());
-            return self.reject(
+            return Judged::Refused(self.reject(
                 gs,
                 &message_id,
                 &propagation_source,
                 message.source,
                 String::new(),
                 reason,
-            );
+            ));
         };
         let verdict = validate_signed(
             view,
@@ -58,14 +64,14 @@ impl Inbound {
             Ok(v) => v,
             Err(reason) => {
                 let topic = topic.to_string();
-                return self.reject(
+                return Judged::Refused(self.reject(
                     gs,
                     &message_id,
                     &propagation_source,
                     message.source,
                     topic,
                     reason,
-                );
+                ));
             }
         };
         gs.report_message_validation_result(
@@ -81,14 +87,14 @@ impl Inbound {
                 reason: "ok",
             })
             .inc();
-        NetworkEvent::Message(Delivery {
+        let retained = RetainedMessage {
             topic,
             source: v.source,
-            operator: v.operator,
             timestamp_ms: v.envelope.timestamp_ms,
-            payload: v.envelope.payload,
-            message_id: hex_id(&message_id),
-        })
+            id: message_id.0.as_slice().try_into().unwrap_or_default(),
+            data: message.data.into(),
+        };
+        Judged::Accepted(retained, v)
     }
 
     /// Reports `Reject` to gossipsub (which lowers the forwarder's score and stops the message

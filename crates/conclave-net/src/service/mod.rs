@@ -11,9 +11,12 @@
 //! - `peer_table`: connections and listeners, published as [`PeerSnapshot`]s.
 //! - `connectivity`: the address book, redials, the PeerId tie-break, closed transports.
 //! - `header_client`: the header protocol, both sides.
+//! - `catch_up`: the retained log and view history, reconciliations with members, fetches of
+//!   what this node missed, and both requests served.
 //! - `stem_relay`: the anonymous channel's stem: own frames out, members' frames verified by
 //!   the application and sent on, fail-safe fluffs, penalties for invalid frames.
 
+mod catch_up;
 mod churn;
 mod command;
 mod connectivity;
@@ -43,12 +46,14 @@ pub use types::{
 
 use crate::admission::NotAdmitted;
 use crate::behaviour::{anonymous_topic, gossip_topic, join_topic, Behaviour, BehaviourParams};
+use crate::catchup::history::ViewHistory;
 use crate::gate::Denied;
 use crate::metrics::NetMetrics;
 use crate::redial::{AddressBook, RedialSchedule};
 use crate::transport::build_swarm;
 use crate::validation::ValidationLimits;
 use crate::{NetConfig, NetError};
+use catch_up::CatchUp;
 use connectivity::Connectivity;
 use header_client::HeaderClient;
 use inbound::Inbound;
@@ -140,6 +145,22 @@ impl NetworkService {
             join_topic(anonymous, anonymous_topic(topic), topic, "anonymous");
         }
 
+        let limits = ValidationLimits {
+            max_message_bytes: config.max_message_bytes,
+            timestamp_tolerance_ms: config.timestamp_tolerance.as_millis() as u64,
+        };
+        let now_ms = config.clock.now_ms();
+        let history = ViewHistory::new(
+            view.borrow().clone(),
+            now_ms,
+            config.clock.moment().block,
+            config.catch_up.retention.as_millis() as u64,
+        );
+        let mut catch_up = CatchUp::new(config.catch_up, history, limits, net_metrics.clone());
+        for m in config.retained {
+            catch_up.retain(m, now_ms);
+        }
+
         let (cmd_tx, cmd_rx) = mpsc::channel(config.command_capacity);
         let (ev_tx, ev_rx) = mpsc::channel(config.event_capacity);
         let (anon_tx, anon_rx) = mpsc::channel(config.anonymous_capacity);
@@ -157,11 +178,9 @@ impl NetworkService {
             publisher,
             stem: StemRelay::new(config.stem, anon_tx.clone(), net_metrics.clone()),
             churn: Default::default(),
+            catch_up,
             inbound: Inbound {
-                limits: ValidationLimits {
-                    max_message_bytes: config.max_message_bytes,
-                    timestamp_tolerance_ms: config.timestamp_tolerance.as_millis() as u64,
-                },
+                limits,
                 anonymous: anon_tx,
                 metrics: net_metrics.clone(),
             },

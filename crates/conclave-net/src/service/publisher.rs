@@ -86,7 +86,18 @@ pub(crate) struct Publisher {
     min_publish_peers: usize,
     /// Set by the hand-over to a new key: publishes now belong to the successor.
     handed_over: bool,
+    /// Sent since the worker last took them (to retain for catch-up); at most one flush's worth.
+    sent: Vec<Sent>,
     metrics: NetMetrics,
+}
+
+/// A message this node sent, as gossipsub has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sent {
+    pub topic: TopicName,
+    pub id: MessageId,
+    pub timestamp_ms: u64,
+    pub data: Vec<u8>,
 }
 
 /// How the publisher is sized.
@@ -123,6 +134,7 @@ impl Publisher {
             max_payload,
             min_publish_peers: limits.min_publish_peers,
             handed_over: false,
+            sent: Vec::new(),
             metrics,
         })
     }
@@ -228,8 +240,26 @@ impl Publisher {
         };
         self.nonce = self.nonce.wrapping_add(1);
         envelope.signature = self.key.sign(&envelope.signing_bytes(topic.as_str()))?;
-        let id = gossip.publish(topic, envelope.encode_to_vec())?;
-        Ok(hex_id(&id))
+        let data = envelope.encode_to_vec();
+        let id = gossip.publish(topic, data.clone())?;
+        let hex = hex_id(&id);
+        self.sent.push(Sent {
+            topic: topic.clone(),
+            id,
+            timestamp_ms: now_ms,
+            data,
+        });
+        Ok(hex)
+    }
+
+    /// What was sent since the last call.
+    pub fn take_sent(&mut self) -> Vec<Sent> {
+        std::mem::take(&mut self.sent)
+    }
+
+    /// This node's key (the source of what it sends).
+    pub fn local(&self) -> PeerId {
+        self.local
     }
 
     /// Sends, in order, what waits for topics that now have enough subscribed peers. A topic

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use conclave_core::{Multiaddr, OperatorId, PeerId, TopicName, Unauthorized};
 use libp2p::gossipsub;
 
-use crate::validation::Rejection;
+use crate::catchup::log::RetainedMessage;
+use crate::validation::{Rejection, Validated};
 
 /// A message delivered to the application: it passed every check of the signed channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,24 @@ pub struct Delivery {
     pub payload: Vec<u8>,
     /// Hex of the gossipsub message id.
     pub message_id: String,
+    /// Fetched by catch-up from a member (it was published while this node could not receive
+    /// it), not received in gossip.
+    pub caught_up: bool,
+}
+
+impl Delivery {
+    /// The delivery of a retained message that passed validation.
+    pub(crate) fn of(m: &RetainedMessage, v: Validated, caught_up: bool) -> Self {
+        Delivery {
+            topic: m.topic.clone(),
+            source: v.source,
+            operator: v.operator,
+            timestamp_ms: v.envelope.timestamp_ms,
+            payload: v.envelope.payload,
+            message_id: m.hex_id(),
+            caught_up,
+        }
+    }
 }
 
 /// A message of the anonymous channel waiting for the application's verdict: gossipsub holds it
@@ -115,6 +134,9 @@ impl Direction {
 #[derive(Debug, Clone)]
 pub enum NetworkEvent {
     Message(Delivery),
+    /// A signed message this node now retains for catch-up (accepted, caught up or published
+    /// here): the node keeps a copy in its state store so a restart keeps it.
+    Retained(std::sync::Arc<RetainedMessage>),
     PeerConnected {
         peer: PeerId,
         operator: OperatorId,

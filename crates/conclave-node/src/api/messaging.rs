@@ -59,6 +59,7 @@ pub(crate) fn delivery_frame(d: &Delivery) -> DeliveryFrame {
         timestamp_ms: d.timestamp_ms,
         message_id: d.message_id.clone(),
         payload_base64: base64::engine::general_purpose::STANDARD.encode(&d.payload),
+        caught_up: d.caught_up,
     }
 }
 

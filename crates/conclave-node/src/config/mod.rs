@@ -16,8 +16,8 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 pub use sections::{
-    AltnetSection, ClockChainSection, CoordinationSection, EvmSection, LimitsSection,
-    RegistrySection, RelaySection, RlnSection, WatchdogSection,
+    AltnetSection, CatchUpSection, ClockChainSection, CoordinationSection, EvmSection,
+    LimitsSection, RegistrySection, RelaySection, RlnSection, WatchdogSection,
 };
 pub use valid::{CoordConfig, RegistryChoice, RlnConfig, ValidConfig, WatchdogSettings};
 
@@ -43,6 +43,9 @@ pub const FLAT_KEYS: &[(&str, &str)] = &[
     ("publish_queue_ttl_secs", "limits.publish_queue_ttl_secs"),
     ("max_pending_incoming", "limits.max_pending_incoming"),
     ("max_pending_per_ip", "limits.max_pending_per_ip"),
+    ("catchup_retention_secs", "catch_up.retention_secs"),
+    ("catchup_retention_bytes", "catch_up.retention_bytes"),
+    ("catchup_anti_entropy_secs", "catch_up.anti_entropy_secs"),
     ("relay_server", "relay.server"),
     ("relay_max_circuit_secs", "relay.max_circuit_secs"),
     ("relay_max_circuit_bytes", "relay.max_circuit_bytes"),
@@ -127,6 +130,7 @@ pub struct NodeConfig {
     pub registry: RegistrySection,
     pub evm: EvmSection,
     pub limits: LimitsSection,
+    pub catch_up: CatchUpSection,
     pub relay: RelaySection,
     pub coordination: CoordinationSection,
     pub clock_chain: ClockChainSection,
@@ -153,6 +157,7 @@ impl Default for NodeConfig {
             registry: RegistrySection::default(),
             evm: EvmSection::default(),
             limits: LimitsSection::default(),
+            catch_up: CatchUpSection::default(),
             relay: RelaySection::default(),
             coordination: CoordinationSection::default(),
             clock_chain: ClockChainSection::default(),

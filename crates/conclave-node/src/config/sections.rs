@@ -82,6 +82,71 @@ impl Default for LimitsSection {
     }
 }
 
+/// `[catch_up]`: signed messages kept for members that missed them (partitioned, restarting),
+/// and how often this node reconciles with a member to find what it missed itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatchUpSection {
+    /// How long accepted messages are kept and can be caught up (also how long a fetched
+    /// message may be old).
+    pub retention_secs: u64,
+    /// The most bytes of messages kept (memory and state store); the oldest go first.
+    pub retention_bytes: usize,
+    /// How often to reconcile with one connected member at random.
+    pub anti_entropy_secs: u64,
+}
+
+impl Default for CatchUpSection {
+    fn default() -> Self {
+        CatchUpSection {
+            retention_secs: 600,
+            retention_bytes: 64 * 1024 * 1024,
+            anti_entropy_secs: 5,
+        }
+    }
+}
+
+impl CatchUpSection {
+    pub(crate) fn validate(
+        &self,
+        tolerance_secs: u64,
+        max_message_bytes: usize,
+    ) -> Result<conclave_net::CatchUpConfig, super::ConfigError> {
+        let invalid = |key: &str, value: u64, expected| super::ConfigError::Invalid {
+            key: key.into(),
+            value: value.to_string(),
+            expected,
+        };
+        if !(tolerance_secs..=86_400).contains(&self.retention_secs) {
+            return Err(invalid(
+                "catch_up.retention_secs",
+                self.retention_secs,
+                "from limits.timestamp_tolerance_secs up to 86400 (a day)",
+            ));
+        }
+        if self.retention_bytes < 16 * max_message_bytes {
+            return Err(invalid(
+                "catch_up.retention_bytes",
+                self.retention_bytes as u64,
+                "at least 16 × limits.max_message_bytes",
+            ));
+        }
+        if !(1..=3600).contains(&self.anti_entropy_secs) {
+            return Err(invalid(
+                "catch_up.anti_entropy_secs",
+                self.anti_entropy_secs,
+                "between 1 and 3600",
+            ));
+        }
+        Ok(conclave_net::CatchUpConfig {
+            retention: std::time::Duration::from_secs(self.retention_secs),
+            max_bytes: self.retention_bytes,
+            anti_entropy: std::time::Duration::from_secs(self.anti_entropy_secs),
+            ..Default::default()
+        })
+    }
+}
+
 /// `[relay]`: relay circuits (libp2p circuit relay v2) for members that cannot reach each
 /// other directly: reservations and circuits only for members, each bounded in time and bytes.
 /// Members use a relay by listening on `<relay address>/p2p-circuit`.

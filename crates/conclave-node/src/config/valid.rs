@@ -88,6 +88,7 @@ pub struct ValidConfig {
     pub publish_queue_ttl: Duration,
     pub max_pending_incoming: u32,
     pub max_pending_per_ip: u32,
+    pub catch_up: conclave_net::CatchUpConfig,
     pub relay_server: Option<conclave_net::RelayLimits>,
     pub json_logs: bool,
     pub coordination: Option<CoordConfig>,
@@ -457,6 +458,9 @@ impl NodeConfig {
             publish_queue_ttl: Duration::from_secs(limits.publish_queue_ttl_secs),
             max_pending_incoming: limits.max_pending_incoming,
             max_pending_per_ip: limits.max_pending_per_ip,
+            catch_up: self
+                .catch_up
+                .validate(limits.timestamp_tolerance_secs, limits.max_message_bytes)?,
             relay_server: self.relay.server.then(|| conclave_net::RelayLimits {
                 max_circuit_duration: Duration::from_secs(self.relay.max_circuit_secs),
                 max_circuit_bytes: self.relay.max_circuit_bytes,

@@ -25,6 +25,7 @@ use crate::coordination::Coordinator;
 use crate::delivery_filter::DeliveryFilter;
 use crate::metrics::NodeMetrics;
 use crate::network::{Dispatch, NetFactory, NodeNetwork, Rotation, Services};
+use crate::persist::RetainedBatch;
 use crate::readiness::Readiness;
 use crate::store::StateStore;
 use crate::{api, keys, track_registry, NodeError, NodeHooks, RunningNode, ValidConfig};
@@ -100,7 +101,8 @@ pub(crate) async fn start(cfg: ValidConfig, hooks: NodeHooks) -> Result<RunningN
         cfg,
     };
     let anonymous = anonymous::build(&w)?;
-    let window = w.cfg.timestamp_tolerance;
+    // Caught-up messages can be as old as the retention window: remember deliveries as long.
+    let window = w.cfg.timestamp_tolerance.max(w.cfg.catch_up.retention);
     let since = w.clock.now_ms().saturating_sub(window.as_millis() as u64);
     let delivered = store.delivered_since(since)?;
     let dispatch = Dispatch::new(
@@ -108,6 +110,8 @@ pub(crate) async fn start(cfg: ValidConfig, hooks: NodeHooks) -> Result<RunningN
         store.clone(),
         metrics.clone(),
         DeliveryFilter::new(window, delivered, w.clock.clone()),
+        RetainedBatch::new(w.cfg.catch_up),
+        w.clock.clone(),
         anonymous.as_ref().map(|a| a.inbox.clone()),
     );
     let coordinator = match (w.cfg.coordination, &acting.view) {

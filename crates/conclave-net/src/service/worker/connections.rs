@@ -37,6 +37,11 @@ impl Worker {
                     tracing::info!(peer = %peer_id, %operator, "member connected");
                     let peer = peer_id;
                     self.emit(NetworkEvent::PeerConnected { peer, operator });
+                    // What either side missed while apart.
+                    let topics = self.signed_topics();
+                    let now_ms = self.clock.now_ms();
+                    let proto = &mut self.swarm.behaviour_mut().catch_up;
+                    self.catch_up.member_connected(proto, peer, topics, now_ms);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -53,6 +58,7 @@ impl Worker {
                 {
                     self.connectivity.disconnected(peer_id);
                     self.churn.forget(&peer_id);
+                    self.catch_up.member_disconnected(&peer_id);
                     tracing::info!(peer = %peer_id, "peer disconnected");
                     self.emit(NetworkEvent::PeerDisconnected { peer: peer_id });
                 }

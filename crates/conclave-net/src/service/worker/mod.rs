@@ -9,7 +9,7 @@ mod connections;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conclave_core::{Clock, MembershipView, Moment, PeerId};
+use conclave_core::{Clock, MembershipView, Moment, PeerId, TopicName};
 use futures::StreamExt;
 use libp2p::gossipsub;
 use libp2p::metrics::Recorder;
@@ -17,19 +17,21 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, Swarm};
 use tokio::sync::{mpsc, watch};
 
+use super::catch_up::{CatchUp, Outcome};
 use super::churn::ChurnLimit;
 use super::command::Command;
 use super::connectivity::{self, dial_refusal, Connectivity};
 use super::header_client::HeaderClient;
-use super::inbound::{report_anonymous, Inbound};
+use super::inbound::{report_anonymous, Inbound, Judged};
 use super::peer_table::PeerTable;
 use super::publisher::{Dropped, PublishContext, Publisher};
 use super::stem_relay::{StemIo, StemRelay};
-use super::types::{hex_id, NetworkEvent, PublishError, Route};
+use super::types::{hex_id, Delivery, NetworkEvent, PublishError, Route};
 use crate::behaviour::{
     anonymous_topic, gossip_topic, join_topic, topic_name, Behaviour, BehaviourEvent,
     FRAME_OVERHEAD, GRAYLIST_THRESHOLD,
 };
+use crate::catchup::log::RetainedMessage;
 use crate::metrics::{NetMetrics, ReasonLabels};
 
 /// How often the worker re-checks expiries, redials and the outbox while there is such work: a
@@ -55,6 +57,8 @@ pub(crate) struct Worker {
     pub connectivity: Connectivity,
     pub header_client: HeaderClient,
     pub stem: StemRelay,
+    /// The retained log, reconciliations and fetches.
+    pub catch_up: CatchUp,
     /// Subscription changes per peer, rate-limited.
     pub churn: ChurnLimit,
     pub clock: Arc<dyn Clock>,
@@ -143,6 +147,10 @@ impl Worker {
 
     /// Puts `view` in force: the gate evicts whoever it no longer authorizes.
     fn apply_view(&mut self, view: Arc<MembershipView>) {
+        let at = self.clock.moment();
+        self.catch_up
+            .history
+            .record(&view, self.clock.now_ms(), at.block);
         self.connectivity.view_changing(&self.view(), &view);
         self.swarm.behaviour_mut().admission.apply_view(&view);
         let evicted = self.swarm.behaviour_mut().gate.apply_view(view);
@@ -172,6 +180,51 @@ impl Worker {
         let expired = self.publisher.expire(Instant::now());
         self.emit_dropped(expired);
         self.flush();
+        let members: Vec<PeerId> = self.swarm.behaviour().gate.connected().copied().collect();
+        let topics = self.signed_topics();
+        let now_ms = self.clock.now_ms();
+        let proto = &mut self.swarm.behaviour_mut().catch_up;
+        self.catch_up
+            .tick(proto, &members, &topics, Instant::now(), now_ms);
+    }
+
+    /// The signed topics this node subscribes to.
+    fn signed_topics(&self) -> Vec<TopicName> {
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        gossipsub.topics().filter_map(topic_name).collect()
+    }
+
+    /// Keeps what the publisher sent for catch-up.
+    fn retain_sent(&mut self) {
+        let source = self.publisher.local();
+        let now_ms = self.clock.now_ms();
+        for sent in self.publisher.take_sent() {
+            let m = RetainedMessage {
+                topic: sent.topic,
+                source,
+                timestamp_ms: sent.timestamp_ms,
+                id: sent.id.0.as_slice().try_into().unwrap_or_default(),
+                data: sent.data.into(),
+            };
+            if let Some(kept) = self.catch_up.retain(m, now_ms) {
+                self.emit(NetworkEvent::Retained(kept));
+            }
+        }
+    }
+
+    /// Delivers what catch-up accepted and cuts off members that served forgeries.
+    fn on_catch_up(&mut self, outcome: Outcome) {
+        for c in outcome.caught_up {
+            self.emit(NetworkEvent::Retained(c.message.clone()));
+            self.emit(NetworkEvent::Message(Delivery::of(
+                &c.message,
+                c.validated,
+                true,
+            )));
+        }
+        for peer in outcome.misbehaved {
+            self.cut_off(peer, "catch_up");
+        }
     }
 
     /// Disconnects every member whose score on either channel fell below the graylist and keeps
@@ -188,41 +241,29 @@ impl Worker {
             .copied()
             .collect();
         for peer in graylisted {
-            if self
-                .swarm
-                .behaviour_mut()
-                .gate
-                .cool_down(peer, GRAYLIST_COOL_DOWN)
-            {
-                tracing::warn!(%peer, "disconnecting a graylisted member for a cool-down");
-                let label = ReasonLabels {
-                    reason: "graylisted",
-                };
-                self.metrics.evictions.get_or_create(&label).inc();
-                self.emit(NetworkEvent::PeerGraylisted {
-                    peer,
-                    cool_down: GRAYLIST_COOL_DOWN,
-                });
-            }
+            self.cut_off(peer, "graylisted");
         }
     }
 
     /// Counts a subscription change of `peer` (on either channel); a member over its rate is
     /// disconnected and kept out like a graylisted one.
     fn subscription_changed(&mut self, peer: PeerId) {
-        if self.churn.change(peer, Instant::now()) {
-            return;
+        if !self.churn.change(peer, Instant::now()) {
+            self.cut_off(peer, "subscription_churn");
         }
+    }
+
+    /// Disconnects a misbehaving member and keeps it out for [`GRAYLIST_COOL_DOWN`]; `reason`
+    /// labels the eviction.
+    fn cut_off(&mut self, peer: PeerId, reason: &'static str) {
         if self
             .swarm
             .behaviour_mut()
             .gate
             .cool_down(peer, GRAYLIST_COOL_DOWN)
         {
-            tracing::warn!(%peer, "disconnecting a member for subscription churn");
-            let label = ReasonLabels {
-                reason: "subscription_churn",
-            };
+            tracing::warn!(%peer, reason, "disconnecting a misbehaving member for a cool-down");
+            let label = ReasonLabels { reason };
             self.metrics.evictions.get_or_create(&label).inc();
             self.emit(NetworkEvent::PeerGraylisted {
                 peer,
@@ -251,6 +292,7 @@ impl Worker {
         let gossip = &mut self.swarm.behaviour_mut().gossipsub;
         let dropped = self.publisher.flush(gossip, now_ms);
         self.emit_dropped(dropped);
+        self.retain_sent();
     }
 
     fn tick_period(&self) -> Duration {
@@ -277,6 +319,7 @@ impl Worker {
                 };
                 let gossip = &mut self.swarm.behaviour_mut().gossipsub;
                 let _ = reply.send(self.publisher.publish(gossip, &cx, topic, payload));
+                self.retain_sent();
             }
             Command::Subscribe { topic, reply } => {
                 let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
@@ -410,7 +453,21 @@ impl Worker {
                     }
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.libp2p_metrics.record(&ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => {
+                self.libp2p_metrics.record(&ev);
+                if let Err(libp2p::ping::Failure::Timeout) = ev.result {
+                    // Silent for a whole ping timeout: packets are being dropped. Closing lets
+                    // the redial find a working path and catch-up fill the gap.
+                    tracing::info!(peer = %ev.peer, "connection silent past the ping timeout; closing it");
+                    self.swarm.close_connection(ev.connection);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::CatchUp(ev)) => {
+                let now_ms = self.clock.now_ms();
+                let proto = &mut self.swarm.behaviour_mut().catch_up;
+                let outcome = self.catch_up.on_event(proto, ev, Instant::now(), now_ms);
+                self.on_catch_up(outcome);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Headers(ev)) => {
                 let protocol = &mut self.swarm.behaviour_mut().headers;
                 self.header_client.on_event(protocol, ev);
@@ -437,7 +494,7 @@ impl Worker {
             } => {
                 let view = self.view();
                 let gs = &mut self.swarm.behaviour_mut().gossipsub;
-                let event = self.inbound.signed(
+                let judged = self.inbound.signed(
                     gs,
                     &view,
                     &self.clock,
@@ -445,7 +502,17 @@ impl Worker {
                     message_id,
                     message,
                 );
-                self.emit(event);
+                match judged {
+                    Judged::Accepted(m, validated) => {
+                        // Already here (caught up before its gossip copy arrived): delivered.
+                        if let Some(kept) = self.catch_up.retain(m, self.clock.now_ms()) {
+                            self.emit(NetworkEvent::Retained(kept.clone()));
+                            let d = Delivery::of(&kept, validated, false);
+                            self.emit(NetworkEvent::Message(d));
+                        }
+                    }
+                    Judged::Refused(event) => self.emit(event),
+                }
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 self.subscription_changed(peer_id);
