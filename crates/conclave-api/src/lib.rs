@@ -11,6 +11,7 @@
 
 mod altnet;
 mod anonymity;
+mod faults;
 mod membership;
 mod messaging;
 mod report;
@@ -22,6 +23,7 @@ pub use altnet::{
     DriversAnswer, FallbackTip, FetchOutcome, HeaderFetch, PathKind, WatchdogAnswer,
 };
 pub use anonymity::{random_guess, AnonymityReport, EstimatorScore, FirstSights};
+pub use faults::{AtRisk, FaultReport};
 pub use membership::{
     GroupAnswer, MembershipAnswer, NodeAnswer, OperatorAnswer, RlnLeafAnswer, ViewAnswer,
 };

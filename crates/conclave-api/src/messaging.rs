@@ -27,6 +27,11 @@ pub struct DeliveryFrame {
     /// gossip; still delivered once only.
     #[serde(default)]
     pub caught_up: bool,
+    /// Sent from the node's retained messages because the subscriber asked for what it missed
+    /// (`?since_ms=`), not delivered just now. A subscriber may have seen it before: message
+    /// ids tell.
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 impl DeliveryFrame {
@@ -99,6 +104,7 @@ mod tests {
             message_id: "m".into(),
             payload_base64: "aGk=".into(),
             caught_up: false,
+            replayed: false,
         };
         let text = serde_json::to_string(&frame).unwrap();
         let read: StreamFrame<DeliveryFrame> = serde_json::from_str(&text).unwrap();

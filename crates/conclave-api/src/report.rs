@@ -19,6 +19,8 @@ pub enum DevnetReport {
     StaleChain(StaleChainReport),
     /// Curious members try to name the authors of anonymous messages.
     Anonymity(crate::AnonymityReport),
+    /// A network partition or a crashed member, and the recovery.
+    Fault(crate::FaultReport),
 }
 
 impl DevnetReport {
@@ -28,6 +30,7 @@ impl DevnetReport {
             DevnetReport::Traffic(r) => r.ok,
             DevnetReport::StaleChain(r) => r.ok,
             DevnetReport::Anonymity(r) => r.ok,
+            DevnetReport::Fault(r) => r.ok,
         }
     }
 }

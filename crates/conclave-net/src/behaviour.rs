@@ -96,14 +96,14 @@ pub(crate) struct Behaviour {
     /// What members missed, reconciled and fetched (docs/ARCHITECTURE.md, "Catch-up").
     pub catch_up: request_response::Behaviour<CatchUpCodec>,
     pub identify: identify::Behaviour,
-    /// Also how a connection that went silent (a partition that drops packets) is found: a ping
-    /// unanswered for [`PING_TIMEOUT`] closes it, and the member is redialed.
+    /// Also keeps data in flight on quiet connections, so a path that stopped carrying packets
+    /// is found by the TCP user timeout (`transport.rs`) even when no message is sent.
     pub ping: ping::Behaviour,
 }
 
 /// How often each connection is pinged, and how long an answer may take.
-pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
-pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a header request may take before the asking node counts the member as silent.
 pub(crate) const HEADER_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);

@@ -50,6 +50,7 @@ pub use service::{
     NetworkService, PeerInfo, PeerSnapshot, PublishError, PublishOutcome, StartedNetwork,
 };
 pub use stem::{StemConfig, StemReply, StemRequest, StemVerdict, STEM_PROTOCOL};
+pub use transport::HANDSHAKE_TIMEOUT;
 pub use validation::{validate_retained, validate_signed, Rejection, Validated, ValidationLimits};
 
 /// Why the network service could not start or serve a request.

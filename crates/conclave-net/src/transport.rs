@@ -21,6 +21,27 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// through a member relay. Each listens on the addresses configured for it; every connection,
 /// whatever carried it, is authenticated by Noise (TLS 1.3 inside QUIC) and judged by the same
 /// gate.
+/// How long a connection may take from its first packet to a finished handshake (Noise and
+/// Yamux), either way. A stranger stalling a handshake holds its slot no longer than this, and
+/// a dial into a partition gives up this soon so the next one can find the healed path.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long sent data may stay unacknowledged before the kernel drops a TCP connection. A
+/// partition that silently drops packets leaves connections open for many minutes otherwise
+/// (every message sent into them lost until retransmission resumes, and no redial); with
+/// pings every [`crate::behaviour::PING_INTERVAL`] there is always data in flight, so a dead
+/// path is found within this, the member redialed and catch-up fills the gap.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sets [`TCP_USER_TIMEOUT`] on a new connection; a socket that refuses keeps the default
+/// (the connection still works, it is only found dead later).
+fn with_user_timeout(stream: tcp::tokio::TcpStream) -> tcp::tokio::TcpStream {
+    if let Err(e) = socket2::SockRef::from(&stream.0).set_tcp_user_timeout(Some(TCP_USER_TIMEOUT)) {
+        tracing::debug!(error = %e, "TCP_USER_TIMEOUT not set");
+    }
+    stream
+}
+
 pub(crate) fn build_swarm(
     keypair: Keypair,
     kind: TransportKind,
@@ -34,13 +55,17 @@ pub(crate) fn build_swarm(
     let transport_err = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
     let swarm = match kind {
         TransportKind::Network => builder
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| transport_err(&e))?
             .with_quic()
+            .with_other_transport(|key| {
+                let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .map(|stream, _| with_user_timeout(stream));
+                Ok::<_, BoxError>(
+                    tcp.upgrade(Version::V1Lazy)
+                        .authenticate(noise::Config::new(key)?)
+                        .multiplex(yamux::Config::default()),
+                )
+            })
+            .map_err(|e| transport_err(&e))?
             .with_other_transport(|key| {
                 let ws = websocket::Config::new(tcp::tokio::Transport::new(
                     tcp::Config::default().nodelay(true),
@@ -62,6 +87,7 @@ pub(crate) fn build_swarm(
             })
             .expect("an infallible behaviour constructor")
             .with_swarm_config(swarm_config)
+            .with_connection_timeout(HANDSHAKE_TIMEOUT)
             .build(),
         TransportKind::Memory => builder
             .with_other_transport(|key| {

@@ -25,6 +25,13 @@ pub enum Scenario {
     /// Members post anonymously at random while `--spies` of them record where each message
     /// first reached them; reports how well they name the authors.
     Anonymity,
+    /// Each member on a host of its own (network namespaces; needs root): the network splits
+    /// in two for `--duration` under traffic and heals; everything published meanwhile must
+    /// reach everyone once, within seconds of the heal.
+    Partition,
+    /// One member is killed with SIGKILL under traffic for `--duration` and restarted on its
+    /// state: it catches up once, is replayed to its resubscribing app, and never signals twice.
+    Restart,
 }
 
 #[derive(clap::Args)]

@@ -53,11 +53,20 @@ pub fn member_keys(dir: &Path, n: usize) -> anyhow::Result<Vec<String>> {
 
 /// Writes `<name>.toml` into `dir` and starts a node on it, logging to `<name>.log`.
 pub fn spawn(exe: &Path, dir: &Path, name: &str, cfg: &NodeConfig) -> anyhow::Result<NodeProc> {
+    spawn_with(Command::new(exe), dir, name, cfg)
+}
+
+/// [`spawn`] with the program already in `cmd` (e.g. run inside a network namespace).
+pub fn spawn_with(
+    mut cmd: Command,
+    dir: &Path,
+    name: &str,
+    cfg: &NodeConfig,
+) -> anyhow::Result<NodeProc> {
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, config::to_toml(cfg)?)?;
     let log = dir.join(format!("{name}.log"));
     let out = std::fs::File::create(&log)?;
-    let mut cmd = Command::new(exe);
     cmd.arg("node").arg("run").arg("--config").arg(&file);
     if std::env::var_os("CONCLAVE_LOG").is_none() {
         cmd.env("CONCLAVE_LOG", "info,libp2p_gossipsub=warn");
@@ -105,6 +114,11 @@ pub async fn await_api(node: &mut NodeProc) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// SIGKILL: no shutdown, nothing flushed — a crash.
+pub async fn kill9(node: &mut NodeProc) {
+    let _ = node.child.kill().await;
 }
 
 /// SIGTERM (graceful), then SIGKILL after 10 s.

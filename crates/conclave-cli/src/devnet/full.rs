@@ -207,7 +207,7 @@ impl Run<'_> {
             &http,
             nodes,
             victim,
-            &intruder,
+            Some(&intruder),
             self.args.rate,
             self.args.size,
         );

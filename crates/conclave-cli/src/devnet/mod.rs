@@ -6,8 +6,9 @@
 //!
 //! Layers, each using only those above it: [`common`] (constants), [`config`], [`registry`],
 //! [`cluster`] (processes), [`client`] (typed API calls), [`chain`]; then the parts of a run
-//! ([`traffic`], [`coord`], [`rln`], [`timeline`], [`estimate`]) and the scenarios ([`full`],
-//! [`stale_chain`], [`tcp_cut`], [`anonymity`]).
+//! ([`traffic`], [`coord`], [`rln`], [`timeline`], [`estimate`], [`netns`] hosts and the
+//! [`faults`] books) and the scenarios ([`full`], [`stale_chain`], [`tcp_cut`], [`anonymity`],
+//! [`partition`], [`restart`]).
 
 mod anonymity;
 mod args;
@@ -18,8 +19,12 @@ mod common;
 mod config;
 mod coord;
 mod estimate;
+mod faults;
 mod full;
+mod netns;
+mod partition;
 mod registry;
+mod restart;
 mod rln;
 mod stale_chain;
 mod tcp_cut;
@@ -69,6 +74,14 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
             Scenario::Anonymity => {
                 let r = anonymity::run(&args, &dir, &exe).await?;
                 (r.ok, Some(DevnetReport::Anonymity(r)))
+            }
+            Scenario::Partition => {
+                let r = partition::run(&args, &dir, &exe).await?;
+                (r.ok, Some(DevnetReport::Fault(r)))
+            }
+            Scenario::Restart => {
+                let r = restart::run(&args, &dir, &exe).await?;
+                (r.ok, Some(DevnetReport::Fault(r)))
             }
         };
         if let (Some(path), Some(report)) = (&args.report, report) {

@@ -38,6 +38,10 @@ pub struct Tally {
     /// (receiver, sender, seq) → latency in ms.
     pub delivered: HashMap<(usize, usize, u64), u64>,
     pub duplicates: u64,
+    /// Deliveries beyond the first, per (receiver, sender, seq).
+    pub repeats: HashMap<(usize, usize, u64), u64>,
+    /// Replayed messages the subscriber already had (it asked from a time it had seen).
+    pub replayed_known: u64,
     pub intruder_received: u64,
     pub lagged: u64,
 }
@@ -59,7 +63,21 @@ pub async fn subscribe(
     receiver: Option<usize>,
     tally: Arc<Mutex<Tally>>,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let url = format!("ws://{}/v1/subscribe/{TOPIC}", node.api());
+    subscribe_since(node, receiver, tally, None).await
+}
+
+/// [`subscribe`], first asking for what the node retains from `since_ms` on (a subscriber
+/// coming back). A replayed message it already has is not a duplicate: it asked for it.
+pub async fn subscribe_since(
+    node: &NodeProc,
+    receiver: Option<usize>,
+    tally: Arc<Mutex<Tally>>,
+    since_ms: Option<u64>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let query = since_ms
+        .map(|t| format!("?since_ms={t}"))
+        .unwrap_or_default();
+    let url = format!("ws://{}/v1/subscribe/{TOPIC}{query}", node.api());
     let (mut ws, _) = tokio_tungstenite::connect_async(&url)
         .await
         .with_context(|| format!("subscribing at {url}"))?;
@@ -87,8 +105,17 @@ pub async fn subscribe(
                 .and_then(|b| serde_json::from_slice::<Probe>(&b).ok());
             if let Some(p) = probe {
                 let latency = now_ms().saturating_sub(p.t);
-                if t.delivered.insert((receiver, p.n, p.s), latency).is_some() {
-                    t.duplicates += 1;
+                let key = (receiver, p.n, p.s);
+                let known = t.delivered.contains_key(&key);
+                match (known, frame.replayed) {
+                    (true, true) => t.replayed_known += 1,
+                    (true, false) => {
+                        t.duplicates += 1;
+                        *t.repeats.entry(key).or_default() += 1;
+                    }
+                    (false, _) => {
+                        t.delivered.insert(key, latency);
+                    }
                 }
             }
         }
@@ -145,12 +172,12 @@ pub struct Publishers {
 
 impl Publishers {
     /// Starts publishing `size`-byte probes `rate` times a second on each member, and the
-    /// intruder's probes five times a second.
+    /// intruder's probes five times a second (when there is one).
     pub fn start(
         http: &reqwest::Client,
         members: &[NodeProc],
         victim: usize,
-        intruder: &NodeProc,
+        intruder: Option<&NodeProc>,
         rate: u32,
         size: usize,
     ) -> Publishers {
@@ -201,13 +228,26 @@ impl Publishers {
                 }
             }));
         }
-        let (http, url, attempts, mut stop_intruder) = (
-            http.clone(),
-            publish_url(intruder),
-            intruder_attempts.clone(),
-            stop_rx,
-        );
-        tasks.push(tokio::spawn(async move {
+        if let Some(intruder) = intruder {
+            tasks.push(Self::intruder(http, intruder, &intruder_attempts, stop_rx));
+        }
+        Publishers {
+            tasks,
+            sent,
+            intruder_attempts,
+            victim_mode,
+            stop,
+        }
+    }
+
+    fn intruder(
+        http: &reqwest::Client,
+        intruder: &NodeProc,
+        attempts: &Arc<Mutex<u64>>,
+        mut stop_intruder: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let (http, url, attempts) = (http.clone(), publish_url(intruder), attempts.clone());
+        tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             loop {
                 tokio::select! {
@@ -223,14 +263,7 @@ impl Publishers {
                 let _ = publish(&http, &url, &probe).await;
                 *attempts.lock().expect("attempts lock") += 1;
             }
-        }));
-        Publishers {
-            tasks,
-            sent,
-            intruder_attempts,
-            victim_mode,
-            stop,
-        }
+        })
     }
 
     pub fn set_victim_mode(&self, mode: VictimMode) {

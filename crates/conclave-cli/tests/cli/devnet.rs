@@ -16,7 +16,7 @@ fn devnet(args: &[&str]) -> String {
 }
 
 /// Runs `conclave devnet` with `args` and `--report`; returns its summary and the report.
-fn devnet_with_report(args: &[&str]) -> (String, DevnetReport) {
+pub(super) fn devnet_with_report(args: &[&str]) -> (String, DevnetReport) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("report.json");
     let text = devnet(&[args, &["--report", file.to_str().unwrap()]].concat());

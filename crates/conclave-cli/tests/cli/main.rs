@@ -3,6 +3,7 @@
 
 mod coord;
 mod devnet;
+mod faults;
 mod keys;
 mod node;
 mod registry;

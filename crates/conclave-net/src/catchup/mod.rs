@@ -34,7 +34,10 @@ pub const LIST_WHEN_EMPTY: usize = 256;
 /// A range with more is split into this many sub-ranges of equal counts.
 pub const SPLIT: usize = 16;
 /// Ids in one fetch request.
-pub const MAX_FETCH_IDS: usize = 64;
+pub const MAX_FETCH_IDS: usize = 512;
+/// Message bytes in one fetch answer: the answerer stops adding messages past this (at least
+/// one always fits), and the asker asks again for the rest.
+pub const FETCH_REPLY_BYTES: usize = 1024 * 1024;
 /// Bytes of one key on the wire: the timestamp (8, big-endian) and the message id (32).
 pub const KEY_BYTES: usize = 40;
 
@@ -183,12 +186,12 @@ pub struct CatchUpReply {
 /// The catch-up protocol's codec.
 pub(crate) type CatchUpCodec = ProtoCodec<CatchUpRequest, CatchUpReply>;
 
-/// Requests are ranges or ids (a few KiB); answers carry up to [`MAX_FETCH_IDS`] messages of
-/// at most `max_message_bytes` each, or [`MAX_RANGES`] × [`SPLIT`] ranges.
+/// Requests are ranges or ids (tens of KiB); answers carry [`FETCH_REPLY_BYTES`] of messages
+/// and one more of at most `max_message_bytes`, or [`MAX_RANGES`] answered ranges.
 pub(crate) fn catch_up_codec(max_message_bytes: usize) -> CatchUpCodec {
     let request = (MAX_RANGES * 2 * (2 * KEY_BYTES + 32) + MAX_FETCH_IDS * 40 + 1024) as u64;
     let per_message = max_message_bytes + 256;
-    let fetched = MAX_FETCH_IDS * per_message;
+    let fetched = FETCH_REPLY_BYTES + MAX_FETCH_IDS * 64 + per_message;
     let reconciled =
         MAX_RANGES * (SPLIT * (2 * KEY_BYTES + 32)).max(LIST_WHEN_EMPTY * (KEY_BYTES + 2));
     let response = (fetched.max(reconciled) + 1024) as u64;

@@ -11,6 +11,7 @@ use conclave_core::{PeerId, TopicName};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prost::Message as _;
 use rand::seq::SliceRandom;
 
 use crate::catchup::history::ViewHistory;
@@ -18,9 +19,10 @@ use crate::catchup::log::{Key, MessageKey, RetainedLog, RetainedMessage};
 use crate::catchup::reconcile::{answer, Reconciler};
 use crate::catchup::{
     CatchUpCodec, CatchUpConfig, CatchUpReply, CatchUpReplyKind, CatchUpRequest,
-    CatchUpRequestKind, Fetch, Fetched, Reconcile, MAX_FETCH_IDS,
+    CatchUpRequestKind, Fetch, Fetched, Reconcile, FETCH_REPLY_BYTES, MAX_FETCH_IDS,
 };
 use crate::metrics::{NetMetrics, ReasonLabels};
+use crate::service::types::Delivery;
 use crate::validation::{validate_retained, Validated, ValidationLimits};
 
 type Protocol = request_response::Behaviour<CatchUpCodec>;
@@ -84,6 +86,9 @@ pub(crate) struct CatchUp {
     sessions: HashMap<PeerId, Session>,
     in_flight: HashMap<OutboundRequestId, PeerId>,
     allowances: HashMap<PeerId, Allowance>,
+    /// Ids some session has asked for and not received yet: other sessions (reconciling the
+    /// same gap with other members) skip them rather than fetch each message several times.
+    fetching: HashSet<MessageKey>,
     strikes: HashMap<PeerId, u32>,
     next_round: Instant,
     metrics: NetMetrics,
@@ -106,6 +111,7 @@ impl CatchUp {
             sessions: HashMap::new(),
             in_flight: HashMap::new(),
             allowances: HashMap::new(),
+            fetching: HashSet::new(),
             strikes: HashMap::new(),
             next_round: Instant::now() + config.anti_entropy,
             config,
@@ -130,6 +136,32 @@ impl CatchUp {
         family.get_or_create(&ReasonLabels { reason }).inc_by(n);
     }
 
+    /// Deliveries of the retained messages of `topic` from `since_ms` on that `local` did not
+    /// send, oldest first; each names the operator that authorized its key when it was sent.
+    pub fn replay(&self, topic: &TopicName, since_ms: u64, local: &PeerId) -> Vec<Delivery> {
+        let Some(items) = self.log.topic(topic) else {
+            return Vec::new();
+        };
+        items
+            .range((since_ms, [0u8; 32])..)
+            .filter(|(_, m)| m.source != *local)
+            .filter_map(|(_, m)| {
+                let (view, _) = self.history.at(m.timestamp_ms);
+                let operator = view.node(&m.source)?.operator;
+                let envelope = conclave_core::Envelope::decode(&m.data[..]).ok()?;
+                Some(Delivery {
+                    topic: m.topic.clone(),
+                    source: m.source,
+                    operator,
+                    timestamp_ms: m.timestamp_ms,
+                    payload: envelope.payload,
+                    message_id: m.hex_id(),
+                    caught_up: false,
+                })
+            })
+            .collect()
+    }
+
     /// A member connected: reconcile `topics` with it (unless a session runs or too many do).
     pub fn member_connected(
         &mut self,
@@ -148,7 +180,8 @@ impl CatchUp {
     }
 
     pub fn member_disconnected(&mut self, peer: &PeerId) {
-        if self.sessions.remove(peer).is_some() {
+        if let Some(s) = self.sessions.remove(peer) {
+            self.release(&s);
             self.count(&self.metrics.catchup_sessions, "interrupted", 1);
         }
         self.allowances.remove(peer);
@@ -286,8 +319,18 @@ impl CatchUp {
     }
 
     fn end(&mut self, peer: PeerId, outcome: &'static str) {
-        if self.sessions.remove(&peer).is_some() {
+        if let Some(s) = self.sessions.remove(&peer) {
+            self.release(&s);
             self.count(&self.metrics.catchup_sessions, outcome, 1);
+        }
+    }
+
+    /// Frees the ids a session had asked for, for other sessions to fetch.
+    fn release(&mut self, s: &Session) {
+        if let Stage::Fetching { asked, .. } = &s.stage {
+            for id in asked.keys() {
+                self.fetching.remove(id);
+            }
         }
     }
 
@@ -316,6 +359,7 @@ impl CatchUp {
             .ok_or_else(|| Ended::Refused("no session".into()))?;
         let next = match (&mut session.stage, reply.kind) {
             (_, Some(CatchUpReplyKind::Refused(reason))) => {
+                self.release(&session);
                 return Err(Ended::Refused(reason));
             }
             (Stage::Reconciling(r), Some(CatchUpReplyKind::Reconciled(rec))) => {
@@ -341,16 +385,27 @@ impl CatchUp {
                     }
                 }
             }
-            (Stage::Fetching { asked, .. }, Some(CatchUpReplyKind::Fetched(f))) => {
+            (Stage::Fetching { asked, wanted }, Some(CatchUpReplyKind::Fetched(f))) => {
                 let asked = std::mem::take(asked);
-                let bad = self.take_fetched(&session.topic, asked, f, now_ms, out);
+                for id in asked.keys() {
+                    self.fetching.remove(id);
+                }
+                let (bad, unserved) = self.take_fetched(&session.topic, asked, f, now_ms, out);
                 if bad > 0 {
                     let reason = format!("{bad} forged or unrequested messages");
                     return Err(Ended::Misbehaved(reason));
                 }
+                // What did not fit in the answer is asked for again (only after progress, so
+                // an answerer that no longer holds them cannot keep us asking).
+                for key in unserved.into_iter().rev() {
+                    wanted.push_front(key);
+                }
                 self.next_fetch(&mut session.stage)
             }
-            _ => return Err(Ended::Misbehaved("an answer of the wrong kind".into())),
+            _ => {
+                self.release(&session);
+                return Err(Ended::Misbehaved("an answer of the wrong kind".into()));
+            }
         };
         match next {
             Some(kind) => {
@@ -369,7 +424,7 @@ impl CatchUp {
     }
 
     /// The next fetch request of a fetching session, or `None` when all was fetched.
-    fn next_fetch(&self, stage: &mut Stage) -> Option<CatchUpRequestKind> {
+    fn next_fetch(&mut self, stage: &mut Stage) -> Option<CatchUpRequestKind> {
         let Stage::Fetching { wanted, asked } = stage else {
             return None;
         };
@@ -377,8 +432,9 @@ impl CatchUp {
             let Some((ts, id)) = wanted.pop_front() else {
                 break;
             };
-            // Gossip or another session may have brought it meanwhile.
-            if !self.log.contains(&id) {
+            // Gossip or another session may have brought it meanwhile, or be fetching it now
+            // (if that one fails, the next reconciliation finds it missing still).
+            if !self.log.contains(&id) && self.fetching.insert(id) {
                 asked.insert(id, ts);
             }
         }
@@ -389,7 +445,8 @@ impl CatchUp {
         Some(CatchUpRequestKind::Fetch(Fetch { ids }))
     }
 
-    /// Judges fetched messages; the number that were forged or not asked for.
+    /// Judges fetched messages: how many were forged or not asked for, and the asked ones the
+    /// answer left out (to ask again, when it carried any at all).
     fn take_fetched(
         &mut self,
         topic: &TopicName,
@@ -397,9 +454,10 @@ impl CatchUp {
         fetched: Fetched,
         now_ms: u64,
         out: &mut Outcome,
-    ) -> usize {
+    ) -> (usize, Vec<Key>) {
         let mut bad = 0;
         let mut seen = HashSet::new();
+        let progress = !fetched.messages.is_empty();
         for wire in fetched.messages {
             let m = match RetainedMessage::from_wire(wire) {
                 Ok(m) => m,
@@ -446,7 +504,16 @@ impl CatchUp {
                 }
             }
         }
-        bad
+        let mut unserved: Vec<Key> = match progress {
+            true => asked
+                .into_iter()
+                .filter(|(id, _)| !seen.contains(id))
+                .map(|(id, ts)| (ts, id))
+                .collect(),
+            false => Vec::new(),
+        };
+        unserved.sort_unstable();
+        (bad, unserved)
     }
 
     fn serve(
@@ -509,13 +576,21 @@ impl CatchUp {
         if f.ids.len() > MAX_FETCH_IDS {
             return CatchUpReplyKind::Refused(format!("more than {MAX_FETCH_IDS} ids"));
         }
-        let messages = f
-            .ids
-            .iter()
-            .filter_map(|raw| <MessageKey>::try_from(raw.as_slice()).ok())
-            .filter_map(|id| self.log.get(&id))
-            .map(|m| m.to_wire())
-            .collect();
+        let mut messages = Vec::new();
+        let mut bytes = 0;
+        for raw in &f.ids {
+            let Some(m) = <MessageKey>::try_from(raw.as_slice())
+                .ok()
+                .and_then(|id| self.log.get(&id))
+            else {
+                continue;
+            };
+            if bytes >= FETCH_REPLY_BYTES {
+                break;
+            }
+            bytes += m.data.len();
+            messages.push(m.to_wire());
+        }
         CatchUpReplyKind::Fetched(Fetched { messages })
     }
 }

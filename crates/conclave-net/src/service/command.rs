@@ -6,7 +6,7 @@
 use conclave_core::{Multiaddr, PeerId, TopicName};
 use tokio::sync::oneshot;
 
-use super::types::{Acceptance, AnonymousMessageId, PublishError, PublishOutcome};
+use super::types::{Acceptance, AnonymousMessageId, Delivery, PublishError, PublishOutcome};
 use crate::headers::{HeaderEntry, HeaderRequest};
 use crate::NetError;
 
@@ -71,6 +71,13 @@ pub(crate) enum Command {
         peer: PeerId,
         request: HeaderRequest,
         reply: HeaderReplySender,
+    },
+    /// Other members' retained messages of a topic stamped at or after `since_ms`, oldest
+    /// first (what a subscriber that was away asks to be replayed).
+    Retained {
+        topic: TopicName,
+        since_ms: u64,
+        reply: oneshot::Sender<Vec<Delivery>>,
     },
     /// Take one transport out: close its listeners and connections, dial it no more.
     CloseTransport {

@@ -8,7 +8,9 @@ use libp2p::identity::Keypair;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::command::Command;
-use super::types::{Acceptance, AnonymousMessageId, PeerSnapshot, PublishError, PublishOutcome};
+use super::types::{
+    Acceptance, AnonymousMessageId, Delivery, PeerSnapshot, PublishError, PublishOutcome,
+};
 use crate::headers::{HeaderEntry, HeaderRequest, MAX_HEADERS_PER_REQUEST};
 use crate::NetError;
 
@@ -102,6 +104,22 @@ impl NetworkService {
     pub async fn subscribe(&self, topic: TopicName) -> Result<(), NetError> {
         self.request(|reply| Command::Subscribe { topic, reply })
             .await
+    }
+
+    /// The messages of `topic` other members sent that this node retains, stamped at or after
+    /// `since_ms`, oldest first: a subscriber that was away (or a node that restarted) asks for
+    /// these to be replayed. Each is as it was accepted: signed, authorized when sent.
+    pub async fn retained(
+        &self,
+        topic: TopicName,
+        since_ms: u64,
+    ) -> Result<Vec<Delivery>, NetError> {
+        self.request(|reply| Command::Retained {
+            topic,
+            since_ms,
+            reply,
+        })
+        .await
     }
 
     /// Joins an anonymous-channel topic; its messages arrive on

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use conclave_core::{Clock, MembershipView, PeerId};
+use conclave_core::{Clock, MembershipView, PeerId, TimestampError, TopicName};
 use libp2p::gossipsub::{self, MessageAcceptance};
 use tokio::sync::mpsc;
 
@@ -20,10 +20,16 @@ pub(crate) enum Judged {
     Accepted(RetainedMessage, Validated),
     /// Refused, with the event that says why.
     Refused(NetworkEvent),
+    /// Not taken, nobody at fault: a late copy (older than the timestamp tolerance, within
+    /// the retention window).
+    Ignored,
 }
 
 pub(crate) struct Inbound {
     pub limits: ValidationLimits,
+    /// How old a message may be and still be a late copy rather than a replay (the catch-up
+    /// retention window).
+    pub retention_ms: u64,
     /// Anonymous messages waiting for the application's verdict.
     pub anonymous: mpsc::Sender<AnonymousMessage>,
     pub metrics: NetMetrics,
@@ -62,6 +68,15 @@ impl Inbound {
         );
         let v = match verdict {
             Ok(v) => v,
+            // Late, not forged: a connection that was cut resumes with what it queued. Not
+            // forwarded, nobody penalized; catch-up brings it with the retention window's
+            // checks. Older than that, it is a replay.
+            Err(Rejection::Timestamp(TimestampError::TooOld { age_ms, .. }))
+                if age_ms <= self.retention_ms =>
+            {
+                self.ignore(gs, &message_id, &propagation_source, &topic);
+                return Judged::Ignored;
+            }
             Err(reason) => {
                 let topic = topic.to_string();
                 return Judged::Refused(self.reject(
@@ -95,6 +110,29 @@ impl Inbound {
             data: message.data.into(),
         };
         Judged::Accepted(retained, v)
+    }
+
+    /// Reports `Ignore` for a late copy (or one already held) and counts it.
+    pub fn ignore(
+        &self,
+        gs: &mut gossipsub::Behaviour,
+        message_id: &gossipsub::MessageId,
+        propagation_source: &PeerId,
+        topic: &TopicName,
+    ) {
+        gs.report_message_validation_result(
+            message_id,
+            propagation_source,
+            MessageAcceptance::Ignore,
+        );
+        self.metrics
+            .messages
+            .get_or_create(&MessageLabels {
+                topic: topic.to_string(),
+                outcome: "ignored",
+                reason: "late",
+            })
+            .inc();
     }
 
     /// Reports `Reject` to gossipsub (which lowers the forwarder's score and stops the message

@@ -181,6 +181,7 @@ impl NetworkService {
             catch_up,
             inbound: Inbound {
                 limits,
+                retention_ms: config.catch_up.retention.as_millis() as u64,
                 anonymous: anon_tx,
                 metrics: net_metrics.clone(),
             },

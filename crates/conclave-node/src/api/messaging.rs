@@ -60,12 +60,20 @@ pub(crate) fn delivery_frame(d: &Delivery) -> DeliveryFrame {
         message_id: d.message_id.clone(),
         payload_base64: base64::engine::general_purpose::STANDARD.encode(&d.payload),
         caught_up: d.caught_up,
+        replayed: false,
     }
+}
+
+/// `?since_ms=`: first replay what this node retains of the topic from then on.
+#[derive(serde::Deserialize)]
+pub(super) struct SubscribeQuery {
+    since_ms: Option<u64>,
 }
 
 pub(super) async fn subscribe(
     State(s): State<ApiState>,
     Path(topic): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SubscribeQuery>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let topic = parse_topic(&topic)?;
@@ -73,18 +81,41 @@ pub(super) async fn subscribe(
         .subscribe(topic.clone())
         .await
         .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    // Live deliveries are taken from now on, before the replay is read: none falls between.
     let rx = s.deliveries.subscribe();
-    Ok(ws.on_upgrade(move |socket| stream_deliveries(socket, topic, rx, s)))
+    let replay = match q.since_ms {
+        Some(since) => s
+            .net
+            .current()
+            .retained(topic.clone(), since)
+            .await
+            .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?,
+        None => Vec::new(),
+    };
+    Ok(ws.on_upgrade(move |socket| stream_deliveries(socket, topic, replay, rx, s)))
 }
 
 async fn stream_deliveries(
-    socket: WebSocket,
+    mut socket: WebSocket,
     topic: TopicName,
+    replay: Vec<Delivery>,
     rx: broadcast::Receiver<Arc<Delivery>>,
     s: ApiState,
 ) {
+    let mut replayed = std::collections::HashSet::with_capacity(replay.len());
+    for d in replay {
+        let frame = DeliveryFrame {
+            replayed: true,
+            ..delivery_frame(&d)
+        };
+        if send_json(&mut socket, &frame).await.is_err() {
+            return;
+        }
+        replayed.insert(d.message_id);
+    }
+    // A message replayed and then delivered live (it was in flight) goes out once.
     stream(socket, rx, s, move |d: &Delivery| {
-        (d.topic == topic).then(|| delivery_frame(d))
+        (d.topic == topic && !replayed.contains(&d.message_id)).then(|| delivery_frame(d))
     })
     .await
 }

@@ -410,6 +410,14 @@ impl Worker {
                 self.header_client
                     .request(protocol, connected, peer, request, reply);
             }
+            Command::Retained {
+                topic,
+                since_ms,
+                reply,
+            } => {
+                let local = self.publisher.local();
+                let _ = reply.send(self.catch_up.replay(&topic, since_ms, &local));
+            }
             Command::HandOver { reply } => {
                 let _ = reply.send(self.publisher.hand_over());
             }
@@ -455,12 +463,6 @@ impl Worker {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => {
                 self.libp2p_metrics.record(&ev);
-                if let Err(libp2p::ping::Failure::Timeout) = ev.result {
-                    // Silent for a whole ping timeout: packets are being dropped. Closing lets
-                    // the redial find a working path and catch-up fill the gap.
-                    tracing::info!(peer = %ev.peer, "connection silent past the ping timeout; closing it");
-                    self.swarm.close_connection(ev.connection);
-                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::CatchUp(ev)) => {
                 let now_ms = self.clock.now_ms();
@@ -492,6 +494,18 @@ impl Worker {
                 message_id,
                 message,
             } => {
+                let gs = &mut self.swarm.behaviour_mut().gossipsub;
+                let held = <[u8; 32]>::try_from(message_id.0.as_slice())
+                    .is_ok_and(|id| self.catch_up.log.contains(&id));
+                if held {
+                    // Caught up before this copy came: delivered already, and the copy is no
+                    // fault of the forwarder's.
+                    if let Some(topic) = topic_name(&message.topic) {
+                        self.inbound
+                            .ignore(gs, &message_id, &propagation_source, &topic);
+                    }
+                    return;
+                }
                 let view = self.view();
                 let gs = &mut self.swarm.behaviour_mut().gossipsub;
                 let judged = self.inbound.signed(
@@ -512,6 +526,7 @@ impl Worker {
                         }
                     }
                     Judged::Refused(event) => self.emit(event),
+                    Judged::Ignored => {}
                 }
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
