@@ -18,6 +18,8 @@ pub use leader::{checklist, leader, leader_order, seed, ChecklistPolicy};
 pub use proposal::{
     default_proposal, AcceptAll, DefaultGenerator, ProposalGenerator, ProposalValidator,
 };
-pub use round::{DropReason, Fault, FaultKind, Round, Verdict, WindowOutcome, WindowSetup};
+pub use round::{
+    DropReason, Fault, FaultKind, Round, SignedCopy, Verdict, WindowOutcome, WindowSetup,
+};
 pub use window::{Phase, Window, WindowParams, WindowParamsError};
 pub use wire::{ActionType, CoordinationMessage, Proposal, WireError};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::leader::{checklist, leader, seed, ChecklistPolicy};
 use crate::window::{Phase, Window, WindowParams};
-use crate::wire::{ActionType, Bytes20, CoordinationMessage, Proposal};
+use crate::wire::{ActionType, Bytes20, CoordinationMessage, HexBytes, Proposal};
 
 /// A fault a follower records against the window's leader (or a would-be leader).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -19,6 +19,23 @@ pub enum FaultKind {
     LeaderMistake,
     /// The leader proposed nothing during the active phase.
     LeaderIdleness,
+    /// The leader sent two different proposals in one window (keep-core's follower stops
+    /// listening after the first and never sees this).
+    LeaderEquivocation,
+}
+
+/// One signed message as it travelled, so anyone holding it can check that the culprit's node
+/// key signed it: the envelope's fields (see `conclave_core::Envelope::signing_bytes`), its
+/// topic and the signing node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedCopy {
+    /// The signing node's PeerId.
+    pub node: String,
+    pub topic: String,
+    pub timestamp_ms: u64,
+    pub nonce: u64,
+    pub payload: HexBytes,
+    pub signature: HexBytes,
 }
 
 /// A recorded fault: who, what, in which window.
@@ -29,6 +46,10 @@ pub struct Fault {
     pub culprit: OperatorId,
     pub group: GroupId,
     pub coordination_block: u64,
+    /// The signed messages that prove it, when the fault is in what was sent (an equivocation:
+    /// both proposals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<SignedCopy>,
 }
 
 /// Why a message was ignored without blame (it is not evidence against anyone).
@@ -93,6 +114,8 @@ pub struct Round {
     leader: Option<OperatorId>,
     checklist: Vec<ActionType>,
     accepted: Option<Proposal>,
+    /// The seat the accepted proposal came from (a second proposal from it is an equivocation).
+    accepted_seat: Option<u8>,
     faults: Vec<Fault>,
     /// The message the leader sends (set when this member leads and has a proposal).
     outgoing: Option<CoordinationMessage>,
@@ -110,6 +133,7 @@ impl Round {
             leader,
             checklist,
             accepted: None,
+            accepted_seat: None,
             faults: Vec::new(),
             outgoing: None,
             finished: false,
@@ -168,9 +192,10 @@ impl Round {
         msg: &CoordinationMessage,
         block: u64,
     ) -> Verdict {
-        // keep-core's follower stops listening once it accepted a proposal.
-        if self.accepted.is_some() {
-            return Verdict::Drop(DropReason::AlreadyAccepted);
+        // keep-core's follower stops listening once it accepted a proposal; this one goes on
+        // listening to the leader, for a second, different proposal.
+        if let Some(accepted) = &self.accepted {
+            return self.after_acceptance(sender, msg, block, accepted.clone());
         }
         let s = &self.setup;
         let seat_holder = usize::from(msg.sender_id)
@@ -197,6 +222,7 @@ impl Round {
             culprit: sender,
             group: s.group,
             coordination_block: s.window.coordination_block,
+            evidence: Vec::new(),
         };
         if Some(sender) != self.leader {
             let f = fault(FaultKind::LeaderImpersonation);
@@ -210,7 +236,59 @@ impl Round {
             return Verdict::Fault(f);
         }
         self.accepted = Some(msg.proposal.clone());
+        self.accepted_seat = Some(msg.sender_id);
         Verdict::Accept(msg.proposal.clone())
+    }
+
+    /// A message after a proposal was accepted: the leader's own, for this window, during the
+    /// active phase and different from what was accepted, is an equivocation; anything else is
+    /// dropped as before.
+    fn after_acceptance(
+        &mut self,
+        sender: OperatorId,
+        msg: &CoordinationMessage,
+        block: u64,
+        accepted: Proposal,
+    ) -> Verdict {
+        let s = &self.setup;
+        let same_window = msg.coordination_block == s.window.coordination_block
+            && msg.wallet_public_key_hash.0 == s.group.0;
+        let from_leader = Some(sender) == self.leader
+            && self.accepted_seat.is_some()
+            && usize::from(msg.sender_id)
+                .checked_sub(1)
+                .and_then(|i| s.seats.get(i))
+                == Some(&sender);
+        let active = matches!(s.params.phase(s.window, block), Phase::Active { .. });
+        if !(same_window && from_leader && active) || msg.proposal == accepted {
+            return Verdict::Drop(DropReason::AlreadyAccepted);
+        }
+        let f = Fault {
+            kind: FaultKind::LeaderEquivocation,
+            culprit: sender,
+            group: s.group,
+            coordination_block: s.window.coordination_block,
+            evidence: Vec::new(),
+        };
+        self.record(f.clone());
+        Verdict::Fault(f)
+    }
+
+    /// Attaches the signed messages that prove a recorded fault (the executor holds them;
+    /// this state machine sees only decoded messages). Evidence already attached stays.
+    pub fn attach_evidence(
+        &mut self,
+        kind: FaultKind,
+        culprit: OperatorId,
+        evidence: Vec<SignedCopy>,
+    ) {
+        if let Some(f) = self
+            .faults
+            .iter_mut()
+            .find(|f| f.kind == kind && f.culprit == culprit && f.evidence.is_empty())
+        {
+            f.evidence = evidence;
+        }
     }
 
     /// Records a fault once per culprit and kind (a resending impostor is one fault).
@@ -244,6 +322,7 @@ impl Round {
                     culprit: leader,
                     group,
                     coordination_block: window.coordination_block,
+                    evidence: Vec::new(),
                 });
             }
         }
@@ -268,7 +347,6 @@ impl Round {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::HexBytes;
 
     fn ops() -> Vec<OperatorId> {
         (1..=4u8).map(|i| OperatorId([i * 0x11; 20])).collect()
@@ -323,6 +401,67 @@ mod tests {
             assert!(out.faults.is_empty());
             assert_eq!(r.on_block(981), None, "settled once");
         }
+    }
+
+    #[test]
+    fn a_leader_sending_a_second_different_proposal_is_an_equivocation_with_evidence() {
+        let (mut rs, l) = rounds();
+        let leader_op = ops()[l];
+        let first = rs[l].propose(Proposal::Noop).unwrap();
+        let second = CoordinationMessage {
+            proposal: Proposal::Heartbeat {
+                message: HexBytes(vec![0xee; 16]),
+            },
+            ..first.clone()
+        };
+        let judge = (l + 1) % 4;
+        assert_eq!(
+            rs[judge].on_message(leader_op, &first, 900),
+            Verdict::Accept(Proposal::Noop)
+        );
+        // The same proposal again is a resend; another one is an equivocation, once.
+        assert_eq!(
+            rs[judge].on_message(leader_op, &first, 901),
+            Verdict::Drop(DropReason::AlreadyAccepted)
+        );
+        let Verdict::Fault(f) = rs[judge].on_message(leader_op, &second, 902) else {
+            panic!("not a fault");
+        };
+        assert_eq!(
+            (f.kind, f.culprit),
+            (FaultKind::LeaderEquivocation, leader_op)
+        );
+        let _ = rs[judge].on_message(leader_op, &second, 903);
+        let copy = |p: u8| SignedCopy {
+            node: "12D3Koo".into(),
+            topic: "coord".into(),
+            timestamp_ms: 1,
+            nonce: u64::from(p),
+            payload: HexBytes(vec![p]),
+            signature: HexBytes(vec![p; 64]),
+        };
+        rs[judge].attach_evidence(
+            FaultKind::LeaderEquivocation,
+            leader_op,
+            vec![copy(1), copy(2)],
+        );
+        let out = rs[judge].on_block(980).unwrap();
+        assert_eq!(
+            out.proposal,
+            Some(Proposal::Noop),
+            "the first stays accepted"
+        );
+        assert_eq!(out.faults.len(), 1, "{:?}", out.faults);
+        assert_eq!(out.faults[0].evidence, vec![copy(1), copy(2)]);
+        // Not the leader's seat, or outside the active phase: nothing new.
+        let (mut rs, l) = rounds();
+        let first = rs[l].propose(Proposal::Noop).unwrap();
+        let judge = (l + 1) % 4;
+        let _ = rs[judge].on_message(leader_op, &first, 900);
+        assert_eq!(
+            rs[judge].on_message(leader_op, &second, 985),
+            Verdict::Drop(DropReason::AlreadyAccepted)
+        );
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub use service::{
 };
 pub use stem::{StemConfig, StemReply, StemRequest, StemVerdict, STEM_PROTOCOL};
 pub use transport::HANDSHAKE_TIMEOUT;
-pub use validation::{validate_retained, validate_signed, Rejection, Validated, ValidationLimits};
+pub use validation::{
+    validate_retained, validate_signed, verify_envelope, Rejection, Validated, ValidationLimits,
+};
 
 /// Why the network service could not start or serve a request.
 #[derive(Debug, thiserror::Error)]

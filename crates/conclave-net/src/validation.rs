@@ -77,6 +77,13 @@ fn inline_key(source: &PeerId) -> Option<PublicKey> {
     }
 }
 
+/// Whether `envelope` on `topic` carries a valid signature of `source`'s node key: how a
+/// recorded signed message (fault evidence) is checked by anyone, without the network.
+pub fn verify_envelope(source: &PeerId, topic: &TopicName, envelope: &Envelope) -> bool {
+    inline_key(source)
+        .is_some_and(|key| key.verify(&envelope.signing_bytes(topic.as_str()), &envelope.signature))
+}
+
 /// Checks a signed-channel message, cheapest test first: size, source, authorization for the
 /// topic at `at`, decoding, timestamp, and last the signature with the source's key. Gossipsub
 /// verifies nothing (it has dropped duplicates), so this runs once per message, not per copy.

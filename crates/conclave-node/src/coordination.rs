@@ -7,8 +7,10 @@ mod early;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use conclave_coord::wire::HexBytes;
 use conclave_coord::{
-    CoordinationMessage, ProposalGenerator, ProposalValidator, Round, Verdict, Window, WindowSetup,
+    CoordinationMessage, FaultKind, ProposalGenerator, ProposalValidator, Round, SignedCopy,
+    Verdict, Window, WindowSetup,
 };
 use conclave_core::{Clock, MembershipView, OperatorId, TopicName};
 use conclave_net::Delivery;
@@ -42,6 +44,8 @@ pub(crate) struct Coordinator {
 struct Live {
     round: Round,
     accepted_at_ms: Option<u64>,
+    /// The accepted proposal as signed (evidence should the leader send another).
+    accepted_copy: Option<SignedCopy>,
 }
 
 /// Rounds in progress, by coordination block and group; and messages that arrived before their
@@ -203,9 +207,10 @@ impl Coordinator {
             let mut live = Live {
                 round,
                 accepted_at_ms: None,
+                accepted_copy: None,
             };
             for (sender, msg) in rounds.early.take(key) {
-                self.judge(&mut live, key, sender, &msg, head);
+                self.judge(&mut live, key, sender, &msg, head, None);
             }
             rounds.live.insert(key, live);
         }
@@ -285,10 +290,11 @@ impl Coordinator {
             }
             return;
         };
-        self.judge(live, key, d.operator, &msg, head);
+        self.judge(live, key, d.operator, &msg, head, Some(signed_copy(d)));
     }
 
     /// The follower routine for one message in a window in progress.
+    /// `copy`: the message as signed (`None` for one held from before its window opened).
     fn judge(
         &self,
         live: &mut Live,
@@ -296,10 +302,12 @@ impl Coordinator {
         sender: OperatorId,
         msg: &CoordinationMessage,
         head: u64,
+        copy: Option<SignedCopy>,
     ) {
         match live.round.on_message(sender, msg, head) {
             Verdict::Accept(p) => {
                 live.accepted_at_ms = Some(conclave_core::SystemClock.now_ms());
+                live.accepted_copy = copy;
                 match self
                     .validator
                     .validate(&conclave_core::GroupId(key.1), key.0, &p)
@@ -309,6 +317,11 @@ impl Coordinator {
                     }
                     Err(reason) => tracing::warn!(%reason, "accepted proposal failed validation"),
                 }
+            }
+            Verdict::Fault(f) if f.kind == FaultKind::LeaderEquivocation => {
+                tracing::warn!(culprit = %f.culprit, group = %conclave_core::GroupId(key.1), block = key.0, "the leader sent two different proposals in one window");
+                let evidence = live.accepted_copy.clone().into_iter().chain(copy).collect();
+                live.round.attach_evidence(f.kind, f.culprit, evidence);
             }
             Verdict::Fault(_) => {}
             Verdict::Drop(r) => {
@@ -321,11 +334,24 @@ impl Coordinator {
     }
 }
 
+/// A delivered message as signed, for fault evidence.
+fn signed_copy(d: &Delivery) -> SignedCopy {
+    SignedCopy {
+        node: d.source.to_string(),
+        topic: d.topic.to_string(),
+        timestamp_ms: d.timestamp_ms,
+        nonce: d.nonce,
+        payload: HexBytes(d.payload.clone()),
+        signature: HexBytes(d.signature.clone()),
+    }
+}
+
 fn fault_label(k: conclave_coord::FaultKind) -> &'static str {
     match k {
         conclave_coord::FaultKind::LeaderImpersonation => "leader_impersonation",
         conclave_coord::FaultKind::LeaderMistake => "leader_mistake",
         conclave_coord::FaultKind::LeaderIdleness => "leader_idleness",
+        conclave_coord::FaultKind::LeaderEquivocation => "leader_equivocation",
     }
 }
 

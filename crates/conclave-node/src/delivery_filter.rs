@@ -128,6 +128,8 @@ mod tests {
             payload: Vec::new(),
             message_id: id.into(),
             caught_up: false,
+            nonce: 0,
+            signature: Vec::new(),
         }
     }
 

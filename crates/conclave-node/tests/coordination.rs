@@ -302,3 +302,80 @@ async fn a_leader_proposing_off_the_checklist_is_recorded_as_a_mistake() {
         n.shutdown().await;
     }
 }
+
+/// A leader that sends a second, different proposal in its window (its operator publishes it
+/// through its own node) is recorded by every follower as equivocating, with both signed
+/// messages as evidence anyone can check against the leader's node key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equivocating_leader_is_recorded_with_both_signed_proposals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, genesis) = network(dir.path(), Default::default()).await;
+    let head = (now_ms() - genesis) / BLOCK_MS;
+    let next = (head / PARAMS.frequency + 2) * PARAMS.frequency;
+    let safe = clock_block_hash(genesis, next - PARAMS.safe_shift);
+    let l = leader(&seed(&G1, &safe), &g1_seats()).unwrap();
+    let li = (0..5).find(|i| op(*i) == l).unwrap();
+    let seat = g1_seats().iter().position(|o| *o == l).unwrap() + 1;
+    // Its honest proposal goes out as the window opens; the second one three blocks later.
+    let at = genesis + (next + 3) * BLOCK_MS;
+    tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await;
+    let second = conclave_coord::CoordinationMessage {
+        sender_id: seat as u8,
+        coordination_block: next,
+        wallet_public_key_hash: conclave_coord::wire::Bytes20(G1.0),
+        proposal: conclave_coord::Proposal::Heartbeat {
+            message: conclave_coord::wire::HexBytes(vec![0xee; 16]),
+        },
+    };
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/publish/coord", nodes[li].http_addr))
+        .body(second.encode())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+
+    let followers = (0..4).filter(|i| *i != li && g1_seats().contains(&op(*i)));
+    let coord: conclave_core::TopicName = "coord".parse().unwrap();
+    for i in followers {
+        let v = until_json(
+            &nodes[i],
+            "/v1/coordination/faults",
+            "the equivocation",
+            |v: &FaultsAnswer| {
+                faults_at(v, G1, next)
+                    .iter()
+                    .any(|f| f.kind == FaultKind::LeaderEquivocation)
+            },
+        )
+        .await;
+        let f = faults_at(&v, G1, next)
+            .into_iter()
+            .find(|f| f.kind == FaultKind::LeaderEquivocation)
+            .unwrap();
+        assert_eq!(f.culprit, l, "node {i}: {f:?}");
+        assert_eq!(f.evidence.len(), 2, "both signed proposals: {f:?}");
+        let mut proposals = Vec::new();
+        for copy in &f.evidence {
+            let source: conclave_core::PeerId = copy.node.parse().unwrap();
+            assert_eq!(copy.node, nodes[li].peer_id().to_string());
+            let envelope = conclave_core::Envelope {
+                timestamp_ms: copy.timestamp_ms,
+                payload: copy.payload.0.clone(),
+                nonce: copy.nonce,
+                signature: copy.signature.0.clone(),
+            };
+            assert!(
+                conclave_net::verify_envelope(&source, &coord, &envelope),
+                "the leader's key signed it: {copy:?}"
+            );
+            let m = conclave_coord::CoordinationMessage::decode(&copy.payload.0).unwrap();
+            assert_eq!((m.coordination_block, m.sender_id), (next, seat as u8));
+            proposals.push(m.proposal);
+        }
+        assert_ne!(proposals[0], proposals[1], "two different proposals");
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}

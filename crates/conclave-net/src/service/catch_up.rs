@@ -157,6 +157,8 @@ impl CatchUp {
                     payload: envelope.payload,
                     message_id: m.hex_id(),
                     caught_up: false,
+                    nonce: envelope.nonce,
+                    signature: envelope.signature,
                 })
             })
             .collect()

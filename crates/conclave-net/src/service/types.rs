@@ -23,6 +23,10 @@ pub struct Delivery {
     /// Fetched by catch-up from a member (it was published while this node could not receive
     /// it), not received in gossip.
     pub caught_up: bool,
+    /// The envelope's nonce and the node key's signature: with the fields above they are the
+    /// signed message itself, evidence anyone can check ([`crate::verify_envelope`]).
+    pub nonce: u64,
+    pub signature: Vec<u8>,
 }
 
 impl Delivery {
@@ -36,6 +40,8 @@ impl Delivery {
             payload: v.envelope.payload,
             message_id: m.hex_id(),
             caught_up,
+            nonce: v.envelope.nonce,
+            signature: v.envelope.signature,
         }
     }
 }
