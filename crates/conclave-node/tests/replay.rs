@@ -13,83 +13,20 @@ use std::time::Duration;
 
 use common::{listen_addrs, now_ms, start_node};
 use conclave_api::{DeliveryFrame, StreamFrame};
-use conclave_core::Envelope;
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
-use conclave_testkit::WAIT;
+use conclave_testkit::{envelope, HostileMember};
 use futures::StreamExt;
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity};
 use libp2p::identity::Keypair;
-use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, Swarm};
-use prost::Message as _;
+use libp2p::Multiaddr;
 
-type Gossip = gossipsub::Behaviour<gossipsub::IdentityTransform>;
-
-/// A fresh gossipsub client under `key`, speaking Conclave's signed protocol.
-fn client(key: &Keypair) -> Swarm<Gossip> {
-    libp2p::SwarmBuilder::with_existing_identity(key.clone())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|key| {
-            let config = gossipsub::ConfigBuilder::default()
-                .protocol_id_prefix("/conclave/signed/2")
-                .validation_mode(gossipsub::ValidationMode::Permissive)
-                .build()
-                .unwrap();
-            Gossip::new(
-                MessageAuthenticity::Author(key.public().to_peer_id()),
-                config,
-            )
-            .unwrap()
-        })
-        .unwrap()
-        .build()
-}
-
-/// Dials `to` and publishes `data` on `signers` once the node is seen subscribed; keeps the
-/// swarm running a moment so the message leaves.
-async fn send(swarm: &mut Swarm<Gossip>, to: Multiaddr, data: Vec<u8>) {
-    swarm.dial(to).unwrap();
-    let topic = IdentTopic::new("conclave/1/signers");
-    tokio::time::timeout(WAIT, async {
-        loop {
-            if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) =
-                swarm.select_next_some().await
-            {
-                swarm
-                    .behaviour_mut()
-                    .publish(topic.clone(), data.clone())
-                    .unwrap();
-                return;
-            }
-        }
-    })
-    .await
-    .expect("the node subscribed to signers");
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        loop {
-            swarm.select_next_some().await;
-        }
-    })
-    .await;
-}
-
-/// An envelope signed by `key` as Conclave's publisher would sign it.
-fn envelope(key: &Keypair, payload: &[u8], nonce: u64) -> Vec<u8> {
-    let mut e = Envelope {
-        timestamp_ms: now_ms(),
-        payload: payload.to_vec(),
-        nonce,
-        signature: Vec::new(),
-    };
-    e.signature = key.sign(&e.signing_bytes("signers")).unwrap();
-    e.encode_to_vec()
+/// Sends `data` on `signers` to the node at `to` from a fresh client under `key` (its own
+/// duplicate cache empty), and lets it leave.
+async fn send(key: &Keypair, to: Multiaddr, data: Vec<u8>) {
+    let mut client = HostileMember::new(key.clone());
+    client.connect(to, &["signers"]).await;
+    client.publish("signers", data).unwrap();
+    client.run_for(Duration::from_millis(500)).await;
 }
 
 type Ws =
@@ -138,8 +75,8 @@ async fn a_replay_into_a_restarted_node_is_not_delivered_again() {
 
     let (node, addr) = start(d).await;
     let mut ws = subscribe(&node).await;
-    let once = envelope(&member, b"once", 1);
-    send(&mut client(&member), addr, once.clone()).await;
+    let once = envelope(&member, "signers", now_ms(), 1, b"once");
+    send(&member, addr, once.clone()).await;
     assert_eq!(
         payloads(&mut ws, Duration::from_secs(2)).await,
         vec![b"once".to_vec()]
@@ -150,11 +87,13 @@ async fn a_replay_into_a_restarted_node_is_not_delivered_again() {
     let mut ws = subscribe(&node).await;
     // A new client (its own duplicate cache is empty too) sends the same bytes; then, once it is
     // gone, another one sends a new message.
-    let mut replayer = client(&member);
-    send(&mut replayer, addr.clone(), once).await;
-    drop(replayer);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    send(&mut client(&member), addr, envelope(&member, b"fresh", 2)).await;
+    send(&member, addr.clone(), once).await;
+    send(
+        &member,
+        addr,
+        envelope(&member, "signers", now_ms(), 2, b"fresh"),
+    )
+    .await;
     assert_eq!(
         payloads(&mut ws, Duration::from_secs(2)).await,
         vec![b"fresh".to_vec()],
