@@ -32,6 +32,9 @@ pub enum Scenario {
     /// One member is killed with SIGKILL under traffic for `--duration` and restarted on its
     /// state: it catches up once, is replayed to its resubscribing app, and never signals twice.
     Restart,
+    /// 1000 stranger connections in a few seconds at one member (half full handshakes, half
+    /// stalled) while members keep up traffic and one restarts.
+    Flood,
 }
 
 #[derive(clap::Args)]

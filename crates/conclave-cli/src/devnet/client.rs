@@ -120,6 +120,15 @@ pub async fn entries(
     Ok(entries)
 }
 
+/// The node's own PeerId.
+pub async fn peer_id_of(http: &reqwest::Client, node: &NodeProc) -> anyhow::Result<libp2p::PeerId> {
+    let (_, answer) = get::<PeersAnswer>(http, &node.url("/v1/peers")).await?;
+    answer
+        .local
+        .parse()
+        .with_context(|| format!("{} names no PeerId: {}", node.name, answer.local))
+}
+
 /// The peers the node is connected to (none when it does not answer).
 pub async fn peer_ids(http: &reqwest::Client, node: &NodeProc) -> HashSet<String> {
     match get::<PeersAnswer>(http, &node.url("/v1/peers")).await {

@@ -8,7 +8,7 @@
 //! [`cluster`] (processes), [`client`] (typed API calls), [`chain`]; then the parts of a run
 //! ([`traffic`], [`coord`], [`rln`], [`timeline`], [`estimate`], [`netns`] hosts and the
 //! [`faults`] books) and the scenarios ([`full`], [`stale_chain`], [`tcp_cut`], [`anonymity`],
-//! [`partition`], [`restart`]).
+//! [`partition`], [`restart`], [`flood`]).
 
 mod anonymity;
 mod args;
@@ -20,6 +20,7 @@ mod config;
 mod coord;
 mod estimate;
 mod faults;
+mod flood;
 mod full;
 mod netns;
 mod partition;
@@ -77,6 +78,10 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
             }
             Scenario::Partition => {
                 let r = partition::run(&args, &dir, &exe).await?;
+                (r.ok, Some(DevnetReport::Fault(r)))
+            }
+            Scenario::Flood => {
+                let r = flood::run(&args, &dir, &exe).await?;
                 (r.ok, Some(DevnetReport::Fault(r)))
             }
             Scenario::Restart => {

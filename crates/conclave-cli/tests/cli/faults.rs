@@ -92,3 +92,21 @@ fn devnet_restart_after_sigkill_catches_up_once_and_never_double_signals() {
     assert_eq!(r.delivered, r.expected, "{r:?}");
     assert!(r.checks.iter().all(|(_, held)| *held), "{:?}", r.checks);
 }
+
+/// 1000 stranger connections in a few seconds at one member — half full handshakes with
+/// unregistered keys, half stalled mid-handshake — while members keep up traffic and one
+/// restarts: every message arrives once, stalled handshakes are dropped within the handshake
+/// timeout, the restarted member gets back in, and the flooded node's memory stays bounded.
+#[test]
+fn devnet_flood_of_strangers_keeps_members_flowing_and_stalls_bounded() {
+    let args = ["--scenario", "flood", "--nodes", "5", "--rate", "10"];
+    let (text, report) = devnet_with_report(&args);
+    let r = fault(report);
+    assert!(text.contains("1000 strangers"), "{text}");
+    assert_eq!((r.delivered, r.duplicates), (r.expected, 0), "{r:?}");
+    assert!(
+        r.at_risk.expected > 0 && r.at_risk.delivered == r.at_risk.expected,
+        "{r:?}"
+    );
+    assert!(r.checks.iter().all(|(_, held)| *held), "{:?}", r.checks);
+}

@@ -225,6 +225,7 @@ impl CatchUp {
         let items = self.log.topic(&topic).unwrap_or(&NOTHING);
         let since = self.log.since(now_ms);
         let (reconciler, ranges) = Reconciler::start(items, since, self.config.fetch_budget);
+        tracing::debug!(%peer, %topic, held = items.len(), "catch-up: reconciling");
         let request = CatchUpRequest {
             kind: Some(CatchUpRequestKind::Reconcile(Reconcile {
                 topic: topic.to_string(),
@@ -378,6 +379,7 @@ impl CatchUp {
                     None => {
                         let wanted: VecDeque<Key> = r.take_wanted().into_iter().collect();
                         let promised = wanted.len() as u64;
+                        tracing::debug!(%peer, promised, "catch-up: reconciled");
                         self.count(&self.metrics.catchup_fetched, "promised", promised);
                         session.stage = Stage::Fetching {
                             wanted,
@@ -415,6 +417,7 @@ impl CatchUp {
                 self.sessions.insert(peer, session);
             }
             None => {
+                tracing::debug!(%peer, topic = %session.topic, "catch-up: complete");
                 self.count(&self.metrics.catchup_sessions, "complete", 1);
                 let mut rest = session.rest;
                 if let Some(topic) = rest.pop_front() {
