@@ -75,9 +75,9 @@ pub struct NetConfig {
 
 impl NetConfig {
     /// Defaults suited to a signer network: 30 s timestamp tolerance, 64 KiB messages, a
-    /// 1024-message outbox held for up to 2 minutes, redials between 500 ms and 2 s (a member
+    /// 1024-message outbox held for up to 2 minutes, redials between 500 ms and 1 s (a member
     /// set is small and registered: a dial attempt every few seconds at one that is down costs
-    /// a SYN, and a healed path is found within seconds).
+    /// two SYNs, and a healed path is found within seconds).
     pub fn new(keypair: Keypair, transport: TransportKind) -> Self {
         NetConfig {
             keypair,
@@ -96,7 +96,7 @@ impl NetConfig {
             max_pending_per_ip: 8,
             redial: Backoff {
                 min: Duration::from_millis(500),
-                max: Duration::from_secs(2),
+                max: Duration::from_secs(1),
             },
             idle_connection_timeout: Duration::from_secs(60),
             command_capacity: 1024,

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use libp2p::core::transport::timeout::TransportTimeout;
 use libp2p::core::transport::MemoryTransport;
 use libp2p::core::upgrade::Version;
 use libp2p::identity::Keypair;
@@ -25,6 +26,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Yamux), either way. A stranger stalling a handshake holds its slot no longer than this, and
 /// a dial into a partition gives up this soon so the next one can find the healed path.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a dial of ours may take to a finished handshake (TCP; QUIC's handshake, both ways). Short, so that a dial into a
+/// path that drops packets (its SYNs retransmitted 1 s, then 2 s apart) is given up and the next
+/// one tried soon: after a partition heals, a member is reached within about 3 s (with the 1 s
+/// redial cap). A real path takes about three round trips, well within it; a slower one fails
+/// and is tried again.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long sent data may stay unacknowledged before the kernel drops a TCP connection. A
 /// partition that silently drops packets leaves connections open for many minutes otherwise
@@ -55,15 +62,22 @@ pub(crate) fn build_swarm(
     let transport_err = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
     let swarm = match kind {
         TransportKind::Network => builder
-            .with_quic()
+            .with_quic_config(|mut c| {
+                // As for TCP: give a dial into a silent path up soon and try again.
+                c.handshake_timeout = DIAL_TIMEOUT;
+                c
+            })
             .with_other_transport(|key| {
                 let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
                     .map(|stream, _| with_user_timeout(stream));
-                Ok::<_, BoxError>(
-                    tcp.upgrade(Version::V1Lazy)
-                        .authenticate(noise::Config::new(key)?)
-                        .multiplex(yamux::Config::default()),
-                )
+                let upgraded = tcp
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default());
+                Ok::<_, BoxError>(TransportTimeout::with_outgoing_timeout(
+                    upgraded,
+                    DIAL_TIMEOUT,
+                ))
             })
             .map_err(|e| transport_err(&e))?
             .with_other_transport(|key| {

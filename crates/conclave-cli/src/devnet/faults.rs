@@ -7,17 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use conclave_api::{AtRisk, DeliveryReport};
+use conclave_api::{AtRisk, DeliveryReport, FaultReport};
 use conclave_node::NodeConfig;
 use conclave_registry::RlnEntry;
 use tokio::task::JoinHandle;
 
+use super::args::DevnetArgs;
 use super::client::{self, http_client, metric_sum, wait_ready};
 use super::cluster::{self, await_api, member_keys, NodeProc};
 use super::config;
 use super::netns::Hosts;
 use super::registry::{self, Entry};
-use super::traffic::{self, Sent, Tally};
+use super::traffic::{self, Publishers, Sent, Tally};
 
 pub const REGISTRY: &str = "registry.toml";
 
@@ -140,6 +141,18 @@ impl FaultNet {
         (caught as u64, bytes as u64)
     }
 
+    /// Every member publishing `args.size`-byte probes `args.rate` times a second.
+    pub fn publish(&self, args: &DevnetArgs) -> Publishers {
+        Publishers::start(
+            &self.http,
+            &self.nodes,
+            usize::MAX,
+            None,
+            args.rate,
+            args.size,
+        )
+    }
+
     pub async fn stop(&mut self) {
         for node in self.nodes.iter_mut() {
             cluster::stop(node).await;
@@ -234,4 +247,46 @@ pub fn hosts(n: usize) -> anyhow::Result<Hosts> {
         bail!("this scenario runs each member in its own network namespace: {reason}");
     }
     Hosts::create(n)
+}
+
+/// What a fault run measured, for [`Measured::report`].
+pub struct Measured {
+    pub sent: Vec<Sent>,
+    pub all: DeliveryReport,
+    pub at_risk: AtRisk,
+    pub reconnected: Option<Duration>,
+    /// (messages caught up, catch-up bytes).
+    pub catch_up: (u64, u64),
+    pub latency_before_ms: Vec<u64>,
+}
+
+impl Measured {
+    /// The scenario's report (printed too): `ok` when every check held.
+    pub fn report(
+        self,
+        kind: &str,
+        members: usize,
+        fault: String,
+        checks: Vec<(String, bool)>,
+    ) -> FaultReport {
+        let report = FaultReport {
+            ok: checks.iter().all(|(_, held)| *held),
+            kind: kind.into(),
+            members,
+            fault,
+            published: self.sent.len() as u64,
+            expected: self.all.expected,
+            delivered: self.all.delivered,
+            duplicates: self.all.duplicates,
+            at_risk: self.at_risk,
+            reconnected_after_ms: self.reconnected.map(|d| d.as_millis() as u64),
+            caught_up: self.catch_up.0,
+            catchup_bytes: self.catch_up.1,
+            latency_before_ms: self.latency_before_ms,
+            checks,
+        };
+        println!();
+        print!("{report}");
+        report
+    }
 }

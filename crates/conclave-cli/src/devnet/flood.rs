@@ -24,8 +24,8 @@ use super::args::DevnetArgs;
 use super::client;
 use super::cluster::{self, await_api};
 use super::common::now_ms;
-use super::faults::{books, FaultNet};
-use super::traffic::{self, Publishers};
+use super::faults::{books, FaultNet, Measured};
+use super::traffic;
 
 const BEFORE: Duration = Duration::from_secs(4);
 const FLOOD: Duration = Duration::from_secs(8);
@@ -120,14 +120,7 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
         _ => anyhow::bail!("node-{victim} does not listen on TCP/IPv4: {addr}"),
     };
     let rss_before = cluster::usage(&net.nodes[victim]).map(|u| u.peak_rss_kib);
-    let publishers = Publishers::start(
-        &net.http,
-        &net.nodes,
-        usize::MAX,
-        None,
-        args.rate,
-        args.size,
-    );
+    let publishers = net.publish(args);
     tokio::time::sleep(BEFORE).await;
 
     let flood_ms = now_ms();
@@ -234,28 +227,18 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
         p99(&before_ms),
         p99(&during_ms)
     );
-    let report = FaultReport {
-        ok: checks.iter().all(|(_, held)| *held),
-        kind: "flood".into(),
-        members: n,
-        fault: format!(
+    let measured = Measured {
+        sent,
+        all,
+        at_risk,
+        reconnected: rejoined,
+        catch_up: (caught_up, catchup_bytes),
+        latency_before_ms: before_ms,
+    };
+    Ok(measured.report("flood", n, format!(
             "{} strangers from {} addresses in {:.1} s at node-{victim}: {finished} of {STRANGERS} full handshakes finished (then refused by the gate), {STRANGERS} stalled; node-{restarted} restarted meanwhile",
             2 * STRANGERS,
             2 * STRANGERS,
             (flood_end_ms - flood_ms) as f64 / 1000.0,
-        ),
-        published: sent.len() as u64,
-        expected: all.expected,
-        delivered: all.delivered,
-        duplicates: all.duplicates,
-        at_risk,
-        reconnected_after_ms: rejoined.map(|d| d.as_millis() as u64),
-        caught_up,
-        catchup_bytes,
-        latency_before_ms: before_ms,
-        checks,
-    };
-    println!();
-    print!("{report}");
-    Ok(report)
+        ), checks))
 }

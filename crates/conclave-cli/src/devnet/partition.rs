@@ -11,8 +11,8 @@ use conclave_api::FaultReport;
 
 use super::args::DevnetArgs;
 use super::common::now_ms;
-use super::faults::{self, books, latency_before, FaultNet};
-use super::traffic::{Publishers, Sent};
+use super::faults::{self, books, latency_before, FaultNet, Measured};
+use super::traffic::Sent;
 
 /// Traffic before the split (the latency baseline) and after the heal.
 const BEFORE: Duration = Duration::from_secs(3);
@@ -35,14 +35,7 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
         "ready {:.1} s after start",
         net.started.elapsed().as_secs_f64()
     );
-    let publishers = Publishers::start(
-        &net.http,
-        &net.nodes,
-        usize::MAX,
-        None,
-        args.rate,
-        args.size,
-    );
+    let publishers = net.publish(args);
     tokio::time::sleep(BEFORE).await;
 
     let a: Vec<usize> = (0..cut_at).collect();
@@ -72,6 +65,10 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
 
     let checks = vec![
         (
+            "the split cut messages off".to_string(),
+            at_risk.expected > 0,
+        ),
+        (
             "every message reached every member".to_string(),
             all.delivered == all.expected,
         ),
@@ -88,28 +85,19 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
             reconnected.is_some(),
         ),
     ];
-    let report = FaultReport {
-        ok: checks.iter().all(|(_, held)| *held) && at_risk.expected > 0,
-        kind: "partition".into(),
-        members: n,
-        fault: format!(
-            "split {cut_at}/{} for {:.0} s (packets between the sides dropped silently), {} msg/s per member",
-            n - cut_at,
-            args.duration.as_secs_f64(),
-            args.rate
-        ),
-        published: sent.len() as u64,
-        expected: all.expected,
-        delivered: all.delivered,
-        duplicates: all.duplicates,
+    let fault = format!(
+        "split {cut_at}/{} for {:.0} s (packets between the sides dropped silently), {} msg/s per member",
+        n - cut_at,
+        args.duration.as_secs_f64(),
+        args.rate
+    );
+    let measured = Measured {
+        sent,
+        all,
         at_risk,
-        reconnected_after_ms: reconnected.map(|d| d.as_millis() as u64),
-        caught_up,
-        catchup_bytes,
+        reconnected,
+        catch_up: (caught_up, catchup_bytes),
         latency_before_ms,
-        checks,
     };
-    println!();
-    print!("{report}");
-    Ok(report)
+    Ok(measured.report("partition", n, fault, checks))
 }

@@ -14,9 +14,9 @@ use super::client;
 use super::cluster::{self, await_api};
 use super::common::{now_ms, RLN_LIMIT};
 use super::config;
-use super::faults::{books, latency_before, FaultNet};
+use super::faults::{books, latency_before, FaultNet, Measured};
 use super::rln;
-use super::traffic::{self, Publishers};
+use super::traffic;
 
 const BEFORE: Duration = Duration::from_secs(3);
 const AFTER: Duration = Duration::from_secs(5);
@@ -46,14 +46,7 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
         "ready {:.1} s after start",
         net.started.elapsed().as_secs_f64()
     );
-    let publishers = Publishers::start(
-        &net.http,
-        &net.nodes,
-        usize::MAX,
-        None,
-        args.rate,
-        args.size,
-    );
+    let publishers = net.publish(args);
     tokio::time::sleep(BEFORE).await;
 
     // A proof takes a moment on a busy machine: these requests get longer than the devnet's
@@ -183,28 +176,18 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
         ),
         (format!("no member slashed it ({removals} removals)"), removals == 0),
     ];
-    let report = FaultReport {
-        ok: checks.iter().all(|(_, held)| *held),
-        kind: "restart".into(),
-        members: n,
-        fault: format!(
+    let measured = Measured {
+        sent,
+        all,
+        at_risk,
+        reconnected,
+        catch_up: (caught_up, catchup_bytes),
+        latency_before_ms,
+    };
+    Ok(measured.report("restart", n, format!(
             "node-{victim} killed (SIGKILL) for {:.0} s under {} msg/s per member; its app resubscribed from {} s before the kill ({replayed_known} replayed messages it had)",
             args.duration.as_secs_f64(),
             args.rate,
             RESUBSCRIBE_MARGIN_MS / 1000,
-        ),
-        published: sent.len() as u64,
-        expected: all.expected,
-        delivered: all.delivered,
-        duplicates: all.duplicates,
-        at_risk,
-        reconnected_after_ms: reconnected.map(|d| d.as_millis() as u64),
-        caught_up,
-        catchup_bytes,
-        latency_before_ms,
-        checks,
-    };
-    println!();
-    print!("{report}");
-    Ok(report)
+        ), checks))
 }

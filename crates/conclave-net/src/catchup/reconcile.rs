@@ -205,15 +205,18 @@ pub(crate) struct Reconciler {
 pub(crate) const MAX_ROUNDS: u32 = 16;
 
 impl Reconciler {
-    /// Starts on everything we hold from `since_ms` on: the first request.
+    /// Starts on everything stamped from `since_ms` up to `until_ms` (the session's start:
+    /// what is newer is still arriving by gossip on both sides, and would keep the newest range
+    /// different round after round): the first request.
     pub fn start<V>(
         items: &BTreeMap<Key, V>,
         since_ms: u64,
+        until_ms: u64,
         budget: usize,
     ) -> (Self, Vec<WireRange>) {
         let whole = Span {
             lower: (since_ms, [0; 32]),
-            upper: None,
+            upper: Some((until_ms.max(since_ms + 1), [0; 32])),
         };
         let mut r = Reconciler {
             sent: vec![],
@@ -341,7 +344,7 @@ mod tests {
         mine: &BTreeMap<Key, ()>,
         theirs: &BTreeMap<Key, ()>,
     ) -> (BTreeSet<Key>, u32, usize) {
-        let (mut r, mut req) = Reconciler::start(mine, 0, 100_000);
+        let (mut r, mut req) = Reconciler::start(mine, 0, u64::MAX, 100_000);
         let mut bytes = 0;
         let mut rounds = 0;
         loop {
@@ -366,7 +369,7 @@ mod tests {
         let (wanted, rounds, bytes) = reconcile(&s, &s);
         assert!(wanted.is_empty());
         assert_eq!(rounds, 1);
-        assert!(bytes < 100, "{bytes} bytes");
+        assert!(bytes < 150, "{bytes} bytes");
     }
 
     #[test]
@@ -399,6 +402,24 @@ mod tests {
     }
 
     #[test]
+    fn what_is_newer_than_the_session_start_is_left_to_gossip() {
+        // Both hold the same up to 5000; the other side already has newer ones in flight.
+        let base: Vec<Key> = (0..1000).map(|i| key(4000 + i as u64, i)).collect();
+        let mine = set(base.iter().copied());
+        let theirs = set(base
+            .iter()
+            .copied()
+            .chain((0..50).map(|i| key(5000 + i, 9000 + i as u32))));
+        let (mut r, req) = Reconciler::start(&mine, 0, 5000, 1000);
+        let a = answer(&theirs, &req).unwrap_or_else(|e| panic!("{e}"));
+        let next = r
+            .on_answers(&mine, &a, |_| false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(next.is_none(), "one round");
+        assert!(r.take_wanted().is_empty());
+    }
+
+    #[test]
     fn an_empty_side_learns_everything() {
         let theirs = set((0..300).map(|i| key(i as u64, i)));
         let (wanted, _, _) = reconcile(&BTreeMap::new(), &theirs);
@@ -409,7 +430,7 @@ mod tests {
     fn the_budget_caps_what_one_reconciliation_wants() {
         let theirs = set((0..300).map(|i| key(i as u64, i)));
         let mine: BTreeMap<Key, ()> = BTreeMap::new();
-        let (mut r, req) = Reconciler::start(&mine, 0, 40);
+        let (mut r, req) = Reconciler::start(&mine, 0, u64::MAX, 40);
         let mut req = Some(req);
         while let Some(q) = req {
             let a = answer(&theirs, &q).unwrap_or_else(|e| panic!("{e}"));
@@ -424,7 +445,7 @@ mod tests {
     fn lying_answers_end_the_session() {
         let mine = set((0..100).map(|i| key(i as u64, i)));
         let theirs = set((0..200).map(|i| key(i as u64, i)));
-        let (mut r, req) = Reconciler::start(&mine, 50, 1000);
+        let (mut r, req) = Reconciler::start(&mine, 50, u64::MAX, 1000);
         let mut a = answer(&theirs, &req).unwrap_or_else(|e| panic!("{e}"));
         // A key below the requested range (before `since`), claimed anyway.
         a[0] = RangeAnswer {
@@ -436,14 +457,14 @@ mod tests {
             r.on_answers(&mine, &a, |_| false).err(),
             Some(ReconcileError::KeyOutOfRange)
         );
-        let (mut r, req) = Reconciler::start(&mine, 0, 1000);
+        let (mut r, req) = Reconciler::start(&mine, 0, u64::MAX, 1000);
         let mut a = answer(&theirs, &req).unwrap_or_else(|e| panic!("{e}"));
         a[0].split.pop();
         assert_eq!(
             r.on_answers(&mine, &a, |_| false).err(),
             Some(ReconcileError::BadSplit)
         );
-        let (mut r, _) = Reconciler::start(&mine, 0, 1000);
+        let (mut r, _) = Reconciler::start(&mine, 0, u64::MAX, 1000);
         assert_eq!(
             r.on_answers(&mine, &[], |_| false).err(),
             Some(ReconcileError::AnswerCount {

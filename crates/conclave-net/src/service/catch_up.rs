@@ -224,7 +224,8 @@ impl CatchUp {
     ) {
         let items = self.log.topic(&topic).unwrap_or(&NOTHING);
         let since = self.log.since(now_ms);
-        let (reconciler, ranges) = Reconciler::start(items, since, self.config.fetch_budget);
+        let (reconciler, ranges) =
+            Reconciler::start(items, since, now_ms, self.config.fetch_budget);
         tracing::debug!(%peer, %topic, held = items.len(), "catch-up: reconciling");
         let request = CatchUpRequest {
             kind: Some(CatchUpRequestKind::Reconcile(Reconcile {
@@ -245,6 +246,7 @@ impl CatchUp {
 
     fn send(&mut self, proto: &mut Protocol, peer: PeerId, request: CatchUpRequest) {
         use prost::Message;
+        tracing::debug!(%peer, fetch = matches!(request.kind, Some(CatchUpRequestKind::Fetch(_))), "catch-up: request");
         self.count(
             &self.metrics.catchup_bytes,
             "sent",
@@ -394,7 +396,9 @@ impl CatchUp {
                 for id in asked.keys() {
                     self.fetching.remove(id);
                 }
+                let returned = f.messages.len();
                 let (bad, unserved) = self.take_fetched(&session.topic, asked, f, now_ms, out);
+                tracing::debug!(%peer, returned, again = unserved.len(), "catch-up: fetched");
                 if bad > 0 {
                     let reason = format!("{bad} forged or unrequested messages");
                     return Err(Ended::Misbehaved(reason));
@@ -545,6 +549,7 @@ impl CatchUp {
             CatchUpReplyKind::Refused(_) => "refused",
         };
         self.count(&self.metrics.catchup_served, reason, 1);
+        tracing::debug!(%peer, reason, "catch-up: served");
         // An error only means the asker went away.
         let _ = proto.send_response(channel, CatchUpReply { kind: Some(kind) });
     }
