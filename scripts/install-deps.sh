@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing Conclave needs beyond the Rust toolchain itself.
 #
-#   scripts/install-deps.sh [chain] [tests] [lints]     (no argument: all three)
+#   scripts/install-deps.sh [chain] [tests] [lints] [fuzz]     (no argument: all four)
 #     chain   anvil (a local EVM chain) and solc, pinned in package-lock.json, under the repo
-#     tests   chain, and cargo-nextest (scripts/test.sh calls this)
+#     tests   chain, cargo-nextest and iproute2 (the partition scenario's network namespaces;
+#             scripts/test.sh calls this)
 #     lints   the rustfmt and clippy components (.ci/run)
+#     fuzz    the nightly toolchain and cargo-fuzz (scripts/fuzz.sh, .ci/run)
 #
 # Idempotent and cheap when everything is present: nothing is downloaded or reinstalled unless
 # it is missing or package-lock.json changed since the last install.
@@ -13,14 +15,15 @@ cd "$(dirname "$0")/.."
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
-want_chain=0 want_nextest=0 want_lints=0
-[ $# -eq 0 ] && set -- chain tests lints
+want_chain=0 want_nextest=0 want_lints=0 want_fuzz=0
+[ $# -eq 0 ] && set -- chain tests lints fuzz
 for target in "$@"; do
   case "$target" in
     chain) want_chain=1 ;;
     tests) want_chain=1 want_nextest=1 ;;
     lints) want_lints=1 ;;
-    *) echo "install-deps: unknown target '$target' (expected chain, tests or lints)" >&2; exit 2 ;;
+    fuzz) want_fuzz=1 ;;
+    *) echo "install-deps: unknown target '$target' (expected chain, tests, lints or fuzz)" >&2; exit 2 ;;
   esac
 done
 
@@ -36,6 +39,24 @@ fi
 if [ "$want_nextest" = 1 ] && ! have cargo-nextest; then
   echo "install-deps: installing cargo-nextest (compiles from crates.io: a few minutes, once)"
   cargo install --locked cargo-nextest
+fi
+
+# The partition scenario puts each member in a network namespace (`ip netns`); without root or
+# iproute2 its test says it skipped and why.
+if [ "$want_nextest" = 1 ] && ! have ip && [ "$(id -u)" = 0 ] && have apt-get; then
+  echo "install-deps: installing iproute2 (Debian package)"
+  apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
+fi
+
+if [ "$want_fuzz" = 1 ]; then
+  if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "install-deps: installing the nightly toolchain (cargo fuzz needs it)"
+    rustup toolchain install nightly --profile minimal
+  fi
+  if ! have cargo-fuzz; then
+    echo "install-deps: installing cargo-fuzz (compiles from crates.io: a few minutes, once)"
+    cargo install --locked cargo-fuzz
+  fi
 fi
 
 if [ "$want_chain" = 1 ]; then

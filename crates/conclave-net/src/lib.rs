@@ -36,7 +36,12 @@ use conclave_core::{Multiaddr, PeerId};
 pub use admission::NotAdmitted;
 pub use behaviour::{anonymous_topic, gossip_topic, RelayLimits};
 pub use catchup::log::{RetainedError, RetainedMessage};
-pub use catchup::{CatchUpConfig, CATCHUP_PROTOCOL};
+pub use catchup::reconcile::ReconcileError;
+pub use catchup::{
+    answer_reconcile, CatchUpConfig, CatchUpReply, CatchUpReplyKind, CatchUpRequest,
+    CatchUpRequestKind, Fetch, Fetched, RangeAnswer, Reconcile, Reconciled, RetainedWire,
+    WireRange, CATCHUP_PROTOCOL,
+};
 pub use config::{NetConfig, TransportKind};
 pub use gate::{Denied, MembershipGate, Refusal};
 pub use headers::{

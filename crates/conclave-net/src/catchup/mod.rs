@@ -198,5 +198,16 @@ pub(crate) fn catch_up_codec(max_message_bytes: usize) -> CatchUpCodec {
     ProtoCodec::new(request, response, ("catch-up request", "catch-up reply"))
 }
 
+/// Answers a reconciliation request against `held` (timestamp, message id) keys exactly as a
+/// node serving it does — the answering side is stateless — so the protocol can be exercised
+/// (tests, fuzzing) without a worker. An error names what is wrong with the request.
+pub fn answer_reconcile(
+    held: &[(u64, [u8; 32])],
+    request: &Reconcile,
+) -> Result<Reconciled, reconcile::ReconcileError> {
+    let items: std::collections::BTreeMap<log::Key, ()> = held.iter().map(|k| (*k, ())).collect();
+    reconcile::answer(&items, &request.ranges).map(|answers| Reconciled { answers })
+}
+
 /// How long one catch-up request may take.
 pub(crate) const CATCHUP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,516 @@
+//! Writes the committed seed corpus: a few small valid inputs per target, built with the real
+//! encoders against the fixtures in `src/lib.rs` (so, for example, the signed envelopes verify
+//! and the RLN messages carry real proofs for the fixture channel).
+//!
+//!   cargo run --manifest-path fuzz/Cargo.toml --example make_seeds [corpus dir]
+//!
+//! Every seed is the same on each run except those holding RLN proofs (Groth16 proving is
+//! randomized). Overwrites files of the same name; removes none.
+
+use std::path::{Path, PathBuf};
+
+use alloy::consensus::Header;
+use alloy::primitives::{Address, Bytes, FixedBytes, IntoLogData, U256};
+use alloy::rlp::Encodable;
+use conclave_altnet::{TipAnnouncement, B256};
+use conclave_coord::wire::{Bytes20, Deposit, Hash32, HexBytes};
+use conclave_coord::{ActionType, CoordinationMessage, Proposal, WindowOutcome};
+use conclave_core::{Envelope, GroupId, Multiaddr, OperatorId};
+use conclave_fuzz::*;
+use conclave_net::{HeaderEntry, HeaderReply, HeaderRequest, StemReply, StemRequest};
+use conclave_node::SlashingNotice;
+use conclave_registry::evm::bindings::ConclaveRegistry as C;
+use conclave_registry::{GroupEntry, NodeEntry, OperatorEntry, RegistryDocument, RlnEntry};
+use conclave_rln::{fr_to_hex, ProofPool, RlnChannel, SlashingEvidence};
+use libp2p_identity::Keypair;
+use prost::Message;
+
+type Seeds = Vec<(&'static str, Vec<u8>)>;
+
+fn write(root: &Path, target: &str, seeds: Seeds) {
+    let dir = root.join(target);
+    std::fs::create_dir_all(&dir).expect("corpus folder");
+    for (name, bytes) in seeds {
+        assert!(
+            bytes.len() < 4096,
+            "{target}/{name} is {} bytes",
+            bytes.len()
+        );
+        std::fs::write(dir.join(name), bytes).expect("seed file");
+    }
+}
+
+fn envelope() -> Seeds {
+    let key = member_key();
+    let signed = |ts: u64, payload: &[u8], topic: &str| {
+        let mut e = Envelope {
+            timestamp_ms: ts,
+            payload: payload.to_vec(),
+            nonce: 1,
+            signature: vec![],
+        };
+        e.signature = key.sign(&e.signing_bytes(topic)).expect("ed25519 signs");
+        e.encode_to_vec()
+    };
+    // Byte 0: source (0 none, 1 member, 2 hashed member, 3 stranger) | 4 for the other topic.
+    let with = |selector: u8, data: Vec<u8>| [vec![selector], data].concat();
+    vec![
+        (
+            "member-valid",
+            with(1, signed(NOW_MS - 5, b"hello", SIGNED_TOPIC)),
+        ),
+        (
+            "member-empty-payload",
+            with(1, signed(NOW_MS, b"", SIGNED_TOPIC)),
+        ),
+        (
+            "member-stale",
+            with(1, signed(NOW_MS - 60_000, b"x", SIGNED_TOPIC)),
+        ),
+        ("hashed-member", with(2, signed(NOW_MS, b"x", SIGNED_TOPIC))),
+        ("other-topic", with(5, signed(NOW_MS, b"x", "other"))),
+        ("no-source", with(0, signed(NOW_MS, b"x", SIGNED_TOPIC))),
+    ]
+}
+
+fn coord_wire() -> Seeds {
+    let msg = |proposal| {
+        CoordinationMessage {
+            sender_id: 3,
+            coordination_block: 900,
+            wallet_public_key_hash: Bytes20([0x11; 20]),
+            proposal,
+        }
+        .encode()
+    };
+    vec![
+        ("noop", msg(Proposal::Noop)),
+        (
+            "heartbeat",
+            msg(Proposal::Heartbeat {
+                message: HexBytes(vec![0xaa; 16]),
+            }),
+        ),
+        (
+            "deposit-sweep",
+            msg(Proposal::DepositSweep {
+                deposits: vec![Deposit {
+                    funding_tx_hash: Hash32([0x22; 32]),
+                    funding_output_index: 1,
+                    reveal_block: 800,
+                }],
+                sweep_tx_fee: 12_000,
+            }),
+        ),
+        (
+            "redemption",
+            msg(Proposal::Redemption {
+                redeemers_output_scripts: vec![HexBytes(vec![0x00, 0x14, 0x33, 0x44])],
+                redemption_tx_fee: 5_000,
+            }),
+        ),
+        (
+            "moving-funds",
+            msg(Proposal::MovingFunds {
+                target_wallets: vec![Bytes20([0x55; 20]), Bytes20([0x66; 20])],
+                moving_funds_tx_fee: 7_000,
+            }),
+        ),
+        (
+            "moved-funds-sweep",
+            msg(Proposal::MovedFundsSweep {
+                moving_funds_tx_hash: Hash32([0x77; 32]),
+                moving_funds_tx_output_index: 2,
+                sweep_tx_fee: 3_000,
+            }),
+        ),
+    ]
+}
+
+/// Real RLN messages for the fixture channel: member 0's ids 0 and 1, member 0's id 0 again
+/// with another payload (a double signal), member 1's id 0.
+fn rln_messages(channel: &RlnChannel) -> [Vec<u8>; 4] {
+    let pool = ProofPool::new(1, 4);
+    let ids = rln_identities();
+    let make = |who: usize, payload: &[u8], id: u32| {
+        let draft = channel
+            .draft(&ids[who], RLN_TOPIC, payload.to_vec(), RLN_NOW_MS, id)
+            .expect("draft");
+        let proved = futures::executor::block_on(pool.prove(draft.witness.clone(), None))
+            .expect("proof")
+            .value;
+        draft.finish(proved.0, proved.1).encode()
+    };
+    [
+        make(0, b"hello", 0),
+        make(0, b"second", 1),
+        make(0, b"other", 0),
+        make(1, b"", 0),
+    ]
+}
+
+fn header_reply() -> Seeds {
+    let (mut number, mut parent) = (HEADER_ANCHOR_NUMBER, B256::from(HEADER_ANCHOR_HASH));
+    let mut entries = Vec::new();
+    for _ in 0..3 {
+        number += 1;
+        let h = Header {
+            parent_hash: parent,
+            number,
+            timestamp: 1_700_000_000 + number * 12,
+            gas_limit: 30_000_000,
+            ..Header::default()
+        };
+        let mut rlp = Vec::new();
+        h.encode(&mut rlp);
+        parent = h.hash_slow();
+        entries.push(HeaderEntry {
+            hash: parent.to_vec(),
+            rlp,
+        });
+    }
+    vec![
+        (
+            "reply-linked-3",
+            HeaderReply {
+                headers: entries.clone(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "reply-linked-1",
+            HeaderReply {
+                headers: entries[..1].to_vec(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "request",
+            HeaderRequest { from: 10, count: 4 }.encode_to_vec(),
+        ),
+        ("tip", TipAnnouncement::new(1003, parent).encode_to_vec()),
+    ]
+}
+
+fn registry_file() -> Seeds {
+    let peer = member_peer();
+    let op_a = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+    let op_b = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359";
+    let node = |peer: String, scopes: &[&str]| NodeEntry {
+        peer_id: peer,
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        valid_until: None,
+        valid_until_block: None,
+        addresses: vec![],
+    };
+    let mut a = node(peer.to_string(), &["signers", "coord"]);
+    a.addresses = vec![format!("/ip4/127.0.0.1/tcp/4001/p2p/{peer}")];
+    let mut b = node(stranger().to_string(), &["signers"]);
+    b.valid_until = Some(1_800_000_000);
+    let mut h = node(hashed_member().to_string(), &["chain-tip"]);
+    h.valid_until_block = Some(500);
+    let rate = fr_to_hex(&rln_identities()[0].rate_commitment(RLN_LIMIT));
+    let full = RegistryDocument {
+        operators: vec![
+            OperatorEntry {
+                address: op_a.into(),
+                name: Some("alpha".into()),
+                nodes: vec![a, h],
+                rln_memberships: Some(2),
+            },
+            OperatorEntry {
+                address: op_b.into(),
+                name: None,
+                nodes: vec![b],
+                rln_memberships: None,
+            },
+        ],
+        groups: vec![GroupEntry {
+            id: format!("0x{}", "11".repeat(20)),
+            seats: vec![op_a.into(), op_b.into(), op_a.into()],
+        }],
+        rln: vec![RlnEntry {
+            operator: op_a.into(),
+            index: 1,
+            rate_commitment: format!("0x{rate}"),
+            limit: RLN_LIMIT,
+        }],
+    };
+    let small = RegistryDocument {
+        operators: vec![OperatorEntry {
+            address: op_a.into(),
+            name: None,
+            nodes: vec![node(peer.to_string(), &["signers"])],
+            rln_memberships: None,
+        }],
+        groups: vec![],
+        rln: vec![],
+    };
+    let text = |d: &RegistryDocument| toml::to_string(d).expect("toml").into_bytes();
+    vec![("full", text(&full)), ("one-operator", text(&small))]
+}
+
+fn node_config() -> Seeds {
+    let text: &[(&'static str, &str)] = &[
+        (
+            "file-registry",
+            "key_file = \"k/node.key\"\ntopics = [\"signers\"]\nhttp_listen = \"127.0.0.1:0\"\n\
+             ready_quorum = 3\n[registry]\nfile = \"registry.toml\"\npoll_ms = 500\n",
+        ),
+        (
+            "evm-coordination",
+            "[registry]\nsource = \"evm\"\n\
+             [evm]\nrpc_url = \"http://127.0.0.1:8545\"\n\
+             contract = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\nconfirmations = 5\n\
+             [coordination]\nenabled = true\nfrequency = 20\nactive = 10\npassive = 5\nsafe_shift = 3\n",
+        ),
+        (
+            "rln-stem",
+            "[rln]\nenabled = true\nstem = false\nstem_hop_delay_ms = 10\n\
+             stem_failsafe_ms = 900\nstem_epoch_secs = 60\nstem_fluff_probability = 0.5\n",
+        ),
+        ("flat-key", "evm_rpc_url = \"http://x\"\n"),
+    ];
+    text.iter()
+        .map(|(name, t)| (*name, t.as_bytes().to_vec()))
+        .collect()
+}
+
+fn key_file() -> Seeds {
+    let node = |kp: &Keypair, kind: &str, secret: &[u8]| {
+        format!(
+            "# Conclave node key. Keep it secret: mode 0600.\ntype = \"{kind}\"\nsecret = \"{}\"\npeer_id = \"{}\"\n",
+            alloy::hex::encode(secret),
+            kp.public().to_peer_id()
+        )
+        .into_bytes()
+    };
+    let mut ed = [7u8; 32];
+    let ed_kp = Keypair::ed25519_from_bytes(ed).expect("ed25519");
+    let secp_secret = [0x42u8; 32];
+    let mut s = secp_secret;
+    let secp = libp2p_identity::secp256k1::SecretKey::try_from_bytes(&mut s).expect("secp256k1");
+    let secp_kp: Keypair = libp2p_identity::secp256k1::Keypair::from(secp).into();
+    let id = &rln_identities()[0];
+    let rln = format!(
+        "# Conclave RLN identity. Keep it secret: mode 0600. Sending over quota reveals it.\n\
+         secret = \"{}\"\nid_commitment = \"{}\"\n",
+        alloy::hex::encode(id.secret_bytes()),
+        fr_to_hex(&id.id_commitment())
+    );
+    ed = [7u8; 32];
+    vec![
+        ("ed25519", node(&ed_kp, "ed25519", &ed)),
+        ("secp256k1", node(&secp_kp, "secp256k1", &secp_secret)),
+        ("rln", rln.into_bytes()),
+        ("eth", format!("0x{}\n", "42".repeat(32)).into_bytes()),
+    ]
+}
+
+fn registry_events() -> Seeds {
+    let op = Address::repeat_byte(1);
+    let peer = Bytes::from(member_peer().to_bytes());
+    let log = |data: alloy::primitives::LogData| -> (u8, Vec<u8>, Vec<u8>) {
+        let topics: Vec<u8> = data.topics().iter().flat_map(|t| t.0).collect();
+        (0, topics, data.data.to_vec())
+    };
+    let rate = conclave_rln::fr_to_bytes(&rln_identities()[0].rate_commitment(RLN_LIMIT));
+    let setup = vec![
+        log(C::OperatorAdded { operator: op }.to_log_data()),
+        log(C::ScopeDefined {
+            bit: 0,
+            name: "signers".into(),
+        }
+        .to_log_data()),
+        log(C::NodeAuthorized {
+            operator: op,
+            peerId: peer.clone(),
+            scopes: 1,
+            validFrom: 10,
+            validUntil: u64::MAX,
+        }
+        .to_log_data()),
+        log(C::NodeAddressesSet {
+            operator: op,
+            peerId: peer.clone(),
+            addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        }
+        .to_log_data()),
+        log(C::GroupSet {
+            groupId: FixedBytes([0x11; 20]),
+            seats: vec![op, op],
+        }
+        .to_log_data()),
+        log(C::RlnCapSet {
+            operator: op,
+            cap: 2,
+        }
+        .to_log_data()),
+        log(C::RlnRegistered {
+            index: U256::from(0),
+            operator: op,
+            rateCommitment: U256::from_be_bytes(rate),
+            limit: RLN_LIMIT,
+        }
+        .to_log_data()),
+    ];
+    let mut removals = setup.clone();
+    removals.extend([
+        log(C::NodeRevoked {
+            operator: op,
+            peerId: peer,
+            effectiveBlock: 50,
+        }
+        .to_log_data()),
+        log(C::RlnRemoved {
+            index: U256::from(0),
+            by: op,
+        }
+        .to_log_data()),
+        log(C::GroupRemoved {
+            groupId: FixedBytes([0x11; 20]),
+        }
+        .to_log_data()),
+        log(C::OperatorRemoved { operator: op }.to_log_data()),
+    ]);
+    let join = |logs: &[(u8, Vec<u8>, Vec<u8>)]| {
+        join_records(
+            logs.iter()
+                .map(|(t, a, b)| (*t, a.as_slice(), b.as_slice())),
+        )
+    };
+    vec![
+        ("setup", join(&setup)),
+        ("setup-then-removals", join(&removals)),
+    ]
+}
+
+fn state_store() -> Seeds {
+    let peer = member_peer().to_bytes();
+    let addrs: Vec<u8> = ["/ip4/127.0.0.1/tcp/4001", "/ip4/10.0.0.1/udp/9000/quic-v1"]
+        .iter()
+        .flat_map(|a| {
+            let b = a.parse::<Multiaddr>().expect("multiaddr").to_vec();
+            [(b.len() as u16).to_be_bytes().to_vec(), b].concat()
+        })
+        .collect();
+    let window = WindowOutcome {
+        group: GroupId([0x11; 20]),
+        coordination_block: 900,
+        index: 45,
+        leader: Some(OperatorId([7; 20])),
+        checklist: vec![ActionType::Heartbeat],
+        proposal: Some(Proposal::Heartbeat {
+            message: HexBytes(vec![0xaa; 16]),
+        }),
+        faults: vec![],
+        accepted_at_ms: Some(NOW_MS),
+    };
+    let window_json = serde_json::to_vec(&window).expect("json");
+    let mut window_key = 900u64.to_be_bytes().to_vec();
+    window_key.extend_from_slice(&[0x11; 20]);
+    let removed = [vec![2u8; 32], NOW_MS.to_be_bytes().to_vec()].concat();
+    let counter = [7u64.to_be_bytes().to_vec(), 1u32.to_be_bytes().to_vec()].concat();
+    let delivered_key = [NOW_MS.to_be_bytes().to_vec(), b"00ff".to_vec()].concat();
+    let rows: Vec<(u8, &[u8], &[u8])> = vec![
+        (0, &peer, &addrs),
+        (1, &window_key, &window_json),
+        (2, &[1u8; 32], &removed),
+        (3, b"counter", &counter),
+        (4, &delivered_key, b""),
+    ];
+    vec![
+        ("every-table", join_records(rows.clone())),
+        ("peers-only", join_records(rows[..1].to_vec())),
+    ]
+}
+
+fn main() {
+    let root = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus"));
+    write(&root, "envelope", envelope());
+    write(&root, "coord_wire", coord_wire());
+    write(&root, "header_reply", header_reply());
+    write(&root, "registry_file", registry_file());
+    write(&root, "node_config", node_config());
+    write(&root, "key_file", key_file());
+    write(&root, "registry_events", registry_events());
+    write(&root, "state_store", state_store());
+
+    eprintln!("proving RLN messages (a few seconds each)…");
+    let channel = new_rln_channel();
+    let [m0, m1, double, other] = rln_messages(&channel);
+    write(
+        &root,
+        "rln_message",
+        vec![
+            ("member0-id0", m0.clone()),
+            ("member0-id1", m1.clone()),
+            ("member1-empty", other.clone()),
+        ],
+    );
+    let evidence = SlashingEvidence {
+        first: m0.clone(),
+        second: double,
+    };
+    let secret = rln_identities()[1].secret_bytes().to_vec();
+    write(
+        &root,
+        "rln_evidence",
+        vec![
+            (
+                "double-signal",
+                SlashingNotice {
+                    evidence: Some(evidence.clone()),
+                    removed_secrets: vec![],
+                }
+                .encode_to_vec(),
+            ),
+            (
+                "removals",
+                SlashingNotice {
+                    evidence: None,
+                    removed_secrets: vec![secret.clone(), vec![0xff; 32]],
+                }
+                .encode_to_vec(),
+            ),
+            (
+                "same-message-twice",
+                SlashingNotice {
+                    evidence: Some(SlashingEvidence {
+                        first: m1.clone(),
+                        second: m1.clone(),
+                    }),
+                    removed_secrets: vec![secret],
+                }
+                .encode_to_vec(),
+            ),
+        ],
+    );
+    write(
+        &root,
+        "stem_frame",
+        vec![
+            (
+                "request",
+                StemRequest {
+                    topic: RLN_TOPIC.into(),
+                    data: m0,
+                }
+                .encode_to_vec(),
+            ),
+            (
+                "request-wrong-topic",
+                StemRequest {
+                    topic: "Not A Topic".into(),
+                    data: other,
+                }
+                .encode_to_vec(),
+            ),
+            ("reply-rejected", StemReply { verdict: 2 }.encode_to_vec()),
+        ],
+    );
+    eprintln!("seeds written under {}", root.display());
+}
