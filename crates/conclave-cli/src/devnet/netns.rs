@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 /// The namespaces, bridge and links of one run.
 pub struct Hosts {
     tag: String,
-    /// 10.213.<subnet>.0/24: .1 is this process's side, member i is .(i + 2).
+    /// `10.213.<subnet>.0/24`: `.1` is this process's side, member i is `.(i + 2)`.
     subnet: u8,
     n: usize,
     /// Blackhole routes in force: (member, peer address).

@@ -112,7 +112,7 @@ pub enum AnswerMode {
 pub struct RangeAnswer {
     #[prost(enumeration = "AnswerMode", tag = "1")]
     pub mode: i32,
-    /// `Keys`: [`KEY_BYTES`] each, ascending.
+    /// `Keys`: 40 bytes each (timestamp and id), ascending.
     #[prost(bytes = "vec", repeated, tag = "2")]
     pub keys: Vec<Vec<u8>>,
     /// `Split`: contiguous sub-ranges covering the requested one, ascending.
