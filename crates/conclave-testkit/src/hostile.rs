@@ -1,8 +1,9 @@
-//! A registered key running its own code: plain gossipsub on Conclave's signed protocol, none of
-//! Conclave's checks on the sending side, so a test can make a member send what an honest node
-//! never would — replays, messages outside its scopes, garbage, subscription flapping — and see
-//! what the node under test makes of it.
+//! A registered key running its own code: plain gossipsub on Conclave's signed or anonymous
+//! protocol, none of Conclave's checks on the sending side, so a test can make a member send what
+//! an honest node never would — replays, messages outside its scopes, garbage, forged proofs,
+//! subscription flapping — and see what the node under test makes of it.
 
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use conclave_core::Envelope;
@@ -17,12 +18,34 @@ use crate::WAIT;
 
 type Gossip = gossipsub::Behaviour<gossipsub::IdentityTransform>;
 
-/// The signed channel's protocol prefix, as the node speaks it.
-const SIGNED_PROTOCOL: &str = "/conclave/signed/2";
+/// Which of the node's two gossip channels the client speaks, as the node names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Signed,
+    Anonymous,
+}
+
+impl Channel {
+    fn protocol(self) -> &'static str {
+        match self {
+            Channel::Signed => "/conclave/signed/2",
+            Channel::Anonymous => "/conclave/anon",
+        }
+    }
+
+    /// The gossipsub topic of Conclave topic `name` on this channel.
+    pub fn topic(self, name: &str) -> IdentTopic {
+        match self {
+            Channel::Signed => signed_topic(name),
+            Channel::Anonymous => IdentTopic::new(format!("conclave/anon/1/{name}")),
+        }
+    }
+}
 
 /// A hostile member's gossipsub client over TCP.
 pub struct HostileMember {
     pub key: Keypair,
+    channel: Channel,
     swarm: Swarm<Gossip>,
 }
 
@@ -58,9 +81,22 @@ pub fn envelope(
     e.encode_to_vec()
 }
 
+/// The client's own message ids on the anonymous channel (no source to tell messages apart by);
+/// the node computes its own.
+fn data_id(m: &gossipsub::Message) -> gossipsub::MessageId {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    m.data.hash(&mut h);
+    gossipsub::MessageId::from(h.finish().to_be_bytes().to_vec())
+}
+
 impl HostileMember {
-    /// A client under `key` (register it in the view to make it a member).
+    /// A client of the signed channel under `key` (register it in the view to make it a member).
     pub fn new(key: Keypair) -> Self {
+        Self::on(Channel::Signed, key)
+    }
+
+    /// A client of `channel` under `key`.
+    pub fn on(channel: Channel, key: Keypair) -> Self {
         let swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
             .with_tokio()
             .with_tcp(
@@ -70,21 +106,31 @@ impl HostileMember {
             )
             .expect("a TCP transport")
             .with_behaviour(|key| {
-                let config = gossipsub::ConfigBuilder::default()
-                    .protocol_id_prefix(SIGNED_PROTOCOL)
-                    .validation_mode(gossipsub::ValidationMode::Permissive)
-                    .build()
-                    .expect("a gossipsub config");
-                Gossip::new(
-                    MessageAuthenticity::Author(key.public().to_peer_id()),
-                    config,
-                )
-                .expect("a gossipsub behaviour")
+                let mut config = gossipsub::ConfigBuilder::default();
+                config.protocol_id_prefix(channel.protocol());
+                let authenticity = match channel {
+                    Channel::Signed => {
+                        config.validation_mode(gossipsub::ValidationMode::Permissive);
+                        MessageAuthenticity::Author(key.public().to_peer_id())
+                    }
+                    Channel::Anonymous => {
+                        config
+                            .validation_mode(gossipsub::ValidationMode::Anonymous)
+                            .message_id_fn(data_id);
+                        MessageAuthenticity::Anonymous
+                    }
+                };
+                let config = config.build().expect("a gossipsub config");
+                Gossip::new(authenticity, config).expect("a gossipsub behaviour")
             })
             .expect("a behaviour")
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
-        HostileMember { key, swarm }
+        HostileMember {
+            key,
+            channel,
+            swarm,
+        }
     }
 
     pub fn peer_id(&self) -> PeerId {
@@ -95,10 +141,13 @@ impl HostileMember {
     /// is seen subscribed to the first of them.
     pub async fn connect(&mut self, to: Multiaddr, topics: &[&str]) {
         for t in topics {
-            let _ = self.swarm.behaviour_mut().subscribe(&signed_topic(t));
+            let _ = self.swarm.behaviour_mut().subscribe(&self.channel.topic(t));
         }
         self.swarm.dial(to).expect("a dialable address");
-        let first = signed_topic(topics.first().copied().unwrap_or("signers")).hash();
+        let first = self
+            .channel
+            .topic(topics.first().copied().unwrap_or("signers"))
+            .hash();
         tokio::time::timeout(WAIT, async {
             loop {
                 if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { topic, .. }) =
@@ -119,9 +168,24 @@ impl HostileMember {
     pub fn publish(&mut self, topic: &str, data: Vec<u8>) -> Result<(), String> {
         self.swarm
             .behaviour_mut()
-            .publish(signed_topic(topic), data)
+            .publish(self.channel.topic(topic), data)
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+
+    /// The data of the next message the node forwards to this client, within `within`.
+    pub async fn next_message(&mut self, within: Duration) -> Option<Vec<u8>> {
+        tokio::time::timeout(within, async {
+            loop {
+                if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) =
+                    self.swarm.select_next_some().await
+                {
+                    return message.data;
+                }
+            }
+        })
+        .await
+        .ok()
     }
 
     /// Drives the client for `d` (or until the node disconnects it).

@@ -14,6 +14,6 @@ mod registry;
 mod wait;
 
 pub use chain::RegistryChain;
-pub use hostile::{envelope, signed_topic, HostileMember, Ran};
+pub use hostile::{envelope, signed_topic, Channel, HostileMember, Ran};
 pub use registry::{node, RegistryDoc};
 pub use wait::{eventually, eventually_within, Settled, WAIT};

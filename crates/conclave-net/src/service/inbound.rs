@@ -208,7 +208,7 @@ pub(crate) fn report_anonymous(
     let acceptance = match acceptance {
         Acceptance::Accept => MessageAcceptance::Accept,
         Acceptance::Ignore => MessageAcceptance::Ignore,
-        Acceptance::Reject => MessageAcceptance::Reject,
+        Acceptance::Reject | Acceptance::Forged => MessageAcceptance::Reject,
     };
     if let Route::Gossip { source } = id.route {
         gs.report_message_validation_result(&id.message_id, &source, acceptance);

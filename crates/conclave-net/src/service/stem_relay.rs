@@ -201,13 +201,13 @@ impl StemRelay {
         let verdict = match acceptance {
             Acceptance::Accept => StemVerdict::Accepted,
             Acceptance::Ignore => StemVerdict::Ignored,
-            Acceptance::Reject => StemVerdict::Rejected,
+            Acceptance::Reject | Acceptance::Forged => StemVerdict::Rejected,
         };
         self.count_received(verdict_label(verdict));
         let _ = io.stem.send_response(a.channel, reply(verdict));
         match acceptance {
             Acceptance::Accept => self.route_relayed(io, a.from, a.id, a.frame, now),
-            Acceptance::Reject => self.penalize(io.gossip, a.from),
+            Acceptance::Reject | Acceptance::Forged => self.penalize(io.gossip, a.from),
             Acceptance::Ignore => {}
         }
     }

@@ -118,6 +118,10 @@ pub enum Acceptance {
     Ignore,
     /// Drop and penalize the peer that forwarded it.
     Reject,
+    /// Drop, penalize, and disconnect the member it came from for a cool-down: no honest node
+    /// forwards such a message (an invalid proof — every node verifies before it forwards), so
+    /// it proves the forwarder hostile.
+    Forged,
 }
 
 /// Direction of a refused connection.

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use conclave_api::{RemovedSecret, RlnIdentityAnswer, RlnLeaf, RlnRemovedAnswer, RlnStatusAnswer};
 use conclave_core::{Clock, MembershipView, SystemClock, TopicName};
@@ -29,7 +30,10 @@ use crate::rln_chain::ChainRemoval;
 use crate::store::{AllocateError, StateStore};
 
 mod publish;
+mod scheduler;
 mod validate;
+
+use scheduler::{Forwarder, ProofScheduler};
 
 pub(crate) use publish::PUBLISH_TIMEOUT;
 
@@ -42,6 +46,23 @@ const LOG_MAX_ENTRIES: usize = 200_000;
 const LOG_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// Removed secrets carried per announcement.
 const MAX_ANNOUNCED: usize = 1024;
+/// Messages judged at once: one on the verifier and one ready for it, so the verifier never
+/// idles and the [`ProofScheduler`], not the pool's FIFO, decides what is checked next.
+const JUDGING: usize = 2;
+/// How long a forwarder of an invalid proof gets no verification (as long as a graylisted
+/// member is kept out).
+const SUSPENSION: Duration = Duration::from_secs(600);
+
+/// A finished piece of the RLN task's work.
+enum Done {
+    /// A message was judged; `invalid_proof`: its proof did not verify.
+    Judged {
+        from: Forwarder,
+        invalid_proof: bool,
+    },
+    /// A slashing notice was handled.
+    Notice,
+}
 
 /// What the signed `rln-slash` topic carries: evidence of a double signal, or the removals a
 /// node knows (so a late joiner rebuilds the same tree). Both are checked by every receiver.
@@ -208,30 +229,61 @@ impl RlnNode {
         let mut page = 0;
         // Validations and notices in flight, owned by this task: stopping it stops them all
         // (nothing outlives the node, e.g. its state store).
-        let mut work: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>> =
+        let mut work: FuturesUnordered<Pin<Box<dyn Future<Output = Done> + Send>>> =
             FuturesUnordered::new();
+        let mut waiting = ProofScheduler::new(self.cfg.queue, SUSPENSION);
+        let mut judging = 0;
         loop {
+            while judging < JUDGING {
+                let Some((from, (service, m))) = waiting.pop() else {
+                    break;
+                };
+                judging += 1;
+                let me = self.clone();
+                work.push(Box::pin(async move {
+                    let invalid_proof = me.validate(service, m).await;
+                    Done::Judged {
+                        from,
+                        invalid_proof,
+                    }
+                }));
+            }
             tokio::select! {
                 changed = view.changed() => {
                     if changed.is_err() { return; }
                     let v = view.borrow_and_update().clone();
                     self.apply_view(&v);
                 }
-                Some(()) = work.next(), if !work.is_empty() => {}
+                Some(done) = work.next(), if !work.is_empty() => {
+                    let Done::Judged { from, invalid_proof } = done else { continue };
+                    judging -= 1;
+                    if let (true, Some(peer)) = (invalid_proof, from) {
+                        tracing::info!(%peer, "forwarded an invalid proof: suspended");
+                        for (service, m) in waiting.invalid_proof(peer, Instant::now()) {
+                            self.count("ignored", scheduler::Refused::Suspended.label());
+                            let _ = service.report_anonymous(m.id, Acceptance::Ignore).await;
+                        }
+                    }
+                }
                 m = inbox.recv() => {
                     let Some((service, m)) = m else { return };
-                    if work.len() >= self.cfg.queue {
-                        self.count("ignored", Ignored::Busy.label());
-                        let _ = service.report_anonymous(m.id, Acceptance::Ignore).await;
-                        continue;
-                    }
-                    let me = self.clone();
-                    work.push(Box::pin(async move { me.validate(service, m).await }));
+                    let from = m.id.from();
+                    let dropped = match waiting.push(from, (service, m), Instant::now()) {
+                        Ok(None) => continue,
+                        Ok(Some(evicted)) => (evicted, Ignored::Busy.label()),
+                        Err((refused, why)) => (refused, why.label()),
+                    };
+                    let ((service, m), reason) = dropped;
+                    self.count("ignored", reason);
+                    let _ = service.report_anonymous(m.id, Acceptance::Ignore).await;
                 }
                 d = signed.recv() => match d {
                     Ok(d) if d.topic == slash_topic => {
                         let me = self.clone();
-                        work.push(Box::pin(async move { me.on_notice(&d.payload).await }));
+                        work.push(Box::pin(async move {
+                            me.on_notice(&d.payload).await;
+                            Done::Notice
+                        }));
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => {

@@ -10,7 +10,13 @@ use prost::Message as _;
 use super::{now_ms, slash_topic, AnonymousDelivery, RlnNode, SlashingNotice};
 
 impl RlnNode {
-    pub(super) async fn validate(self: &Arc<Self>, service: NetworkService, m: AnonymousMessage) {
+    /// Judges `m` and reports the verdict; true when its proof did not verify (the forwarder's
+    /// fault: every node verifies before it forwards).
+    pub(super) async fn validate(
+        self: &Arc<Self>,
+        service: NetworkService,
+        m: AnonymousMessage,
+    ) -> bool {
         let now = now_ms();
         if let Some(record) = &self.arrivals {
             record.record(&m.id, now);
@@ -39,6 +45,7 @@ impl RlnNode {
         let acceptance = match &outcome {
             Outcome::Accept(_) => Acceptance::Accept,
             Outcome::Ignore(_) => Acceptance::Ignore,
+            Outcome::Reject(Rejection::InvalidProof) => Acceptance::Forged,
             Outcome::Reject(_) => Acceptance::Reject,
             // The second message of a double signal is not forwarded, but its forwarder is not
             // at fault (it could not know before it saw both); the evidence travels on
@@ -80,6 +87,7 @@ impl RlnNode {
                 }
             }
         }
+        acceptance == Acceptance::Forged
     }
 
     /// A stem hop: the same checks as gossip (format, topic, epoch, root, nullifier log, the
@@ -91,7 +99,7 @@ impl RlnNode {
         service: NetworkService,
         m: AnonymousMessage,
         now: u64,
-    ) {
+    ) -> bool {
         let pending = self.channel().precheck(m.topic.as_str(), &m.data, now);
         let acceptance = match pending {
             Err(Outcome::Reject(why)) => {
@@ -109,7 +117,7 @@ impl RlnNode {
                     Ok(v) if v.value => Acceptance::Accept,
                     Ok(_) => {
                         self.count("rejected", Rejection::InvalidProof.label());
-                        Acceptance::Reject
+                        Acceptance::Forged
                     }
                     Err(_) => {
                         self.count("ignored", Ignored::Busy.label());
@@ -119,5 +127,6 @@ impl RlnNode {
             }
         };
         let _ = service.report_anonymous(m.id, acceptance).await;
+        acceptance == Acceptance::Forged
     }
 }

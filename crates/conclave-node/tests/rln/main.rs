@@ -6,6 +6,7 @@
 // A failed unwrap here is a failed test (the crate denies unwrap in library code).
 #![allow(clippy::unwrap_used)]
 
+mod byzantine;
 #[path = "../common/mod.rs"]
 mod common;
 mod honest;

@@ -26,7 +26,7 @@ use super::inbound::{report_anonymous, Inbound, Judged};
 use super::peer_table::PeerTable;
 use super::publisher::{Dropped, PublishContext, Publisher};
 use super::stem_relay::{StemIo, StemRelay};
-use super::types::{hex_id, Delivery, NetworkEvent, PublishError, Route};
+use super::types::{hex_id, Acceptance, Delivery, NetworkEvent, PublishError, Route};
 use crate::behaviour::{
     anonymous_topic, gossip_topic, join_topic, topic_name, Behaviour, BehaviourEvent,
     FRAME_OVERHEAD, GRAYLIST_THRESHOLD,
@@ -390,16 +390,21 @@ impl Worker {
                     .collect();
                 let _ = reply.send(scores);
             }
-            Command::ReportAnonymous { id, acceptance } => match id.route {
-                Route::Local => {}
-                Route::Gossip { .. } => {
-                    report_anonymous(&mut self.swarm.behaviour_mut().anonymous, &id, acceptance)
+            Command::ReportAnonymous { id, acceptance } => {
+                match id.route {
+                    Route::Local => {}
+                    Route::Gossip { .. } => {
+                        report_anonymous(&mut self.swarm.behaviour_mut().anonymous, &id, acceptance)
+                    }
+                    Route::Stem { ticket, .. } => {
+                        let (io, stem) = self.stem_io();
+                        stem.on_verdict(io, ticket, acceptance, Instant::now());
+                    }
                 }
-                Route::Stem { ticket, .. } => {
-                    let (io, stem) = self.stem_io();
-                    stem.on_verdict(io, ticket, acceptance, Instant::now());
+                if let (Acceptance::Forged, Some(peer)) = (acceptance, id.from()) {
+                    self.cut_off(peer, "forged");
                 }
-            },
+            }
             Command::FetchHeaders {
                 peer,
                 request,
