@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use conclave_api::{AtRisk, DeliveryReport, FaultReport};
+use conclave_core::GroupId;
 use conclave_node::NodeConfig;
 use conclave_registry::RlnEntry;
 use tokio::task::JoinHandle;
@@ -21,6 +22,29 @@ use super::registry::{self, Entry};
 use super::traffic::{self, Publishers, Sent, Tally};
 
 pub const REGISTRY: &str = "registry.toml";
+
+/// What the registry holds besides the running members' node keys.
+#[derive(Default, Clone, Copy)]
+pub struct Registered<'a> {
+    pub rln: &'a [RlnEntry],
+    pub groups: &'a [(GroupId, Vec<usize>)],
+    /// Members registered by PeerId that never run, numbered after the running ones.
+    pub absent: &'a [String],
+}
+
+impl Registered<'_> {
+    /// Writes the registry with the running members' `entries` and the absent ones.
+    fn write(&self, dir: &Path, mut entries: Vec<Entry>) -> anyhow::Result<()> {
+        let n = entries.len();
+        entries.extend(
+            self.absent
+                .iter()
+                .enumerate()
+                .map(|(k, p)| Entry::bare(n + k, p)),
+        );
+        registry::write(&dir.join(REGISTRY), &entries, self.groups, self.rln)
+    }
+}
 
 /// A running cluster with a subscriber on every member.
 pub struct FaultNet {
@@ -40,14 +64,14 @@ impl FaultNet {
         exe: &Path,
         n: usize,
         hosts: Option<&Hosts>,
-        rln: &[RlnEntry],
+        registered: Registered<'_>,
         tune: impl Fn(&mut NodeConfig, usize),
     ) -> anyhow::Result<FaultNet> {
         let started = Instant::now();
         let http = http_client()?;
         let peers = member_keys(dir, n)?;
         let bare: Vec<Entry> = (0..n).map(|i| Entry::bare(i, &peers[i])).collect();
-        registry::write(&dir.join(REGISTRY), &bare, &[], rln)?;
+        registered.write(dir, bare)?;
         let mut nodes = Vec::with_capacity(n);
         let mut configs = Vec::with_capacity(n);
         for i in 0..n {
@@ -73,7 +97,7 @@ impl FaultNet {
             await_api(node).await?;
         }
         let entries = client::entries(&http, &nodes, &peers).await?;
-        registry::write(&dir.join(REGISTRY), &entries, &[], rln)?;
+        registered.write(dir, entries)?;
         wait_ready(&http, &nodes).await?;
         let tally = Arc::new(Mutex::new(Tally::default()));
         let mut readers = Vec::new();

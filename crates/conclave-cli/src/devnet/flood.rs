@@ -24,7 +24,7 @@ use super::args::DevnetArgs;
 use super::client;
 use super::cluster::{self, await_api};
 use super::common::now_ms;
-use super::faults::{books, FaultNet, Measured};
+use super::faults::{books, FaultNet, Measured, Registered};
 use super::traffic;
 
 const BEFORE: Duration = Duration::from_secs(4);
@@ -107,7 +107,7 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
             format!("/ip4/{ip}/udp/0/quic-v1"),
         ];
     };
-    let mut net = FaultNet::start(dir, exe, n, None, &[], tune).await?;
+    let mut net = FaultNet::start(dir, exe, n, None, Registered::default(), tune).await?;
     let addr: Multiaddr = client::listen_addrs(&net.http, &net.nodes[victim])
         .await?
         .iter()

@@ -22,6 +22,7 @@ mod estimate;
 mod faults;
 mod flood;
 mod full;
+mod kept;
 mod netns;
 mod partition;
 mod registry;

@@ -11,7 +11,7 @@ use conclave_api::FaultReport;
 
 use super::args::DevnetArgs;
 use super::common::now_ms;
-use super::faults::{self, books, latency_before, FaultNet, Measured};
+use super::faults::{self, books, latency_before, FaultNet, Measured, Registered};
 use super::traffic::Sent;
 
 /// Traffic before the split (the latency baseline) and after the heal.
@@ -30,7 +30,8 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
         n - cut_at,
         args.duration
     );
-    let mut net = FaultNet::start(dir, exe, n, Some(&hosts), &[], |_, _| {}).await?;
+    let mut net =
+        FaultNet::start(dir, exe, n, Some(&hosts), Registered::default(), |_, _| {}).await?;
     println!(
         "ready {:.1} s after start",
         net.started.elapsed().as_secs_f64()

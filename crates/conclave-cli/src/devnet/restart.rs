@@ -1,20 +1,26 @@
-//! `--scenario restart`: a member is killed with SIGKILL under traffic — no shutdown, nothing
-//! flushed — stays down for `--duration`, and starts again on the same state directory. It must
-//! catch up everything published while it was down, exactly once; its application, subscribing
-//! again from the moment it last heard, is replayed what it missed; and its anonymous channel
-//! must not signal twice (the RLN message counter survives the crash), so nobody slashes it.
+//! `--scenario restart`: a member is killed with SIGKILL under traffic, in the middle of its
+//! coordination windows and an RLN epoch — no shutdown, nothing flushed — stays down for
+//! `--duration`, and starts again on the same state directory. It must catch up everything
+//! published while it was down, exactly once; its application, subscribing again from the moment
+//! it last heard, is replayed what it missed; its anonymous channel must not signal twice (the
+//! RLN message counter survives the crash), so nobody slashes it; and it keeps the windows it
+//! settled (with their faults: one seat holder never runs, so its windows fault as idle) and the
+//! removal of a double signaller it made before the crash.
 
 use std::path::Path;
 use std::time::Duration;
 
 use conclave_api::{FaultReport, RlnRemovedAnswer};
+use conclave_core::GroupId;
+use conclave_node::keys::{self, KeyType};
 
 use super::args::DevnetArgs;
 use super::client;
 use super::cluster::{self, await_api};
-use super::common::{now_ms, RLN_LIMIT};
+use super::common::{now_ms, CLOCK_WINDOWS, RLN_LIMIT, SPAMMER, TWIN};
 use super::config;
-use super::faults::{books, latency_before, FaultNet, Measured};
+use super::faults::{books, latency_before, FaultNet, Measured, Registered};
+use super::kept::Kept;
 use super::rln;
 use super::traffic;
 
@@ -36,12 +42,27 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
         "conclave devnet restart: {n} members; node-{victim} is killed (SIGKILL) for {:?}",
         args.duration
     );
+    anyhow::ensure!(
+        n > TWIN + 1,
+        "the restart scenario needs at least {} members",
+        TWIN + 2
+    );
     let ids = rln::identities(dir, n, RLN_LIMIT)?;
+    // One group: the victim, node-0 and a member that never runs (its windows fault as idle).
+    let absent = [keys::generate(&dir.join("absent.key"), KeyType::Ed25519)?.to_string()];
+    let groups = [(GroupId([0xc3; 20]), vec![victim, 0, n])];
+    let genesis_ms = now_ms();
     let tune = |cfg: &mut conclave_node::NodeConfig, i: usize| {
-        config::anonymous(cfg, i, true, 600, 0);
+        config::rln(cfg, i);
         cfg.rln.epoch_secs = RLN_EPOCH_SECS;
+        config::coordination(cfg, CLOCK_WINDOWS, Some(genesis_ms));
     };
-    let mut net = FaultNet::start(dir, exe, n, None, &ids, tune).await?;
+    let registered = Registered {
+        rln: &ids,
+        groups: &groups,
+        absent: &absent,
+    };
+    let mut net = FaultNet::start(dir, exe, n, None, registered, tune).await?;
     println!(
         "ready {:.1} s after start",
         net.started.elapsed().as_secs_f64()
@@ -65,6 +86,20 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
         .await;
         posted += usize::from(status == 200);
     }
+    // node-1's identity runs on node-2 too: one post from each is a double signal.
+    let spammer = keys::load_rln(&dir.join(format!("node-{SPAMMER}.rln")))?;
+    let secret = hex::encode(spammer.secret_bytes());
+    let _ = tokio::join!(
+        rln::post(&rln_http, &net.nodes[SPAMMER], b"spam"),
+        rln::post(&rln_http, &net.nodes[TWIN], b"spam from the twin"),
+    );
+    let held = Kept::wait_for(
+        &net.http,
+        &net.nodes[victim],
+        &secret,
+        Duration::from_secs(90),
+    )
+    .await?;
     let down_ms = now_ms();
     cluster::kill9(&mut net.nodes[victim]).await;
     println!("node-{victim} killed");
@@ -107,16 +142,17 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
     publishers.stop().await;
     net.settle(Duration::from_secs(3), Duration::from_secs(30))
         .await;
-    // Give removals time to be announced, had anyone seen a double signal.
+    // Give removals time to be announced, had anyone seen another double signal.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut removals = 0;
+    let mut other_removals = 0;
     for node in &net.nodes {
         if let Ok((_, r)) =
             client::get::<RlnRemovedAnswer>(&net.http, &node.url("/v1/rln/removed")).await
         {
-            removals += r.removed.len();
+            other_removals += r.removed.iter().filter(|x| x.secret != secret).count();
         }
     }
+    let kept = held.checks(&net.http, &net.nodes[victim], &secret).await?;
     let (caught_up, catchup_bytes) = net.catch_up_figures().await;
     let (all, at_risk, latency_before_ms, replayed_known, outside_crash_window) = {
         let tally = net.tally.lock().expect("tally lock");
@@ -156,7 +192,7 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
 
     // Messages in flight at the kill, to or from the victim, are not counted against it: the
     // crash lost them by definition and catch-up recovers what others hold.
-    let checks = vec![
+    let mut checks = vec![
         (
             "every message published while it was down reached it".to_string(),
             at_risk.expected > 0 && at_risk.delivered == at_risk.expected,
@@ -174,8 +210,12 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Fa
             format!("its {posted_after} anonymous posts after the restart were accepted ({posted} before)"),
             posted == half && posted_after == half,
         ),
-        (format!("no member slashed it ({removals} removals)"), removals == 0),
+        (
+            format!("nobody but the double signaller was removed ({other_removals} others)"),
+            other_removals == 0,
+        ),
     ];
+    checks.extend(kept);
     let measured = Measured {
         sent,
         all,

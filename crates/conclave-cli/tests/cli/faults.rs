@@ -64,9 +64,10 @@ fn devnet_partition_heals_with_every_message_delivered_once_within_seconds() {
     );
 }
 
-/// A member killed with SIGKILL for 10 s and restarted on its state: everything published
-/// while it was down reaches it once, and its anonymous posts before and after the crash stay
-/// within its RLN limit (nobody slashes it).
+/// A member killed with SIGKILL for 10 s, in the middle of its coordination windows, and
+/// restarted on its state: everything published while it was down reaches it once, its
+/// anonymous posts before and after the crash stay within its RLN limit (nobody slashes it), and
+/// it keeps the windows and faults it settled and the removal it made before the crash.
 #[test]
 fn devnet_restart_after_sigkill_catches_up_once_and_never_double_signals() {
     let args = [
