@@ -16,17 +16,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use conclave_altnet::{
-    Capabilities, Driver, DriverHealth, DriverState, FetchReport, HeaderResponse, PathKind, B256,
+    Capabilities, Driver, DriverHealth, DriverState, FetchReport, HeaderResponse, PathKind,
 };
-use conclave_core::{MembershipView, Multiaddr, PeerId};
-use conclave_net::{HeaderEntry, PeerSnapshot};
+use conclave_core::{Clock, MembershipView, Multiaddr, PeerId};
+use conclave_net::PeerSnapshot;
 use futures::future::{join_all, BoxFuture};
 use futures::FutureExt;
 use libp2p::multiaddr::Protocol;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use crate::header_answers::SignedHeaders;
 use crate::network::NodeNetwork;
 
 /// Which libp2p transport an address uses.
@@ -211,7 +210,8 @@ impl Driver for TransportDriver {
                         .and_then(|entries| {
                             let bytes: usize =
                                 entries.iter().map(|e| e.hash.len() + e.rlp.len()).sum();
-                            decode_entries(&entries).map(|h| (h, bytes as u64))
+                            crate::header_answers::decode_entries(&entries)
+                                .map(|h| (h, bytes as u64))
                         });
                     (peer, operator, r)
                 }
@@ -229,115 +229,6 @@ impl Driver for TransportDriver {
     }
 }
 
-/// Entries as (claimed hash, RLP); a hash that is not 32 bytes fails the whole answer.
-fn decode_entries(entries: &[HeaderEntry]) -> Result<Vec<(B256, Vec<u8>)>, String> {
-    entries
-        .iter()
-        .map(|e| {
-            let hash: [u8; 32] = e
-                .hash
-                .as_slice()
-                .try_into()
-                .map_err(|_| format!("a header hash of {} bytes, not 32", e.hash.len()))?;
-            Ok((B256::from(hash), e.rlp.clone()))
-        })
-        .collect()
-}
-
-/// The body of `GET /v1/altnet/headers`: a member's recent headers, signed by its node key.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct SignedHeaders {
-    pub peer_id: String,
-    /// The node's public key (libp2p protobuf encoding), hex.
-    pub public_key: String,
-    pub from: u64,
-    /// `[hash, rlp]` pairs, hex.
-    pub headers: Vec<[String; 2]>,
-    /// The node key's signature over [`SignedHeaders::digest`], hex.
-    pub signature: String,
-}
-
-impl SignedHeaders {
-    /// What the signature covers: a domain tag, the start height and every hash and RLP.
-    fn digest(from: u64, entries: &[HeaderEntry]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"conclave/altnet/headers/1");
-        h.update(from.to_be_bytes());
-        for e in entries {
-            h.update((e.hash.len() as u64).to_be_bytes());
-            h.update(&e.hash);
-            h.update((e.rlp.len() as u64).to_be_bytes());
-            h.update(&e.rlp);
-        }
-        h.finalize().into()
-    }
-
-    pub fn sign(net: &conclave_net::NetworkService, from: u64, entries: &[HeaderEntry]) -> Self {
-        Self::build(&net.public_key(), from, entries, |d| net.sign(d))
-    }
-
-    fn build(
-        key: &libp2p::identity::PublicKey,
-        from: u64,
-        entries: &[HeaderEntry],
-        sign: impl FnOnce(&[u8]) -> Vec<u8>,
-    ) -> Self {
-        SignedHeaders {
-            peer_id: key.to_peer_id().to_string(),
-            public_key: hex::encode(key.encode_protobuf()),
-            from,
-            headers: entries
-                .iter()
-                .map(|e| [hex::encode(&e.hash), hex::encode(&e.rlp)])
-                .collect(),
-            signature: hex::encode(sign(&Self::digest(from, entries))),
-        }
-    }
-
-    /// Checks the signature and the signer's membership; the answer as a member's response.
-    pub fn verify(
-        &self,
-        view: &MembershipView,
-        from: u64,
-    ) -> Result<(PeerId, HeaderResponse), String> {
-        if self.from != from {
-            return Err(format!("answer starts at {}, asked for {from}", self.from));
-        }
-        let key_bytes =
-            hex::decode(&self.public_key).map_err(|e| format!("public_key is not hex: {e}"))?;
-        let key = libp2p::identity::PublicKey::try_decode_protobuf(&key_bytes)
-            .map_err(|e| format!("public_key is not a libp2p key: {e}"))?;
-        let peer = key.to_peer_id();
-        if peer.to_string() != self.peer_id {
-            return Err(format!(
-                "public_key belongs to {peer}, not the claimed {}",
-                self.peer_id
-            ));
-        }
-        let entries = self
-            .headers
-            .iter()
-            .map(|[hash, rlp]| {
-                Ok(HeaderEntry {
-                    hash: hex::decode(hash).map_err(|e| format!("hash is not hex: {e}"))?,
-                    rlp: hex::decode(rlp).map_err(|e| format!("rlp is not hex: {e}"))?,
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        let signature =
-            hex::decode(&self.signature).map_err(|e| format!("signature is not hex: {e}"))?;
-        if !key.verify(&Self::digest(from, &entries), &signature) {
-            return Err(format!("signature by {peer} does not verify"));
-        }
-        let operator = view
-            .node(&peer)
-            .map(|a| a.operator)
-            .ok_or_else(|| format!("{peer} is not a member"))?;
-        let headers = decode_entries(&entries)?;
-        Ok((peer, HeaderResponse { operator, headers }))
-    }
-}
-
 /// The largest signed header answer read over HTTP: 128 headers of up to 4 KiB, hex-encoded,
 /// with room for the JSON around them.
 const MAX_HTTP_ANSWER: usize = 2 * 1024 * 1024;
@@ -348,18 +239,25 @@ pub(crate) struct HttpDriver {
     urls: Vec<String>,
     client: reqwest::Client,
     view: watch::Receiver<Arc<MembershipView>>,
+    /// The moment a signer's authorization is judged at.
+    clock: Arc<dyn Clock>,
     /// Outcome of the last poll of each URL (true = answered).
     last: Mutex<Vec<Option<bool>>>,
 }
 
 impl HttpDriver {
-    pub fn new(urls: Vec<String>, view: watch::Receiver<Arc<MembershipView>>) -> Self {
+    pub fn new(
+        urls: Vec<String>,
+        view: watch::Receiver<Arc<MembershipView>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         HttpDriver {
             capabilities: Capabilities::polled_headers(),
             last: Mutex::new(vec![None; urls.len()]),
             urls,
             client: reqwest::Client::new(),
             view,
+            clock,
         }
     }
 
@@ -382,7 +280,7 @@ impl HttpDriver {
         let signed: SignedHeaders = serde_json::from_slice(&body)
             .map_err(|e| format!("not a signed header answer: {e}"))?;
         let view = self.view.borrow().clone();
-        let (_, response) = signed.verify(&view, from)?;
+        let (_, response) = signed.verify(&view, self.clock.moment(), from)?;
         Ok((response, body.len() as u64))
     }
 }
@@ -457,76 +355,6 @@ impl Driver for HttpDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use conclave_core::{NodeAuthorization, OperatorId, ViewBuilder, ViewSource};
-    use libp2p::identity::Keypair;
-
-    fn signed_by(key: &Keypair, from: u64, entries: &[HeaderEntry]) -> SignedHeaders {
-        SignedHeaders::build(&key.public(), from, entries, |d| key.sign(d).unwrap())
-    }
-
-    fn view_with(peer: PeerId, operator: OperatorId) -> MembershipView {
-        let mut b = ViewBuilder::new(ViewSource::Empty);
-        let _ = b.operator(operator);
-        b.node(
-            peer,
-            NodeAuthorization {
-                operator,
-                scopes: Default::default(),
-                valid_from_block: None,
-                expiry: None,
-                addresses: vec![],
-            },
-        )
-        .unwrap();
-        b.build()
-    }
-
-    #[test]
-    fn signed_answers_name_their_operator_and_refuse_tampering_and_strangers() {
-        let key = Keypair::generate_ed25519();
-        let op = OperatorId([7; 20]);
-        let view = view_with(key.public().to_peer_id(), op);
-        let entries = vec![HeaderEntry {
-            hash: vec![1; 32],
-            rlp: vec![0xc0],
-        }];
-        let good = signed_by(&key, 10, &entries);
-        let (peer, answer) = good.verify(&view, 10).unwrap();
-        assert_eq!(peer, key.public().to_peer_id());
-        assert_eq!(answer.operator, op);
-        assert_eq!(answer.headers[0].0, B256::repeat_byte(1));
-
-        let mut tampered = good.clone();
-        tampered.headers[0][1] = "c1".into();
-        assert!(tampered
-            .verify(&view, 10)
-            .unwrap_err()
-            .contains("does not verify"));
-        assert!(good.verify(&view, 11).unwrap_err().contains("asked for 11"));
-        let stranger = Keypair::generate_ed25519();
-        let theirs = signed_by(&stranger, 10, &entries);
-        assert!(theirs
-            .verify(&view, 10)
-            .unwrap_err()
-            .contains("is not a member"));
-        let mut lying = good.clone();
-        lying.peer_id = stranger.public().to_peer_id().to_string();
-        assert!(lying
-            .verify(&view, 10)
-            .unwrap_err()
-            .contains("not the claimed"));
-        let mut short = signed_by(
-            &key,
-            10,
-            &[HeaderEntry {
-                hash: vec![1; 31],
-                rlp: vec![0xc0],
-            }],
-        );
-        assert!(short.verify(&view, 10).unwrap_err().contains("not 32"));
-        short.signature = "zz".into();
-        assert!(short.verify(&view, 10).unwrap_err().contains("not hex"));
-    }
 
     #[test]
     fn addresses_map_to_their_transport() {

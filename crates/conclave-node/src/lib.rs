@@ -14,6 +14,8 @@ mod coordination;
 mod delivery_filter;
 #[cfg(feature = "altnet")]
 mod drivers;
+#[cfg(feature = "altnet")]
+pub mod header_answers;
 pub mod keys;
 mod metrics;
 mod network;

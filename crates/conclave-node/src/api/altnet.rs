@@ -34,7 +34,7 @@ pub(super) struct HeaderQuery {
 pub(super) async fn altnet_headers(
     State(s): State<ApiState>,
     axum::extract::Query(q): axum::extract::Query<HeaderQuery>,
-) -> Result<Json<crate::drivers::SignedHeaders>, ApiError> {
+) -> Result<Json<crate::header_answers::SignedHeaders>, ApiError> {
     let Some(chain) = &s.chain else {
         return Err(error(
             StatusCode::NOT_FOUND,
@@ -52,7 +52,7 @@ pub(super) async fn altnet_headers(
         .unwrap_or(conclave_net::MAX_HEADERS_PER_REQUEST)
         .min(conclave_net::MAX_HEADERS_PER_REQUEST);
     let entries = chain.recent().borrow().range(q.from, count);
-    Ok(Json(crate::drivers::SignedHeaders::sign(
+    Ok(Json(crate::header_answers::SignedHeaders::sign(
         &s.net.current(),
         q.from,
         &entries,

@@ -29,6 +29,7 @@ pub(super) fn drivers(w: &Wiring) -> Option<Arc<Vec<Arc<dyn Driver>>>> {
     drivers.push(Arc::new(drivers::HttpDriver::new(
         settings.http_peers.clone(),
         w.view.clone(),
+        w.clock.clone(),
     )));
     Some(Arc::new(drivers))
 }
