@@ -18,6 +18,7 @@ use conclave_coord::{ActionType, CoordinationMessage, Proposal, WindowOutcome};
 use conclave_core::{Envelope, GroupId, Multiaddr, OperatorId};
 use conclave_fuzz::*;
 use conclave_net::{HeaderEntry, HeaderReply, HeaderRequest, StemReply, StemRequest};
+use conclave_node::header_answers::SignedHeaders;
 use conclave_node::SlashingNotice;
 use conclave_registry::evm::bindings::ConclaveRegistry as C;
 use conclave_registry::{GroupEntry, NodeEntry, OperatorEntry, RegistryDocument, RlnEntry};
@@ -150,25 +151,8 @@ fn rln_messages(channel: &RlnChannel) -> [Vec<u8>; 4] {
 }
 
 fn header_reply() -> Seeds {
-    let (mut number, mut parent) = (HEADER_ANCHOR_NUMBER, B256::from(HEADER_ANCHOR_HASH));
-    let mut entries = Vec::new();
-    for _ in 0..3 {
-        number += 1;
-        let h = Header {
-            parent_hash: parent,
-            number,
-            timestamp: 1_700_000_000 + number * 12,
-            gas_limit: 30_000_000,
-            ..Header::default()
-        };
-        let mut rlp = Vec::new();
-        h.encode(&mut rlp);
-        parent = h.hash_slow();
-        entries.push(HeaderEntry {
-            hash: parent.to_vec(),
-            rlp,
-        });
-    }
+    let entries = linked_headers();
+    let parent = B256::from_slice(&entries[2].hash);
     vec![
         (
             "reply-linked-3",
@@ -189,6 +173,65 @@ fn header_reply() -> Seeds {
             HeaderRequest { from: 10, count: 4 }.encode_to_vec(),
         ),
         ("tip", TipAnnouncement::new(1003, parent).encode_to_vec()),
+    ]
+}
+
+/// Three headers linked to the fixture anchor, as a member serves them.
+fn linked_headers() -> Vec<HeaderEntry> {
+    let (mut number, mut parent) = (HEADER_ANCHOR_NUMBER, B256::from(HEADER_ANCHOR_HASH));
+    let mut entries = Vec::new();
+    for _ in 0..3 {
+        number += 1;
+        let h = Header {
+            parent_hash: parent,
+            number,
+            timestamp: 1_700_000_000 + number * 12,
+            gas_limit: 30_000_000,
+            ..Header::default()
+        };
+        let mut rlp = Vec::new();
+        h.encode(&mut rlp);
+        parent = h.hash_slow();
+        entries.push(HeaderEntry {
+            hash: parent.to_vec(),
+            rlp,
+        });
+    }
+    entries
+}
+
+fn header_http() -> Seeds {
+    let key = member_key();
+    let signed = |entries: &[HeaderEntry]| {
+        let answer = SignedHeaders::build(&key.public(), HEADER_ANCHOR_NUMBER + 1, entries, |d| {
+            key.sign(d).expect("ed25519 signs")
+        });
+        serde_json::to_vec(&answer).expect("JSON")
+    };
+    let entries = linked_headers();
+    vec![
+        ("signed-linked-3", signed(&entries)),
+        ("signed-linked-1", signed(&entries[..1])),
+        ("signed-empty", signed(&[])),
+    ]
+}
+
+fn bounded_read() -> Seeds {
+    let reply = HeaderReply {
+        headers: linked_headers(),
+    }
+    .encode_to_vec();
+    let framed = |limit: u16, piece: u8, body: &[u8]| {
+        let mut v = limit.to_be_bytes().to_vec();
+        v.push(piece);
+        v.extend_from_slice(body);
+        v
+    };
+    vec![
+        ("within-pieces-7", framed(4000, 7, &reply)),
+        ("within-one-piece", framed(4000, 255, &reply)),
+        ("over-limit", framed(100, 13, &reply)),
+        ("empty", framed(0, 1, &[])),
     ]
 }
 
@@ -433,6 +476,8 @@ fn main() {
     write(&root, "envelope", envelope());
     write(&root, "coord_wire", coord_wire());
     write(&root, "header_reply", header_reply());
+    write(&root, "header_http", header_http());
+    write(&root, "bounded_read", bounded_read());
     write(&root, "registry_file", registry_file());
     write(&root, "node_config", node_config());
     write(&root, "key_file", key_file());

@@ -8,8 +8,9 @@ use std::marker::PhantomData;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
-/// Reads one message of at most `limit` bytes; `what` names it in the error.
-pub(crate) async fn read_bounded<T: AsyncRead + Unpin + Send, M: prost::Message + Default>(
+/// Reads one message of at most `limit` bytes; `what` names it in the error. Public so the fuzz
+/// targets can drive it with hostile streams.
+pub async fn read_bounded<T: AsyncRead + Unpin + Send, M: prost::Message + Default>(
     io: &mut T,
     limit: u64,
     what: &str,

@@ -43,6 +43,7 @@ pub use catchup::{
     WireRange, CATCHUP_PROTOCOL,
 };
 pub use config::{NetConfig, TransportKind};
+pub use framing::read_bounded;
 pub use gate::{Denied, MembershipGate, Refusal};
 pub use headers::{
     HeaderEntry, HeaderReply, HeaderRequest, RecentHeaders, HEADERS_PROTOCOL,
