@@ -37,6 +37,9 @@ pub struct FaultReport {
     pub expected: u64,
     pub delivered: u64,
     pub duplicates: u64,
+    /// Up to ten (message, receiver) pairs of the run that never arrived, described.
+    #[serde(default)]
+    pub missing: Vec<String>,
     /// The pairs the fault put at risk.
     pub at_risk: AtRisk,
     /// From the end of the fault until every member was connected to every other again, ms.
@@ -68,6 +71,9 @@ impl fmt::Display for FaultReport {
             "  delivered {}/{} (message, member) pairs of {} messages, {} duplicates",
             self.delivered, self.expected, self.published, self.duplicates
         )?;
+        for m in &self.missing {
+            writeln!(f, "    missing: {m}")?;
+        }
         let r = &self.at_risk;
         writeln!(
             f,

@@ -64,6 +64,9 @@ enum Command {
     /// Start a local network of nodes on loopback, drive traffic, an intruder and a removal, and
     /// report delivery and latency. Exits non-zero if anything leaked or went missing.
     Devnet(devnet::DevnetArgs),
+    /// The flood scenario's strangers, as a process of their own (started by the devnet).
+    #[command(hide = true)]
+    Strangers(devnet::strangers::StrangersArgs),
 }
 
 #[derive(Subcommand)]
@@ -158,8 +161,21 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 fn main() -> anyhow::Result<()> {
     // `conclave --version` names the commit: what an operator attaches to a bug report.
     let version: &'static str = Box::leak(BUILD.to_string().into_boxed_str());
-    let cli = Cli::from_arg_matches(&Cli::command().version(version).get_matches())
+    let mut cli = Cli::from_arg_matches(&Cli::command().version(version).get_matches())
         .unwrap_or_else(|e| e.exit());
+    // CPU affinity is inherited by the threads a process starts later, so it is set before the
+    // runtime starts any: the flood's strangers on a CPU of their own, the nodes on the rest.
+    match &mut cli.command {
+        Command::Devnet(args) if args.scenario == devnet::Scenario::Flood => {
+            args.attacker_cpu = devnet::strangers::leave_last_cpu()?;
+        }
+        Command::Strangers(args) => {
+            if let Some(cpu) = args.cpu {
+                devnet::strangers::take_cpu(cpu)?;
+            }
+        }
+        _ => {}
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command {
         Command::Keys {
@@ -227,6 +243,10 @@ fn main() -> anyhow::Result<()> {
         } => runtime.block_on(chain::run(*cmd))?,
         Command::Coord { command } => {
             println!("{}", serde_json::to_string_pretty(&coord::run(command)?)?);
+        }
+        Command::Strangers(args) => {
+            let report = runtime.block_on(devnet::strangers::run(args));
+            println!("{}", serde_json::to_string(&report)?);
         }
         Command::Devnet(args) => {
             init_logging(false);

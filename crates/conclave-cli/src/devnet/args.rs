@@ -87,4 +87,8 @@ pub struct DevnetArgs {
     /// benchmark harness reads it.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// The CPU the flood scenario's strangers run on (set at start-up, before any thread: see
+    /// `strangers::leave_last_cpu`); none on a machine of one CPU.
+    #[arg(skip)]
+    pub attacker_cpu: Option<usize>,
 }

@@ -302,6 +302,7 @@ impl Measured {
             expected: self.all.expected,
             delivered: self.all.delivered,
             duplicates: self.all.duplicates,
+            missing: self.all.missing,
             at_risk: self.at_risk,
             reconnected_after_ms: self.reconnected.map(|d| d.as_millis() as u64),
             caught_up: self.catch_up.0,

@@ -29,6 +29,7 @@ mod registry;
 mod restart;
 mod rln;
 mod stale_chain;
+pub mod strangers;
 mod tcp_cut;
 mod timeline;
 mod traffic;
@@ -36,8 +37,7 @@ mod traffic;
 use anyhow::{bail, Context};
 use conclave_api::DevnetReport;
 
-pub use args::DevnetArgs;
-use args::Scenario;
+pub use args::{DevnetArgs, Scenario};
 
 /// Runs the chosen scenario; whether every expectation held. With `--report`, writes the
 /// scenario's report (tcp-cut has none).
