@@ -35,7 +35,7 @@ pub struct SignedHeaders {
     pub from: u64,
     /// `[hash, rlp]` pairs, hex.
     pub headers: Vec<[String; 2]>,
-    /// The node key's signature over [`SignedHeaders::digest`], hex.
+    /// The node key's signature, hex, over SHA-256 of a domain tag, `from` and every hash and RLP.
     pub signature: String,
 }
 
