@@ -9,7 +9,9 @@
 
 use conclave_altnet::{accept_range, B256};
 use conclave_core::OperatorId;
-use conclave_fuzz::{member_peer, signed_view, AT, HEADER_ANCHOR_HASH, HEADER_ANCHOR_NUMBER};
+use conclave_fuzz::{
+    assert_linked, member_peer, signed_view, AT, HEADER_ANCHOR_HASH, HEADER_ANCHOR_NUMBER,
+};
 use conclave_node::header_answers::SignedHeaders;
 use libfuzzer_sys::fuzz_target;
 
@@ -28,14 +30,6 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(response.headers.len(), answer.headers.len());
     let anchor = (HEADER_ANCHOR_NUMBER, B256::from(HEADER_ANCHOR_HASH));
     if let Ok(range) = accept_range(anchor, std::slice::from_ref(&response), 1) {
-        let mut parent = anchor;
-        for (header, hash) in range.headers.iter().zip(&range.hashes) {
-            assert_eq!(header.hash_slow(), *hash, "accepted header re-hashes");
-            assert_eq!(
-                (header.number, header.parent_hash),
-                (parent.0 + 1, parent.1)
-            );
-            parent = (header.number, *hash);
-        }
+        assert_linked(anchor, &range);
     }
 });

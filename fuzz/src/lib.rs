@@ -160,6 +160,21 @@ pub const HEADER_ANCHOR_NUMBER: u64 = 1000;
 /// The anchor's hash.
 pub const HEADER_ANCHOR_HASH: [u8; 32] = [0xab; 32];
 
+/// What every accepted header range must be: its headers re-hash to its hashes, and each links
+/// to the one before it, the first to `anchor`.
+pub fn assert_linked(anchor: (u64, conclave_altnet::B256), range: &conclave_altnet::AcceptedRange) {
+    assert_eq!(range.headers.len(), range.hashes.len());
+    let mut parent = anchor;
+    for (header, hash) in range.headers.iter().zip(&range.hashes) {
+        assert_eq!(header.hash_slow(), *hash, "accepted header re-hashes");
+        assert_eq!(
+            (header.number, header.parent_hash),
+            (parent.0 + 1, parent.1)
+        );
+        parent = (header.number, *hash);
+    }
+}
+
 /// `name` inside a folder of this process under the temporary directory (scripts/fuzz.sh
 /// points TMPDIR at a folder it removes afterwards).
 pub fn scratch_file(name: &str) -> PathBuf {
