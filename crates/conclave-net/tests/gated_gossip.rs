@@ -291,10 +291,11 @@ async fn messages_outside_scope_or_with_old_timestamps_are_rejected() {
     let (tx, rx) = watch::channel(strict);
 
     // members[1] believes it may also sign on `coord` (its registry copy is more permissive);
-    // members[2] runs ten minutes behind, so its envelopes look like old replays.
+    // members[2] runs twenty minutes behind, so its envelopes look like old replays: older than
+    // the catch-up retention window (10 min), within which a late copy is only ignored.
     let (_ltx, lenient) = watch::channel(view_of(&refs, &["signers", "coord"]));
     let mut lagging = config(&members[2], &["signers", "coord"]);
-    lagging.clock = Arc::new(LaggingClock(600_000));
+    lagging.clock = Arc::new(LaggingClock(1_200_000));
     let mut nodes = vec![
         start(
             config(&members[0], &["signers", "coord"]),
