@@ -11,8 +11,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{listen_addrs, now_ms, start_node};
-use conclave_api::{DeliveryFrame, StreamFrame};
+use common::{listen_addrs, now_ms, start_node, until_json};
+use conclave_api::{DeliveryFrame, PeersAnswer, StreamFrame};
 use conclave_node::keys::{self, KeyType};
 use conclave_node::RunningNode;
 use conclave_testkit::{envelope, HostileMember};
@@ -20,13 +20,20 @@ use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
 
-/// Sends `data` on `signers` to the node at `to` from a fresh client under `key` (its own
-/// duplicate cache empty), and lets it leave.
-async fn send(key: &Keypair, to: Multiaddr, data: Vec<u8>) {
+/// Sends `data` on `signers` to `node` at `to` from a fresh client under `key` (its own
+/// duplicate cache empty), lets it leave, and waits until the node has seen it go. (Gossipsub
+/// sends its subscriptions only on a peer's first connection: a client that came back while the
+/// node still held the last one would never learn them.)
+async fn send(node: &RunningNode, key: &Keypair, to: Multiaddr, data: Vec<u8>) {
     let mut client = HostileMember::new(key.clone());
     client.connect(to, &["signers"]).await;
     client.publish("signers", data).unwrap();
     client.run_for(Duration::from_millis(500)).await;
+    drop(client);
+    until_json(node, "/v1/peers", "the client gone", |v: &PeersAnswer| {
+        v.peers.is_empty()
+    })
+    .await;
 }
 
 type Ws =
@@ -76,7 +83,7 @@ async fn a_replay_into_a_restarted_node_is_not_delivered_again() {
     let (node, addr) = start(d).await;
     let mut ws = subscribe(&node).await;
     let once = envelope(&member, "signers", now_ms(), 1, b"once");
-    send(&member, addr, once.clone()).await;
+    send(&node, &member, addr, once.clone()).await;
     assert_eq!(
         payloads(&mut ws, Duration::from_secs(2)).await,
         vec![b"once".to_vec()]
@@ -87,8 +94,9 @@ async fn a_replay_into_a_restarted_node_is_not_delivered_again() {
     let mut ws = subscribe(&node).await;
     // A new client (its own duplicate cache is empty too) sends the same bytes; then, once it is
     // gone, another one sends a new message.
-    send(&member, addr.clone(), once).await;
+    send(&node, &member, addr.clone(), once).await;
     send(
+        &node,
         &member,
         addr,
         envelope(&member, "signers", now_ms(), 2, b"fresh"),
