@@ -24,6 +24,14 @@ pub enum ViewSource {
         block: u64,
         hash: String,
     },
+    /// A Stacks registry contract's signer set, read from a Stacks node at `tip_height`;
+    /// `revision` counts accepted sets since start, `sha256` hashes the values read.
+    Stacks {
+        contract: String,
+        tip_height: u64,
+        revision: u64,
+        sha256: String,
+    },
 }
 
 impl fmt::Display for ViewSource {
@@ -47,6 +55,16 @@ impl fmt::Display for ViewSource {
                 f,
                 "chain {chain_id} block {block} ({})",
                 &hash[..12.min(hash.len())]
+            ),
+            ViewSource::Stacks {
+                contract,
+                tip_height,
+                revision,
+                sha256,
+            } => write!(
+                f,
+                "stacks {contract} rev {revision} at tip {tip_height} ({})",
+                &sha256[..12.min(sha256.len())]
             ),
         }
     }

@@ -1,6 +1,7 @@
 //! Registry backends: where membership comes from.
 //!
-//! Place in the data flow: **chain or file → registry → `MembershipView` → gate / validators**.
+//! Place in the data flow: **chain, Stacks node or file → registry → `MembershipView` → gate /
+//! validators**.
 //! A backend is the single writer of the view; it publishes immutable snapshots through a
 //! `watch` channel and never replaces a good view with one it could not validate.
 
@@ -8,6 +9,7 @@ pub mod clock_chain;
 mod document;
 pub mod evm;
 mod file;
+pub mod stacks;
 
 use std::sync::Arc;
 
@@ -37,6 +39,9 @@ pub struct RegistryStatus {
     pub synced_block: Option<u64>,
     /// Entries on the source the view had to leave out (on-chain data cannot be refused whole).
     pub skipped: Vec<String>,
+    /// What operators should know about the view in force, though it was accepted (an empty
+    /// signer set admits no one).
+    pub warnings: Vec<String>,
 }
 
 /// The newest block a chain source has seen.
