@@ -58,14 +58,16 @@ impl Connectivity {
 
     /// Before a new view applies: members whose address hints changed are dialled at once,
     /// whatever their backoff (an operator publishing its node's new address should not wait
-    /// out failures at the old).
+    /// out failures at the old). So is every member when the view newly admits this node: they
+    /// refused it until now, and a signer entering the set should not wait out that backoff.
     pub fn view_changing(&mut self, old: &Arc<MembershipView>, new: &Arc<MembershipView>) {
         if Arc::ptr_eq(old, new) {
             return;
         }
         self.all_connected = false;
+        let admitted = old.node(&self.local).is_none() && new.node(&self.local).is_some();
         for (peer, auth) in new.nodes() {
-            if old.node(peer).map(|o| &o.addresses) != Some(&auth.addresses) {
+            if admitted || old.node(peer).map(|o| &o.addresses) != Some(&auth.addresses) {
                 self.redial.reset(peer);
             }
         }
@@ -111,7 +113,10 @@ impl Connectivity {
     }
 
     /// Dials the members that are due: every authorized member not connected, unless the
-    /// tie-break says to wait for it or its backoff has not run out.
+    /// tie-break says to wait for it or its backoff has not run out. A node its own view does
+    /// not authorize dials no one: members reading the same registry would refuse it after a
+    /// handshake each, and the view that admits it dials them all at once
+    /// ([`Self::view_changing`]).
     pub fn redial_members(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
@@ -119,6 +124,9 @@ impl Connectivity {
         at: Moment,
     ) {
         let local = self.local;
+        if view.authorization(&local, at).is_err() {
+            return;
+        }
         let disconnected: BTreeSet<PeerId> = view
             .members_at(at)
             .map(|(p, _)| *p)
