@@ -65,6 +65,8 @@ pub struct MembershipAnswer {
     pub synced_block: Option<u64>,
     /// Registry entries skipped as invalid, each with the reason.
     pub skipped: Vec<String>,
+    /// What operators should know about the accepted view (an empty signer set admits no one).
+    pub warnings: Vec<String>,
 }
 
 impl ViewAnswer {

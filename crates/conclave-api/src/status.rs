@@ -24,6 +24,10 @@ pub enum Following {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadyAnswer {
     pub ready: bool,
+    /// Whether the registry's view authorizes this node's own key.
+    pub member: bool,
+    /// What keeps the node from being ready, in words (empty when ready).
+    pub not_ready: Vec<String>,
     pub connected_members: usize,
     pub quorum: usize,
     pub registry_stale: bool,

@@ -69,6 +69,8 @@ pub enum NodeError {
     Registry(#[from] RegistryError),
     #[error("EVM registry: {0}")]
     Chain(#[from] EvmError),
+    #[error("Stacks registry: {0}")]
+    Stacks(#[from] conclave_registry::stacks::StacksError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -207,12 +209,15 @@ impl RunningNode {
     }
 }
 
-/// Mirrors the registry's status into metrics.
-async fn track_registry(
-    mut view: watch::Receiver<Arc<conclave_core::MembershipView>>,
-    mut status: watch::Receiver<conclave_registry::RegistryStatus>,
-    metrics: Arc<NodeMetrics>,
-) {
+/// Mirrors the registry's status into metrics, and says when the view stops (or starts)
+/// authorizing this node's own key: a signer removed from the set must know it is out.
+async fn track_registry(readiness: readiness::Readiness, metrics: Arc<NodeMetrics>) {
+    let mut view = readiness.view.clone();
+    let mut status = readiness.registry_status.clone();
+    // Delegations also lapse with time and blocks, without a new view.
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_member = None;
     loop {
         {
             let s = status.borrow_and_update();
@@ -226,9 +231,24 @@ async fn track_registry(
                 .registry_members
                 .set(view.borrow_and_update().nodes().count() as i64);
         }
+        let (local, verdict) = readiness.own_authorization();
+        let member = verdict.is_ok();
+        metrics.self_member.set(i64::from(member));
+        if was_member != Some(member) {
+            match verdict {
+                Ok(()) => tracing::info!(peer = %local, "the registry authorizes this node's key"),
+                Err(reason) => tracing::warn!(
+                    peer = %local,
+                    %reason,
+                    "the registry does not authorize this node's key: not ready, and publishing is refused"
+                ),
+            }
+            was_member = Some(member);
+        }
         tokio::select! {
             r = status.changed() => if r.is_err() { return },
             r = view.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
         }
     }
 }

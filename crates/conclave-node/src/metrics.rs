@@ -103,6 +103,7 @@ pub(crate) struct NodeMetrics {
     pub registry_members: Gauge,
     pub registry_stale: Gauge,
     pub registry_synced_block: Gauge,
+    pub self_member: Gauge,
     pub ready: Gauge,
     pub subscribers: Gauge,
     pub subscriber_lagged: Counter,
@@ -167,6 +168,11 @@ impl NodeMetrics {
             "registry_synced_block",
             "Newest confirmed block applied by the chain registry",
             m.registry_synced_block.clone(),
+        );
+        registry.register(
+            "self_member",
+            "1 while the registry's view authorizes this node's own key (0: it left the set, and the node does not publish)",
+            m.self_member.clone(),
         );
         registry.register(
             "ready",

@@ -1,11 +1,11 @@
-//! `/readyz`: a node is ready when enough members are connected for its messages to reach a
-//! quorum of the signer set, and its registry is current (a stale view may still admit a key
-//! revoked since). It also says which chain head the node acts on, and whether that is a
+//! `/readyz`: a node is ready when its own key is authorized (a signer removed from the set
+//! must not act as one), enough members are connected for its messages to reach a quorum of the
+//! signer set, and its registry is current (a stale view may still admit a key revoked since). It also says which chain head the node acts on, and whether that is a
 //! fallback tip from members' headers.
 
 use std::sync::Arc;
 
-use conclave_core::{Clock, MembershipView, PeerId};
+use conclave_core::{Clock, MembershipView, PeerId, Unauthorized};
 use conclave_registry::RegistryStatus;
 
 use crate::chain_view::ChainView;
@@ -16,6 +16,8 @@ use tokio::sync::watch;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadinessReport {
     pub ready: bool,
+    /// Whether the view in force authorizes this node's own key (publishing is refused when not).
+    pub member: bool,
     pub connected_members: usize,
     pub quorum: usize,
     pub registry_stale: bool,
@@ -47,6 +49,7 @@ impl Readiness {
         let peers = self.net.peers();
         let local = peers.local;
         let at = self.clock.moment();
+        let member = view.authorization(&local, at).is_ok();
         let others: Vec<&PeerId> = view
             .members_at(at)
             .map(|(p, _)| p)
@@ -61,7 +64,8 @@ impl Readiness {
             .unwrap_or_else(|| default_quorum(others.len()));
         let registry_stale = self.registry_status.borrow().stale;
         ReadinessReport {
-            ready: connected_members >= quorum && !registry_stale,
+            ready: member && connected_members >= quorum && !registry_stale,
+            member,
             connected_members,
             quorum,
             registry_stale,
@@ -71,6 +75,37 @@ impl Readiness {
                 .as_ref()
                 .is_some_and(|c| c.fallback_tip().is_some()),
         }
+    }
+
+    /// Whether the view in force authorizes this node's key now, and why not.
+    pub fn own_authorization(&self) -> (PeerId, Result<(), Unauthorized>) {
+        let local = self.net.current().local_peer_id();
+        let view = self.view.borrow().clone();
+        let verdict = view.authorization(&local, self.clock.moment()).map(|_| ());
+        (local, verdict)
+    }
+}
+
+impl ReadinessReport {
+    /// What keeps the node from being ready, in words (empty when ready).
+    pub fn reasons(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.member {
+            out.push("this node's key is not authorized by the registry's view (left the set, revoked or expired): it does not publish".to_owned());
+        }
+        if self.registry_stale {
+            out.push(
+                "the registry source cannot be read: the view in force may be out of date"
+                    .to_owned(),
+            );
+        }
+        if self.connected_members < self.quorum {
+            out.push(format!(
+                "{} of the {} members needed are connected",
+                self.connected_members, self.quorum
+            ));
+        }
+        out
     }
 }
 

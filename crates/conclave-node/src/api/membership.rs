@@ -24,6 +24,7 @@ pub(super) async fn membership(State(s): State<ApiState>) -> Json<MembershipAnsw
         stale: status.stale,
         synced_block: status.synced_block,
         skipped: status.skipped,
+        warnings: status.warnings,
     })
 }
 

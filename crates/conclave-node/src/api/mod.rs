@@ -147,6 +147,8 @@ async fn readyz(State(s): State<ApiState>) -> Response {
         status,
         Json(ReadyAnswer {
             ready: r.ready,
+            member: r.member,
+            not_ready: r.reasons(),
             connected_members: r.connected_members,
             quorum: r.quorum,
             registry_stale: r.registry_stale,

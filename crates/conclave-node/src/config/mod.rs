@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use sections::{
     AltnetSection, CatchUpSection, ClockChainSection, CoordinationSection, EvmSection,
-    LimitsSection, RegistrySection, RelaySection, RlnSection, WatchdogSection,
+    LimitsSection, RegistrySection, RelaySection, RlnSection, StacksSection, WatchdogSection,
 };
 pub use valid::{CoordConfig, RegistryChoice, RlnConfig, ValidConfig, WatchdogSettings};
 
@@ -34,6 +34,13 @@ pub const FLAT_KEYS: &[(&str, &str)] = &[
     ("evm_contract", "evm.contract"),
     ("evm_confirmations", "evm.confirmations"),
     ("evm_poll_ms", "evm.poll_ms"),
+    ("stacks_node_url", "stacks.node_url"),
+    ("stacks_registry_contract", "stacks.registry_contract"),
+    ("stacks_poll_ms", "stacks.poll_ms"),
+    ("stacks_request_timeout_ms", "stacks.request_timeout_ms"),
+    ("stacks_member_scopes", "stacks.member_scopes"),
+    ("stacks_candidates", "stacks.candidates"),
+    ("stacks_candidate_scopes", "stacks.candidate_scopes"),
     (
         "timestamp_tolerance_secs",
         "limits.timestamp_tolerance_secs",
@@ -129,6 +136,7 @@ pub struct NodeConfig {
     pub log_format: String,
     pub registry: RegistrySection,
     pub evm: EvmSection,
+    pub stacks: StacksSection,
     pub limits: LimitsSection,
     pub catch_up: CatchUpSection,
     pub relay: RelaySection,
@@ -156,6 +164,7 @@ impl Default for NodeConfig {
             log_format: "text".into(),
             registry: RegistrySection::default(),
             evm: EvmSection::default(),
+            stacks: StacksSection::default(),
             limits: LimitsSection::default(),
             catch_up: CatchUpSection::default(),
             relay: RelaySection::default(),

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistrySection {
-    /// `file` (the registry file) or `evm` (the ConclaveRegistry contract, `[evm]`).
+    /// `file` (the registry file), `evm` (the ConclaveRegistry contract, `[evm]`) or `stacks`
+    /// (a Stacks registry contract's signer set, `[stacks]`).
     pub source: String,
     /// The registry file (file source).
     pub file: PathBuf,
@@ -48,6 +49,40 @@ impl Default for EvmSection {
             contract: None,
             confirmations: 2,
             poll_ms: 1000,
+        }
+    }
+}
+
+/// `[stacks]`: sBTC's registry on Stacks (with `[registry] source = "stacks"`): the signer set
+/// in the registry contract's `current-signer-set`, read from a Stacks node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StacksSection {
+    /// The Stacks node's RPC URL, e.g. http://127.0.0.1:20443.
+    pub node_url: Option<String>,
+    /// `<address>.<name>` of the registry contract (sBTC's: `<deployer>.sbtc-registry`).
+    pub registry_contract: Option<String>,
+    pub poll_ms: u64,
+    /// A request to the node taking longer counts as the node being unreachable.
+    pub request_timeout_ms: u64,
+    /// Topics every signer in the set may sign (the contract has no scopes).
+    pub member_scopes: Vec<String>,
+    /// Compressed secp256k1 keys (hex) admitted beside the set: signers joining the next one.
+    pub candidates: Vec<String>,
+    /// Topics candidates may sign, usually fewer than members'.
+    pub candidate_scopes: Vec<String>,
+}
+
+impl Default for StacksSection {
+    fn default() -> Self {
+        StacksSection {
+            node_url: None,
+            registry_contract: None,
+            poll_ms: 2000,
+            request_timeout_ms: 5000,
+            member_scopes: Vec::new(),
+            candidates: Vec::new(),
+            candidate_scopes: Vec::new(),
         }
     }
 }

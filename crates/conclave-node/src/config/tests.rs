@@ -86,6 +86,8 @@ fn every_section_key_has_exactly_one_flat_name() {
     let unset = [
         "evm.rpc_url",
         "evm.contract",
+        "stacks.node_url",
+        "stacks.registry_contract",
         "clock_chain.genesis_ms",
         "rln.key",
         "rln.chain_key",
@@ -130,7 +132,7 @@ fn malformed_values_name_the_key_and_the_expected_form() {
         ("frobnicate = 1\n", "frobnicate"),
         ("[evm]\nfrobnicate = 1\n", "frobnicate"),
         ("[limits]\nmax_message_bytes = \"big\"\n", "max_message_bytes"),
-        ("[registry]\nsource = \"ldap\"\n", "`file` or `evm`"),
+        ("[registry]\nsource = \"ldap\"\n", "`file`, `evm` or `stacks`"),
         ("[coordination]\nenabled = true\n", "clock_chain.genesis_ms"),
         (
             "[coordination]\nenabled = true\nactive = 950\n[clock_chain]\ngenesis_ms = 1\n",
@@ -180,4 +182,60 @@ fn malformed_values_name_the_key_and_the_expected_form() {
     assert!(err.contains("KEY=VALUE"), "{err}");
     let err = NodeConfig::load(Some(Path::new("/nonexistent/node.toml")), &[]).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/node.toml"));
+}
+
+#[test]
+fn the_stacks_registry_takes_the_issue_s_flat_names_and_refuses_what_it_cannot_use() {
+    const CONTRACT: &str = "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.sbtc-registry";
+    const G: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    let base = [
+        "registry=stacks",
+        "stacks_node_url=http://127.0.0.1:20443/",
+        "stacks_registry_contract=ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM.sbtc-registry",
+        "stacks_poll_ms=500",
+        "stacks_member_scopes=[\"sbtc\", \"dkg\"]",
+    ];
+    let with = |extra: &[&str]| load_text("", &[&base[..], extra].concat());
+    let c = with(&[
+        &format!("stacks_candidates=[\"{G}\"]"),
+        "stacks_candidate_scopes=[\"dkg\"]",
+    ])
+    .unwrap();
+    let RegistryChoice::Stacks(s) = &c.registry else {
+        panic!("expected the stacks registry: {:?}", c.registry);
+    };
+    assert_eq!(s.node_url, "http://127.0.0.1:20443");
+    assert_eq!(s.contract.to_string(), CONTRACT);
+    assert_eq!(s.poll_interval, Duration::from_millis(500));
+    assert_eq!(s.member_scopes.len(), 2);
+    assert_eq!(hex::encode(s.candidates[0].compressed), G);
+
+    let refused = |extra: &[&str]| match with(extra) {
+        Err(ConfigError::Invalid { key, .. }) => key,
+        other => panic!("{extra:?} was not refused: {other:?}"),
+    };
+    assert_eq!(
+        refused(&["stacks_node_url=127.0.0.1:20443"]),
+        "stacks.node_url"
+    );
+    assert_eq!(
+        refused(&[
+            "stacks_registry_contract=ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGN.sbtc-registry"
+        ]),
+        "stacks.registry_contract"
+    );
+    assert_eq!(
+        refused(&["stacks_member_scopes=[]"]),
+        "stacks.member_scopes"
+    );
+    let not_a_point = format!("02{}", "ff".repeat(32));
+    assert_eq!(
+        refused(&[&format!("stacks_candidates=[\"{not_a_point}\"]")]),
+        "stacks.candidates[0]"
+    );
+    assert_eq!(
+        refused(&[&format!("stacks_candidates=[\"{G}\", \"0x{G}\"]")]),
+        "stacks.candidates[1]"
+    );
+    assert_eq!(refused(&["coordination=true"]), "clock_chain.genesis_ms");
 }

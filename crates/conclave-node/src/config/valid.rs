@@ -8,9 +8,11 @@ use std::time::Duration;
 use conclave_coord::{ChecklistPolicy, WindowParams, WindowParamsError};
 use conclave_core::{split_peer_id, Multiaddr, TopicName};
 use conclave_registry::evm::{Address, EvmConfig};
+use conclave_registry::stacks::{ContractId, SignerKey, StacksConfig};
 
 use super::sections::{
-    AltnetSection, CoordinationSection, EvmSection, RegistrySection, RlnSection, WatchdogSection,
+    AltnetSection, CoordinationSection, EvmSection, RegistrySection, RlnSection, StacksSection,
+    WatchdogSection,
 };
 use super::{ConfigError, NodeConfig};
 
@@ -21,6 +23,8 @@ pub enum RegistryChoice {
     File { path: PathBuf, poll: Duration },
     /// The on-chain registry; block-limited delegations are judged against its chain head.
     Evm(EvmConfig),
+    /// A Stacks registry contract's signer set, polled from a Stacks node.
+    Stacks(StacksConfig),
 }
 
 /// Coordination settings after validation.
@@ -165,8 +169,81 @@ fn http_peer(url: &str) -> Result<String, ConfigError> {
     }
 }
 
+fn http_url(key: &str, url: Option<&str>, expected: &'static str) -> Result<String, ConfigError> {
+    let url = url.unwrap_or("");
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid(key, url, expected));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+impl StacksSection {
+    fn validate(&self) -> Result<StacksConfig, ConfigError> {
+        positive(&[
+            ("stacks.poll_ms", self.poll_ms),
+            ("stacks.request_timeout_ms", self.request_timeout_ms),
+        ])?;
+        let node_url = http_url(
+            "stacks.node_url",
+            self.node_url.as_deref(),
+            "the Stacks node's RPC URL such as http://127.0.0.1:20443 (required with registry.source = \"stacks\")",
+        )?;
+        let contract = self.registry_contract.as_deref().unwrap_or("");
+        let contract: ContractId = contract.parse().map_err(|_| {
+            invalid(
+                "stacks.registry_contract",
+                contract,
+                "<address>.<contract name> of the registry contract, e.g. SP….sbtc-registry, with a valid address checksum (required with registry.source = \"stacks\")",
+            )
+        })?;
+        if self.member_scopes.is_empty() {
+            return Err(invalid(
+                "stacks.member_scopes",
+                "[]",
+                "the topics signers in the set may sign (the contract has no scopes)",
+            ));
+        }
+        let mut candidates: Vec<SignerKey> = Vec::new();
+        for (i, c) in self.candidates.iter().enumerate() {
+            let key = SignerKey::from_hex(c).map_err(|_| {
+                invalid(
+                    format!("stacks.candidates[{i}]"),
+                    c,
+                    "a compressed secp256k1 public key: 66 hex digits starting 02 or 03, a point on the curve",
+                )
+            })?;
+            if candidates.iter().any(|k| k.compressed == key.compressed) {
+                return Err(invalid(
+                    format!("stacks.candidates[{i}]"),
+                    c,
+                    "a key not already listed among the candidates",
+                ));
+            }
+            candidates.push(key);
+        }
+        Ok(StacksConfig {
+            node_url,
+            contract,
+            poll_interval: Duration::from_millis(self.poll_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            member_scopes: topics("stacks.member_scopes", &self.member_scopes)?
+                .into_iter()
+                .collect(),
+            candidates,
+            candidate_scopes: topics("stacks.candidate_scopes", &self.candidate_scopes)?
+                .into_iter()
+                .collect(),
+        })
+    }
+}
+
 impl RegistrySection {
-    fn validate(&self, evm: &EvmSection, base: &Path) -> Result<RegistryChoice, ConfigError> {
+    fn validate(
+        &self,
+        evm: &EvmSection,
+        stacks: &StacksSection,
+        base: &Path,
+    ) -> Result<RegistryChoice, ConfigError> {
         positive(&[
             ("registry.poll_ms", self.poll_ms),
             ("evm.poll_ms", evm.poll_ms),
@@ -176,6 +253,7 @@ impl RegistrySection {
                 path: base.join(&self.file),
                 poll: Duration::from_millis(self.poll_ms),
             }),
+            "stacks" => Ok(RegistryChoice::Stacks(stacks.validate()?)),
             "evm" => {
                 let rpc_url = evm.rpc_url.as_deref().unwrap_or("");
                 if !(rpc_url.starts_with("http://") || rpc_url.starts_with("https://")) {
@@ -198,7 +276,11 @@ impl RegistrySection {
                 cfg.poll_interval = Duration::from_millis(evm.poll_ms);
                 Ok(RegistryChoice::Evm(cfg))
             }
-            other => Err(invalid("registry.source", other, "`file` or `evm`")),
+            other => Err(invalid(
+                "registry.source",
+                other,
+                "`file`, `evm` or `stacks`",
+            )),
         }
     }
 }
@@ -238,11 +320,11 @@ impl CoordinationSection {
                 "a probability between 0 and 1",
             ));
         }
-        if matches!(registry, RegistryChoice::File { .. }) && clock_chain.is_none() {
+        if !matches!(registry, RegistryChoice::Evm(_)) && clock_chain.is_none() {
             return Err(invalid(
                 "clock_chain.genesis_ms",
                 "(unset)",
-                "a unix time in ms shared by every node: coordination with a registry file runs on the clock chain",
+                "a unix time in ms shared by every node: coordination without the EVM registry runs on the clock chain",
             ));
         }
         Ok(Some(CoordConfig {
@@ -428,7 +510,7 @@ impl NodeConfig {
                 "at most 300 seconds (delivered ids are remembered, and replays refused, for this window)",
             ));
         }
-        let registry = self.registry.validate(&self.evm, base)?;
+        let registry = self.registry.validate(&self.evm, &self.stacks, base)?;
         let clock_chain = self
             .clock_chain
             .genesis_ms

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use conclave_core::{Clock, SystemClock};
 use conclave_registry::clock_chain::ClockChain;
 use conclave_registry::evm::EvmRegistry;
+use conclave_registry::stacks::StacksRegistry;
 use conclave_registry::{ChainClock, FileRegistry, RegistrySource};
 
 use crate::chain_view::{ChainView, NodeChain};
 use crate::{NodeError, RegistryChoice, ValidConfig};
 
 /// Where membership comes from, and the chain that comes with it (the EVM registry's, or the
-/// clock chain beside a registry file).
+/// clock chain beside a registry file or the Stacks registry).
 pub(super) struct Membership {
     pub registry: Box<dyn RegistrySource>,
     pub chain: Option<NodeChain>,
@@ -19,12 +20,18 @@ pub(super) struct Membership {
 
 impl Membership {
     pub async fn start(cfg: &ValidConfig) -> Result<Self, NodeError> {
+        let clock_chain = || {
+            cfg.clock_chain
+                .map(|(g, i)| NodeChain::Clock(Arc::new(ClockChain::spawn(g, i))))
+        };
         Ok(match &cfg.registry {
             RegistryChoice::File { path, poll } => Membership {
                 registry: Box::new(FileRegistry::spawn(path, *poll)?),
-                chain: cfg
-                    .clock_chain
-                    .map(|(g, i)| NodeChain::Clock(Arc::new(ClockChain::spawn(g, i)))),
+                chain: clock_chain(),
+            },
+            RegistryChoice::Stacks(stacks) => Membership {
+                registry: Box::new(StacksRegistry::spawn(stacks.clone()).await?),
+                chain: clock_chain(),
             },
             RegistryChoice::Evm(evm) => {
                 let chain = Arc::new(EvmRegistry::spawn(evm.clone()).await?);

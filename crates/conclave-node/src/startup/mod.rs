@@ -134,6 +134,14 @@ pub(crate) async fn start(cfg: ValidConfig, hooks: NodeHooks) -> Result<RunningN
     let (watchdog_tx, watchdog_rx) = watch::channel(conclave_api::WatchdogAnswer::default());
     let watchdog_running =
         cfg!(feature = "altnet") && w.cfg.watchdog.is_some() && membership.chain.is_some();
+    let readiness = Readiness {
+        view: w.view.clone(),
+        registry_status: membership.registry.status(),
+        net: w.net.clone(),
+        configured_quorum: w.cfg.ready_quorum,
+        clock: w.clock.clone(),
+        chain: acting.view.clone(),
+    };
     let state = ApiState {
         watchdog: watchdog_running.then_some(watchdog_rx),
         #[cfg(feature = "altnet")]
@@ -150,14 +158,7 @@ pub(crate) async fn start(cfg: ValidConfig, hooks: NodeHooks) -> Result<RunningN
         deliveries: w.deliveries.clone(),
         registry: services.metrics_registry.subscribe(),
         metrics: metrics.clone(),
-        readiness: Readiness {
-            view: w.view.clone(),
-            registry_status: membership.registry.status(),
-            net: w.net.clone(),
-            configured_quorum: w.cfg.ready_quorum,
-            clock: w.clock.clone(),
-            chain: acting.view.clone(),
-        },
+        readiness: readiness.clone(),
         clock: w.clock.clone(),
         shutdown: w.shutdown.clone(),
     };
@@ -165,11 +166,7 @@ pub(crate) async fn start(cfg: ValidConfig, hooks: NodeHooks) -> Result<RunningN
     let persist_delivered = dispatch.persist(w.shutdown.clone());
     let mut tasks = vec![
         dispatch.spawn(&first, started.events, started.anonymous),
-        tokio::spawn(track_registry(
-            w.view.clone(),
-            membership.registry.status(),
-            metrics,
-        )),
+        tokio::spawn(track_registry(readiness, metrics)),
     ];
     if let Some(c) = coordinator {
         tasks.push(tokio::spawn(c.run()));
