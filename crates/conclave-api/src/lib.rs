@@ -32,8 +32,8 @@ pub use messaging::{
 };
 pub use report::{
     percentile, ChainSetup, CoordinationReport, DeliveryReport, DevnetReport, IntruderReport,
-    NodeUsage, OnchainRemovalReport, RemovalReport, RlnReport, RotationReport, StaleChainReport,
-    TrafficReport, TrafficSetup,
+    NodeUsage, OnchainRemovalReport, RemovalReport, RlnReport, RotationReport,
+    StacksRotationReport, StaleChainReport, TrafficReport, TrafficSetup,
 };
 pub use rln::{
     AnonymousDeliveryFrame, ArrivalPath, RemovedSecret, RlnArrival, RlnArrivalsAnswer,

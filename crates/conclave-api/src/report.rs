@@ -21,6 +21,8 @@ pub enum DevnetReport {
     Anonymity(crate::AnonymityReport),
     /// A network partition or a crashed member, and the recovery.
     Fault(crate::FaultReport),
+    /// sBTC's registry on a Clarity VM: the signer set rotates mid-run.
+    StacksRotation(StacksRotationReport),
 }
 
 impl DevnetReport {
@@ -31,6 +33,7 @@ impl DevnetReport {
             DevnetReport::StaleChain(r) => r.ok,
             DevnetReport::Anonymity(r) => r.ok,
             DevnetReport::Fault(r) => r.ok,
+            DevnetReport::StacksRotation(r) => r.ok,
         }
     }
 }
@@ -247,6 +250,27 @@ pub struct StaleChainReport {
     pub freeze_to_match_ms: u64,
     pub windows_on_fallback: usize,
     pub restore_to_source_ms: u64,
+}
+
+/// The Stacks registry scenario: a rotation of the contract's signer set, one signer out and
+/// one in, timed from the contract call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StacksRotationReport {
+    pub ok: bool,
+    /// Signers in the set before and after the rotation.
+    pub signers: usize,
+    /// The simnet block the rotate-keys call was mined in.
+    pub rotation_block: u64,
+    pub rotation_to_last_connection_closed_ms: u64,
+    /// Until the new signer was connected to every remaining one.
+    pub rotation_to_admitted_ms: u64,
+    /// Connections the removed signer held at most, counted on both sides, while it was
+    /// watched for 3 s after its eviction (0 expected).
+    pub removed_reconnections: u64,
+    /// Messages published after the rotation that reached the removed signer (0 expected).
+    pub removed_delivered_after: u64,
+    /// Messages published after the rotation by the remaining signers that reached the new one.
+    pub joiner_delivered_after: u64,
 }
 
 /// The `q` quantile of an ascending slice (nearest rank); 0 when empty.

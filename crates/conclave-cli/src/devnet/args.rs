@@ -12,6 +12,14 @@ pub enum ChainKind {
     Anvil,
 }
 
+/// A registry other than the one `--chain` brings.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RegistryKind {
+    /// sBTC's registry: a signer-set contract in a Clarity VM behind a Stacks node's RPC;
+    /// the set rotates mid-run (one signer out, one in).
+    Stacks,
+}
+
 /// What the devnet runs.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -45,6 +53,9 @@ pub struct DevnetArgs {
     /// Registry backend.
     #[arg(long, value_enum, default_value = "file")]
     pub chain: ChainKind,
+    /// Run on this registry instead (`stacks`: its own scenario, the rotation of the set).
+    #[arg(long, value_enum)]
+    pub registry: Option<RegistryKind>,
     /// Block interval of the anvil chain (`--chain anvil`).
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub block_time: Duration,

@@ -2,13 +2,14 @@
 //! loopback, exercised the way production would be: member traffic through the HTTP API, an
 //! intruder that is not in the registry, and a member removed from the registry mid-run.
 //! With `--chain anvil` the registry is the on-chain contract ([`chain`]): the removal is a
-//! revocation, and a member rotates its node key live.
+//! revocation, and a member rotates its node key live. With `--registry stacks` it is sBTC's
+//! signer set in a Clarity VM, rotated mid-run ([`stacks`]).
 //!
 //! Layers, each using only those above it: [`common`] (constants), [`config`], [`registry`],
 //! [`cluster`] (processes), [`client`] (typed API calls), [`chain`]; then the parts of a run
 //! ([`traffic`], [`coord`], [`rln`], [`timeline`], [`estimate`], [`netns`] hosts and the
 //! [`faults`] books) and the scenarios ([`full`], [`stale_chain`], [`tcp_cut`], [`anonymity`],
-//! [`partition`], [`restart`], [`flood`]).
+//! [`partition`], [`restart`], [`flood`], [`stacks`]).
 
 mod anonymity;
 mod args;
@@ -28,6 +29,7 @@ mod partition;
 mod registry;
 mod restart;
 mod rln;
+mod stacks;
 mod stale_chain;
 pub mod strangers;
 mod tcp_cut;
@@ -37,7 +39,7 @@ mod traffic;
 use anyhow::{bail, Context};
 use conclave_api::DevnetReport;
 
-pub use args::{DevnetArgs, Scenario};
+pub use args::{DevnetArgs, RegistryKind, Scenario};
 
 /// Runs the chosen scenario; whether every expectation held. With `--report`, writes the
 /// scenario's report (tcp-cut has none).
@@ -63,7 +65,16 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
     };
     let exe = std::env::current_exe()?;
     let outcome = async {
+        if args.registry == Some(RegistryKind::Stacks)
+            && (args.scenario != Scenario::Full || args.chain != args::ChainKind::File)
+        {
+            bail!("--registry stacks runs its own scenario: leave --scenario and --chain at their defaults");
+        }
         let (ok, report) = match args.scenario {
+            _ if args.registry == Some(RegistryKind::Stacks) => {
+                let r = stacks::run(&args, &dir, &exe).await?;
+                (r.ok, Some(DevnetReport::StacksRotation(r)))
+            }
             Scenario::Full => {
                 let r = full::run(&args, &dir, &exe).await?;
                 (r.ok, Some(DevnetReport::Traffic(r)))

@@ -130,6 +130,20 @@ fn devnet_stale_chain_falls_back_to_members_headers_and_returns() {
     assert!(r.freeze_to_raise_ms <= r.freeze_to_match_ms, "{r:?}");
 }
 
+/// sBTC's registry on a Clarity VM: the contract's signer set rotates mid-run, the removed
+/// signer is cut off and silenced, the new one is admitted and delivered to.
+#[test]
+fn devnet_stacks_rotation_evicts_the_removed_signer_and_admits_the_new_one() {
+    let (text, report) = devnet_with_report(&["--registry", "stacks", "--nodes", "4"]);
+    assert!(text.contains("last connection closed after"), "{text}");
+    let DevnetReport::StacksRotation(r) = report else {
+        panic!("expected a Stacks rotation report: {report:?}");
+    };
+    assert_eq!(r.signers, 4);
+    assert_eq!((r.removed_reconnections, r.removed_delivered_after), (0, 0));
+    assert_eq!(r.joiner_delivered_after, 3 * 5, "{r:?}");
+}
+
 /// Curious members pool their first sights of anonymous messages; the report scores their
 /// estimators against a random guess (the numbers themselves are the benchmark's business).
 #[test]
