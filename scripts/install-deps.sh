@@ -2,7 +2,8 @@
 # Installs what building and testing Conclave needs beyond the Rust toolchain itself.
 #
 #   scripts/install-deps.sh [chain] [tests] [lints] [fuzz]     (no argument: all four)
-#     chain   anvil (a local EVM chain) and solc, pinned in package-lock.json, under the repo
+#     chain   anvil (a local EVM chain), solc and the Clarity VM (@stacks/clarinet-sdk, for the
+#             Stacks registry), pinned in package-lock.json, under the repo
 #     tests   chain, cargo-nextest and iproute2 (the partition scenario's network namespaces;
 #             scripts/test.sh calls this)
 #     lints   the rustfmt and clippy components (.ci/run)
@@ -70,7 +71,7 @@ if [ "$want_chain" = 1 ]; then
       echo "install-deps: installing Node.js and npm (Debian packages)"
       apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
     fi
-    echo "install-deps: installing anvil and solc from package-lock.json (npm ci)"
+    echo "install-deps: installing anvil, solc and the Clarity VM from package-lock.json (npm ci)"
     npm ci --no-audit --no-fund --silent
     echo "$lock_sum" >"$stamp"
   fi

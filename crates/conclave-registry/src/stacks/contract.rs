@@ -118,9 +118,11 @@ mod tests {
 
     #[test]
     fn known_addresses_pass_their_checksum() {
-        // Clarinet's devnet deployer, and the boot address (hash160 of zeros, mainnet).
+        // Clarinet's devnet deployer, sBTC's mainnet deployer (multisig), and the boot address
+        // (hash160 of zeros, mainnet).
         for a in [
             "ST1PQHQKV0RJXZFY1DGX8MNSNYVE3VGZJSRTPGZGM",
+            "SM3VDXK3WZZSA84XXFKAFAF15NNZX32CTSG82JFQ4",
             "SP000000000000000000002Q6VF78",
         ] {
             let id: ContractId = format!("{a}.sbtc-registry").parse().unwrap();
