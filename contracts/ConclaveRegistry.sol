@@ -8,6 +8,9 @@ import {Poseidon} from "./Poseidon.sol";
 ///         addresses) and defines scopes and signing groups; each operator authorizes the hot node
 ///         keys that act for it, each limited to some scopes and a block window, and revokes them
 ///         with one transaction. Also holds node address hints and RLN memberships.
+///         Every operator action also exists signed (`…BySig`): the operator signs EIP-712 typed
+///         data offline and anyone submits it, so a cold key never sends a transaction; an
+///         operator that is a contract (a multisig, a smart account) signs through ERC-1271.
 /// @dev    Every state change emits an event carrying everything needed to rebuild the state, so
 ///         nodes sync from logs alone (`eth_getLogs` from `deployBlock`). Getters exist for all of it.
 contract ConclaveRegistry {
@@ -49,6 +52,41 @@ contract ConclaveRegistry {
         bool removed;
     }
 
+    /// @notice The signature on an operator action, and what it is bound to. `chainId` and
+    ///         `registry` repeat the EIP-712 domain, so a signature meant for another chain or
+    ///         registry is refused as such rather than as a wrong signer.
+    struct OperatorSignature {
+        address operator;
+        uint256 nonce;
+        uint256 deadline;
+        uint256 chainId;
+        address registry;
+        bytes signature;
+    }
+
+    bytes32 private constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 public constant AUTHORIZE_TYPEHASH = keccak256(
+        "Authorize(address operator,bytes peerId,uint64 scopes,uint64 validFrom,uint64 validUntil,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant REVOKE_TYPEHASH =
+        keccak256("Revoke(address operator,bytes peerId,uint64 effectiveBlock,uint256 nonce,uint256 deadline)");
+    bytes32 public constant ROTATE_TYPEHASH = keccak256(
+        "Rotate(address operator,bytes oldPeerId,bytes newPeerId,uint64 scopes,uint64 validUntil,uint64 revokeOldAt,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant SET_NODE_ADDRESSES_TYPEHASH = keccak256(
+        "SetNodeAddresses(address operator,bytes peerId,string[] addresses,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant REGISTER_RLN_TYPEHASH = keccak256(
+        "RegisterRln(address operator,uint256 rateCommitment,uint32 limit,uint256 nonce,uint256 deadline)"
+    );
+    bytes32 public constant REMOVE_RLN_TYPEHASH =
+        keccak256("RemoveRln(address operator,uint256 index,uint256 nonce,uint256 deadline)");
+    /// @dev ERC-1271's magic value: `isValidSignature(bytes32,bytes)`'s selector.
+    bytes4 private constant ERC1271_MAGIC = 0x1626ba7e;
+    /// @dev Half the secp256k1 order: a signature with a larger s has a twin and is refused.
+    uint256 private constant HALF_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
     address public owner;
     /// @notice The block this registry was deployed in: where log sync starts.
     uint64 public immutable deployBlock;
@@ -69,6 +107,8 @@ contract ConclaveRegistry {
     RlnMembership[] private rlnMemberships;
     /// @dev One slot per operator, read once by `registerRln`. cap 0 = never set = 1.
     mapping(address => RlnQuota) private rlnQuotas;
+    /// @notice The nonce the operator's next signed action must carry (each is usable once).
+    mapping(address => uint256) public nonces;
 
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event OperatorAdded(address indexed operator);
@@ -88,6 +128,8 @@ contract ConclaveRegistry {
     event RlnSlashed(uint256 indexed index, address indexed by, uint256 idSecret);
     /// @notice Governance let `operator` hold up to `cap` live RLN memberships.
     event RlnCapSet(address indexed operator, uint32 cap);
+    /// @notice A signed action of `operator` was carried out, submitted by `submitter`.
+    event SignedActionUsed(address indexed operator, uint256 nonce, address indexed submitter);
 
     error NotOwner(address caller);
     error NotOperator(address caller);
@@ -117,6 +159,15 @@ contract ConclaveRegistry {
     error WrongRlnSecret(uint256 index);
     error RlnCapReached(address operator, uint32 cap);
     error InvalidRlnCap(address operator, uint32 cap);
+    error WrongChain(uint256 signedFor, uint256 chainId);
+    error WrongRegistry(address signedFor, address registry);
+    error SignatureExpired(uint256 deadline, uint256 timestamp);
+    error NonceUsed(address operator, uint256 nonce);
+    error NonceTooHigh(address operator, uint256 nonce, uint256 expected);
+    error MalformedSignature(uint256 length);
+    error MalleableSignature();
+    error WrongSigner(address operator, address recovered);
+    error ContractSignatureRefused(address operator);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner(msg.sender);
@@ -218,12 +269,12 @@ contract ConclaveRegistry {
         external
         onlyOperator
     {
-        _authorize(peerId, scopes, validFrom, validUntil);
+        _authorize(msg.sender, peerId, scopes, validFrom, validUntil);
     }
 
     /// @notice Revokes a node key of the caller from block `effectiveBlock` on (0 = this block).
     function revoke(bytes calldata peerId, uint64 effectiveBlock) external onlyOperator {
-        _revoke(peerId, effectiveBlock);
+        _revoke(msg.sender, peerId, effectiveBlock);
     }
 
     /// @notice Rotation in one transaction: authorizes `newPeerId` now and revokes `oldPeerId`
@@ -236,23 +287,181 @@ contract ConclaveRegistry {
         uint64 validUntil,
         uint64 revokeOldAt
     ) external onlyOperator {
-        _authorize(newPeerId, scopes, 0, validUntil);
-        _revoke(oldPeerId, revokeOldAt);
+        _authorize(msg.sender, newPeerId, scopes, 0, validUntil);
+        _revoke(msg.sender, oldPeerId, revokeOldAt);
     }
 
     /// @notice Where the caller's node can be reached (multiaddrs); replaces earlier hints.
     function setNodeAddresses(bytes calldata peerId, string[] calldata addresses) external onlyOperator {
-        if (addresses.length > MAX_ADDRESSES) revert TooManyAddresses(addresses.length, MAX_ADDRESSES);
-        bytes32 key = keccak256(peerId);
-        if (delegations[key].operator != msg.sender) {
-            if (delegations[key].operator == address(0)) revert UnknownNode(peerId);
-            revert NotYourNode(peerId, msg.sender);
-        }
-        nodeAddresses[key] = addresses;
-        emit NodeAddressesSet(msg.sender, peerId, addresses);
+        _setNodeAddresses(msg.sender, peerId, addresses);
     }
 
-    function _authorize(bytes calldata peerId, uint64 scopes, uint64 validFrom, uint64 validUntil) private {
+    // ---------------------------------------------------------------- signed operator actions
+
+    /// @notice The EIP-712 domain separator: name "ConclaveRegistry", version "1", this chain
+    ///         and this contract.
+    function domainSeparator() public view returns (bytes32) {
+        return keccak256(
+            abi.encode(DOMAIN_TYPEHASH, keccak256("ConclaveRegistry"), keccak256("1"), block.chainid, address(this))
+        );
+    }
+
+    /// @notice `authorize`, signed by the operator and submitted by anyone.
+    function authorizeBySig(
+        bytes calldata peerId,
+        uint64 scopes,
+        uint64 validFrom,
+        uint64 validUntil,
+        OperatorSignature calldata sig
+    ) external {
+        _useSignature(
+            sig,
+            keccak256(
+                abi.encode(
+                    AUTHORIZE_TYPEHASH, sig.operator, keccak256(peerId), scopes, validFrom, validUntil, sig.nonce,
+                    sig.deadline
+                )
+            )
+        );
+        _authorize(sig.operator, peerId, scopes, validFrom, validUntil);
+    }
+
+    /// @notice `revoke`, signed by the operator and submitted by anyone.
+    function revokeBySig(bytes calldata peerId, uint64 effectiveBlock, OperatorSignature calldata sig) external {
+        _useSignature(
+            sig,
+            keccak256(
+                abi.encode(REVOKE_TYPEHASH, sig.operator, keccak256(peerId), effectiveBlock, sig.nonce, sig.deadline)
+            )
+        );
+        _revoke(sig.operator, peerId, effectiveBlock);
+    }
+
+    /// @notice `rotate`, signed by the operator and submitted by anyone.
+    function rotateBySig(
+        bytes calldata oldPeerId,
+        bytes calldata newPeerId,
+        uint64 scopes,
+        uint64 validUntil,
+        uint64 revokeOldAt,
+        OperatorSignature calldata sig
+    ) external {
+        _useSignature(
+            sig,
+            keccak256(
+                abi.encode(
+                    ROTATE_TYPEHASH,
+                    sig.operator,
+                    keccak256(oldPeerId),
+                    keccak256(newPeerId),
+                    scopes,
+                    validUntil,
+                    revokeOldAt,
+                    sig.nonce,
+                    sig.deadline
+                )
+            )
+        );
+        _authorize(sig.operator, newPeerId, scopes, 0, validUntil);
+        _revoke(sig.operator, oldPeerId, revokeOldAt);
+    }
+
+    /// @notice `setNodeAddresses`, signed by the operator and submitted by anyone.
+    function setNodeAddressesBySig(
+        bytes calldata peerId,
+        string[] calldata addresses,
+        OperatorSignature calldata sig
+    ) external {
+        bytes32[] memory hashes = new bytes32[](addresses.length);
+        for (uint256 i = 0; i < addresses.length; i++) {
+            hashes[i] = keccak256(bytes(addresses[i]));
+        }
+        _useSignature(
+            sig,
+            keccak256(
+                abi.encode(
+                    SET_NODE_ADDRESSES_TYPEHASH,
+                    sig.operator,
+                    keccak256(peerId),
+                    keccak256(abi.encodePacked(hashes)),
+                    sig.nonce,
+                    sig.deadline
+                )
+            )
+        );
+        _setNodeAddresses(sig.operator, peerId, addresses);
+    }
+
+    /// @notice `registerRln`, signed by the operator and submitted by anyone.
+    function registerRlnBySig(uint256 rateCommitment, uint32 limit, OperatorSignature calldata sig)
+        external
+        returns (uint256)
+    {
+        _useSignature(
+            sig, keccak256(abi.encode(REGISTER_RLN_TYPEHASH, sig.operator, rateCommitment, limit, sig.nonce, sig.deadline))
+        );
+        return _registerRln(sig.operator, rateCommitment, limit);
+    }
+
+    /// @notice `removeRln` by the operator that registered the membership, signed by it.
+    function removeRlnBySig(uint256 index, OperatorSignature calldata sig) external {
+        _useSignature(sig, keccak256(abi.encode(REMOVE_RLN_TYPEHASH, sig.operator, index, sig.nonce, sig.deadline)));
+        RlnMembership storage m = _liveRln(index);
+        if (sig.operator != m.operator) revert NotRlnOwner(index, sig.operator);
+        _markRemoved(m);
+        emit RlnRemoved(index, sig.operator);
+    }
+
+    /// @dev Checks what the signature is bound to, then the signature over `structHash` in this
+    ///      domain (ERC-1271 for a contract operator, else ecrecover with low s and the exact
+    ///      signer), and spends the nonce.
+    function _useSignature(OperatorSignature calldata sig, bytes32 structHash) private {
+        if (sig.chainId != block.chainid) revert WrongChain(sig.chainId, block.chainid);
+        if (sig.registry != address(this)) revert WrongRegistry(sig.registry, address(this));
+        if (block.timestamp > sig.deadline) revert SignatureExpired(sig.deadline, block.timestamp);
+        if (!isOperator[sig.operator]) revert NotOperator(sig.operator);
+        uint256 expected = nonces[sig.operator];
+        if (sig.nonce < expected) revert NonceUsed(sig.operator, sig.nonce);
+        if (sig.nonce > expected) revert NonceTooHigh(sig.operator, sig.nonce, expected);
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+        _checkSigner(sig.operator, digest, sig.signature);
+        nonces[sig.operator] = expected + 1;
+        emit SignedActionUsed(sig.operator, expected, msg.sender);
+    }
+
+    function _checkSigner(address operator, bytes32 digest, bytes calldata signature) private view {
+        if (operator.code.length > 0) {
+            (bool ok, bytes memory answer) =
+                operator.staticcall(abi.encodeWithSelector(ERC1271_MAGIC, digest, signature));
+            if (!ok || answer.length != 32 || bytes32(answer) != bytes32(ERC1271_MAGIC)) {
+                revert ContractSignatureRefused(operator);
+            }
+            return;
+        }
+        if (signature.length != 65) revert MalformedSignature(signature.length);
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        if (uint256(s) > HALF_ORDER) revert MalleableSignature();
+        if (v != 27 && v != 28) revert MalformedSignature(signature.length);
+        address recovered = ecrecover(digest, v, r, s);
+        if (recovered != operator) revert WrongSigner(operator, recovered);
+    }
+
+    function _setNodeAddresses(address operator, bytes calldata peerId, string[] calldata addresses) private {
+        if (addresses.length > MAX_ADDRESSES) revert TooManyAddresses(addresses.length, MAX_ADDRESSES);
+        bytes32 key = keccak256(peerId);
+        if (delegations[key].operator != operator) {
+            if (delegations[key].operator == address(0)) revert UnknownNode(peerId);
+            revert NotYourNode(peerId, operator);
+        }
+        nodeAddresses[key] = addresses;
+        emit NodeAddressesSet(operator, peerId, addresses);
+    }
+
+    function _authorize(address operator, bytes calldata peerId, uint64 scopes, uint64 validFrom, uint64 validUntil)
+        private
+    {
         if (peerId.length == 0) revert EmptyPeerId();
         if (scopes == 0) revert NoScopes();
         for (uint8 bit = 0; bit < 64; bit++) {
@@ -271,16 +480,16 @@ contract ConclaveRegistry {
             nodeList.push(key);
             peerIds[key] = peerId;
         }
-        delegations[key] = Delegation(msg.sender, operatorGeneration[msg.sender], scopes, validFrom, validUntil, 0);
+        delegations[key] = Delegation(operator, operatorGeneration[operator], scopes, validFrom, validUntil, 0);
         delete nodeAddresses[key];
-        emit NodeAuthorized(msg.sender, peerId, scopes, validFrom, validUntil);
+        emit NodeAuthorized(operator, peerId, scopes, validFrom, validUntil);
     }
 
-    function _revoke(bytes calldata peerId, uint64 effectiveBlock) private {
+    function _revoke(address operator, bytes calldata peerId, uint64 effectiveBlock) private {
         bytes32 key = keccak256(peerId);
         Delegation storage d = delegations[key];
         if (d.operator == address(0)) revert UnknownNode(peerId);
-        if (d.operator != msg.sender || !_operatorCurrent(d)) revert NotYourNode(peerId, msg.sender);
+        if (d.operator != operator || !_operatorCurrent(d)) revert NotYourNode(peerId, operator);
         uint64 current = uint64(block.number);
         if (d.revokedAt != 0 && d.revokedAt <= current) revert AlreadyRevoked(peerId, d.revokedAt);
         if (effectiveBlock == 0) effectiveBlock = current;
@@ -288,7 +497,7 @@ contract ConclaveRegistry {
         // A pending revocation may only be brought forward, never pushed back.
         if (d.revokedAt != 0 && effectiveBlock > d.revokedAt) revert AlreadyRevoked(peerId, d.revokedAt);
         d.revokedAt = effectiveBlock;
-        emit NodeRevoked(msg.sender, peerId, effectiveBlock);
+        emit NodeRevoked(operator, peerId, effectiveBlock);
     }
 
     function _operatorCurrent(Delegation storage d) private view returns (bool) {
@@ -306,18 +515,22 @@ contract ConclaveRegistry {
     /// @notice Registers an RLN membership for the caller; its leaf index is the returned index.
     ///         The rate commitment must be a BN254 field element (nodes could not use it otherwise),
     ///         and the caller may hold at most `rlnCap` live memberships (each adds to its quota).
-    function registerRln(uint256 rateCommitment, uint32 limit) external onlyOperator returns (uint256 index) {
+    function registerRln(uint256 rateCommitment, uint32 limit) external onlyOperator returns (uint256) {
+        return _registerRln(msg.sender, rateCommitment, limit);
+    }
+
+    function _registerRln(address operator, uint256 rateCommitment, uint32 limit) private returns (uint256 index) {
         if (rateCommitment == 0 || rateCommitment >= poseidon.Q() || limit == 0) {
             revert InvalidRlnMembership(rateCommitment, limit);
         }
-        RlnQuota storage q = rlnQuotas[msg.sender];
+        RlnQuota storage q = rlnQuotas[operator];
         uint32 cap = q.cap == 0 ? 1 : q.cap;
-        if (q.live >= cap) revert RlnCapReached(msg.sender, cap);
+        if (q.live >= cap) revert RlnCapReached(operator, cap);
         index = rlnMemberships.length;
         if (index > MAX_RLN_INDEX) revert RlnTreeFull(MAX_RLN_INDEX);
         q.live += 1;
-        rlnMemberships.push(RlnMembership(msg.sender, rateCommitment, limit, false));
-        emit RlnRegistered(index, msg.sender, rateCommitment, limit);
+        rlnMemberships.push(RlnMembership(operator, rateCommitment, limit, false));
+        emit RlnRegistered(index, operator, rateCommitment, limit);
     }
 
     /// @notice Removes an RLN membership (governance, or the operator that registered it).

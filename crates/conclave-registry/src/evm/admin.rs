@@ -29,6 +29,7 @@ pub enum AdminError {
 pub struct TxOutcome {
     pub tx_hash: B256,
     pub block: u64,
+    pub gas_used: u64,
 }
 
 /// What a slashing submission achieved.
@@ -42,8 +43,8 @@ pub enum SlashOutcome {
 
 /// A signer's handle on one deployed registry.
 pub struct RegistryAdmin {
-    contract: ConclaveRegistryInstance<DynProvider>,
-    url: String,
+    pub(super) contract: ConclaveRegistryInstance<DynProvider>,
+    pub(super) url: String,
     signer: Address,
 }
 
@@ -174,6 +175,41 @@ pub fn describe(e: &E) -> String {
             x.operator,
             conclave_core::RLN_MAX_MEMBERSHIPS
         ),
+        E::WrongChain(x) => format!(
+            "the action was signed for chain {}, not this chain ({})",
+            x.signedFor, x.chainId
+        ),
+        E::WrongRegistry(x) => format!(
+            "the action was signed for registry {}, not this one ({})",
+            x.signedFor, x.registry
+        ),
+        E::SignatureExpired(x) => format!(
+            "the action's deadline {} has passed (block time {})",
+            x.deadline, x.timestamp
+        ),
+        E::NonceUsed(x) => format!(
+            "nonce {} of {} is already used: this action was submitted before (a replay)",
+            x.nonce, x.operator
+        ),
+        E::NonceTooHigh(x) => format!(
+            "nonce {} of {} is ahead of the registry's ({}): submit the earlier actions first",
+            x.nonce, x.operator, x.expected
+        ),
+        E::MalformedSignature(x) => format!(
+            "the signature is not 65 bytes r, s, v with v 27 or 28 ({} bytes)",
+            x.length
+        ),
+        E::MalleableSignature(_) => {
+            "the signature's s is in the upper half of the curve order (a malleated twin)".into()
+        }
+        E::WrongSigner(x) => format!(
+            "the signature is by {}, not by the operator {}",
+            x.recovered, x.operator
+        ),
+        E::ContractSignatureRefused(x) => format!(
+            "operator contract {} did not accept the signature (ERC-1271)",
+            x.operator
+        ),
     }
 }
 
@@ -241,14 +277,14 @@ impl RegistryAdmin {
             .map_err(|e| self.rpc(e))
     }
 
-    fn rpc(&self, e: impl std::fmt::Display) -> AdminError {
+    pub(super) fn rpc(&self, e: impl std::fmt::Display) -> AdminError {
         AdminError::Rpc {
             url: self.url.clone(),
             message: e.to_string(),
         }
     }
 
-    async fn mine<D: alloy::contract::CallDecoder>(
+    pub(super) async fn mine<D: alloy::contract::CallDecoder>(
         &self,
         call: alloy::contract::CallBuilder<&DynProvider, D>,
     ) -> Result<TxOutcome, AdminError> {
@@ -483,10 +519,11 @@ fn outcome_of(receipt: &alloy::rpc::types::TransactionReceipt) -> TxOutcome {
     TxOutcome {
         tx_hash: receipt.transaction_hash,
         block: receipt.block_number.unwrap_or_default(),
+        gas_used: receipt.gas_used,
     }
 }
 
-fn rpc_or_revert(url: &str, e: alloy::contract::Error) -> AdminError {
+pub(super) fn rpc_or_revert(url: &str, e: alloy::contract::Error) -> AdminError {
     match e.as_decoded_interface_error::<E>() {
         Some(reason) => AdminError::Reverted(describe(&reason)),
         None => AdminError::Rpc {

@@ -2,10 +2,12 @@
 //!
 //! [`ChainState`] folds contract events into registry state (sans-IO); [`EvmRegistry`] follows
 //! the chain and publishes views; [`admin`] sends governance and operator transactions;
+//! [`signed`] makes and submits operator actions signed offline (EIP-712, ERC-1271);
 //! [`anvil`] starts a local chain for tests and the devnet.
 pub mod admin;
 pub mod anvil;
 pub mod bindings;
+pub mod signed;
 mod state;
 mod sync;
 

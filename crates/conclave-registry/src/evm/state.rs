@@ -111,7 +111,8 @@ impl ChainState {
             Event::RlnCapSet(e) => {
                 self.rln_caps.insert(e.operator, e.cap);
             }
-            Event::OwnershipTransferred(_) => {}
+            // Who signed and who submitted changes no membership: the action's own event does.
+            Event::OwnershipTransferred(_) | Event::SignedActionUsed(_) => {}
         }
     }
 
