@@ -2,11 +2,13 @@
 //!
 //! [`ChainState`] folds contract events into registry state (sans-IO); [`EvmRegistry`] follows
 //! the chain and publishes views; [`admin`] sends governance and operator transactions;
-//! [`signed`] makes and submits operator actions signed offline (EIP-712, ERC-1271);
+//! [`signed`] makes and submits operator actions signed offline (EIP-712, ERC-1271), and
+//! [`safe`] signs them as a Safe's owners (and deploys Safe 1.4.1 for tests and the devnet);
 //! [`anvil`] starts a local chain for tests and the devnet.
 pub mod admin;
 pub mod anvil;
 pub mod bindings;
+pub mod safe;
 pub mod signed;
 mod state;
 mod sync;

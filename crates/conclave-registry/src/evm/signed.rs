@@ -273,6 +273,29 @@ impl SignedAction {
         })
     }
 
+    /// Signs `action` for the Safe at `safe` with the keys of `owners` (at least its threshold
+    /// of them): what the Safe accepts under ERC-1271.
+    pub fn sign_as_safe(
+        action: OperatorAction,
+        safe: Address,
+        owners: &[&PrivateKeySigner],
+        nonce: u64,
+        deadline: u64,
+        domain: ActionDomain,
+    ) -> Result<Self, AdminError> {
+        let digest = action.digest(safe, nonce, deadline, domain);
+        Ok(SignedAction {
+            format: SIGNED_ACTION_FORMAT.into(),
+            action,
+            operator: safe,
+            nonce,
+            deadline,
+            chain_id: domain.chain_id,
+            registry: domain.registry,
+            signature: super::safe::owners_signature(safe, domain.chain_id, digest, owners)?,
+        })
+    }
+
     /// Reads a signed action file's text.
     pub fn parse(text: &str) -> Result<Self, SignedActionError> {
         let a: SignedAction =
