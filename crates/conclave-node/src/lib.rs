@@ -17,6 +17,7 @@ mod drivers;
 #[cfg(feature = "altnet")]
 pub mod header_answers;
 pub mod keys;
+pub mod keystore;
 mod metrics;
 mod network;
 mod persist;
