@@ -15,16 +15,30 @@ use conclave_registry::evm::{
 use conclave_registry::RegistrySource;
 use serde::Serialize;
 
+/// Who signs: an encrypted keystore, a raw key file, or `CONCLAVE_ETH_KEY`.
+#[derive(Args, Clone)]
+pub struct KeyArgs {
+    /// A Web3 Secret Storage v3 keystore (geth, alloy, `conclave keys eth-keystore`), opened
+    /// with the password in `--password-file`.
+    #[arg(long, requires = "password_file")]
+    keystore: Option<PathBuf>,
+    /// The keystore's password: the first line of this file (mode 0600).
+    #[arg(long, env = "CONCLAVE_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// A file holding the signer's Ethereum private key in plain hex (mode 0600); otherwise
+    /// the `CONCLAVE_ETH_KEY` environment variable.
+    #[arg(long, conflicts_with = "keystore")]
+    eth_key_file: Option<PathBuf>,
+}
+
 /// Where the chain is and who signs.
 #[derive(Args, Clone)]
 pub struct ChainArgs {
     /// JSON-RPC endpoint of the chain.
     #[arg(long, env = "CONCLAVE_RPC_URL")]
-    rpc_url: String,
-    /// A file holding the signer's Ethereum private key (hex, mode 0600); otherwise the
-    /// `CONCLAVE_ETH_KEY` environment variable.
-    #[arg(long)]
-    eth_key_file: Option<PathBuf>,
+    pub rpc_url: String,
+    #[command(flatten)]
+    key: KeyArgs,
 }
 
 /// The deployed registry to act on.
@@ -162,7 +176,13 @@ pub enum ChainCommand {
     },
 }
 
-fn signer(args: &ChainArgs) -> anyhow::Result<admin::PrivateKeySigner> {
+/// The key `args` name, unlocked.
+pub fn key_of(args: &KeyArgs) -> anyhow::Result<admin::PrivateKeySigner> {
+    if let (Some(keystore), Some(password)) = (&args.keystore, &args.password_file) {
+        return Ok(conclave_node::keystore::load_eth_keystore(
+            keystore, password,
+        )?);
+    }
     if let Some(path) = &args.eth_key_file {
         return Ok(keys::load_eth(path)?);
     }
@@ -170,6 +190,11 @@ fn signer(args: &ChainArgs) -> anyhow::Result<admin::PrivateKeySigner> {
         anyhow::anyhow!("no signing key: pass --eth-key-file FILE or set CONCLAVE_ETH_KEY")
     })?;
     admin::parse_eth_key(&text).context("CONCLAVE_ETH_KEY")
+}
+
+/// The transaction signer of `args`.
+pub fn signer(args: &ChainArgs) -> anyhow::Result<admin::PrivateKeySigner> {
+    key_of(&args.key)
 }
 
 fn connect(at: &ContractArgs) -> anyhow::Result<RegistryAdmin> {
@@ -186,7 +211,11 @@ struct Snapshot {
     #[serde(flatten)]
     view: ViewAnswer,
     contract: String,
+    chain_id: u64,
     head: u64,
+    /// Each operator's next nonce for signed actions (what `conclave registry sign --from`
+    /// reads on the offline machine).
+    nonces: std::collections::BTreeMap<Address, u64>,
     /// Registry entries skipped as invalid, each with the reason.
     skipped: Vec<String>,
 }
@@ -205,10 +234,18 @@ async fn snapshot(rpc_url: &str, contract: Address) -> anyhow::Result<Snapshot> 
         unix_secs: conclave_core::Clock::moment(&conclave_core::SystemClock).unix_secs,
         block: Some(head),
     };
+    let reader = RegistryAdmin::connect(rpc_url, contract, admin::PrivateKeySigner::random())?;
+    let mut nonces = std::collections::BTreeMap::new();
+    for (op, _) in view.operators() {
+        let op = Address::from(op.0);
+        nonces.insert(op, reader.nonce_of(op).await?);
+    }
     Ok(Snapshot {
         view: conclave_node::describe_view(&view, at, &|_| None),
         contract: contract.to_string(),
+        chain_id: reader.chain_id().await?,
         head,
+        nonces,
         skipped: status.skipped,
     })
 }

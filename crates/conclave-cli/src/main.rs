@@ -3,6 +3,7 @@
 mod chain;
 mod coord;
 mod devnet;
+mod signed;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -80,6 +81,22 @@ enum KeysCommand {
     },
     /// Print a key file's type and PeerId (never the secret).
     Show { file: PathBuf },
+    /// Write an Ethereum key (a new one, or `--from-key-file`'s) as an encrypted Web3 Secret
+    /// Storage v3 keystore (mode 0600), and print its address.
+    EthKeystore {
+        #[arg(long)]
+        out: PathBuf,
+        /// The password: the first line of this file (mode 0600).
+        #[arg(long, env = "CONCLAVE_PASSWORD_FILE")]
+        password_file: PathBuf,
+        /// Encrypt this plain hex key file instead of a new key.
+        #[arg(long)]
+        from_key_file: Option<PathBuf>,
+        /// geth's light scrypt parameters (4 MiB) instead of the standard ones (256 MiB): for
+        /// test keys.
+        #[arg(long)]
+        light: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -128,6 +145,8 @@ enum RegistryCommand {
     Check { file: PathBuf },
     #[command(flatten)]
     Chain(Box<chain::ChainCommand>),
+    #[command(flatten)]
+    Signed(Box<signed::SignedCommand>),
 }
 
 fn init_logging(json: bool) {
@@ -183,6 +202,27 @@ fn main() -> anyhow::Result<()> {
         } => {
             let peer = keys::generate(&out, key_type)?;
             println!("{peer}");
+        }
+        Command::Keys {
+            command:
+                KeysCommand::EthKeystore {
+                    out,
+                    password_file,
+                    from_key_file,
+                    light,
+                },
+        } => {
+            let key = match from_key_file {
+                Some(f) => keys::load_eth(&f)?,
+                None => conclave_registry::evm::admin::PrivateKeySigner::random(),
+            };
+            let strength = if light {
+                conclave_node::keystore::Strength::Light
+            } else {
+                conclave_node::keystore::Strength::Standard
+            };
+            conclave_node::keystore::write_eth_keystore(&out, &key, &password_file, strength)?;
+            println!("{}", key.address());
         }
         Command::Keys {
             command: KeysCommand::Show { file },
@@ -241,6 +281,9 @@ fn main() -> anyhow::Result<()> {
         Command::Registry {
             command: RegistryCommand::Chain(cmd),
         } => runtime.block_on(chain::run(*cmd))?,
+        Command::Registry {
+            command: RegistryCommand::Signed(cmd),
+        } => runtime.block_on(signed::run(*cmd))?,
         Command::Coord { command } => {
             println!("{}", serde_json::to_string_pretty(&coord::run(command)?)?);
         }

@@ -1,6 +1,7 @@
 //! The `conclave` binary as operators use it. One test binary (each binary more is another
 //! link of the workspace), one file per command family.
 
+mod cold_keys;
 mod coord;
 mod devnet;
 mod faults;
