@@ -235,6 +235,36 @@ fn bounded_read() -> Seeds {
     ]
 }
 
+/// The registry's values as the Clarity VM serialized them (captured from
+/// scripts/stacks-simnet.mjs; the same vectors as the decoder's unit tests), behind the
+/// target's selector byte.
+fn stacks_value() -> Seeds {
+    let value = |selector: u8, hex_value: &str| {
+        let mut v = vec![selector];
+        v.extend_from_slice(&hex::decode(hex_value).expect("a hex vector"));
+        v
+    };
+    vec![
+        ("set-empty", value(0, "0b00000000")),
+        ("set-g-2g-3g", value(0, "0b0000000302000000210279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798020000002102c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5020000002102f9308a019258c31049344f85f89d5229b531c845836f99b08601f113bce036f9")),
+        ("set-with-non-point", value(0, "0b0000000202000000210279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798020000002102ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff")),
+        ("threshold-2", value(1, "0100000000000000000000000000000002")),
+        ("aggregate-default", value(2, "020000000100")),
+        ("aggregate-2g", value(2, "020000002102c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5")),
+    ]
+}
+
+/// The Web3 Secret Storage vectors with their key derivation made cheap enough to fuzz (their
+/// MACs no longer match: the wrong-password path, after the whole parse).
+fn keystore() -> Seeds {
+    let pbkdf2 = r#"{"crypto":{"cipher":"aes-128-ctr","cipherparams":{"iv":"6087dab2f9fdbbfaddc31a909735c1e6"},"ciphertext":"5318b4d5bcd28de64ee5559e671353e16f075ecae9f99c7a79a38af5f869aa46","kdf":"pbkdf2","kdfparams":{"c":1000,"dklen":32,"prf":"hmac-sha256","salt":"ae3cd4e7013836a3df6bd7241b12db061dbe2c6785853cce422d148a624ce0bd"},"mac":"517ead924a9d0dc3124507e3393d175ce3ff7c1e96529c6c555ce9e51205e9b2"},"id":"3198bc9c-6672-5ab3-d995-4942343ae5b6","version":3}"#;
+    let scrypt = r#"{"crypto":{"cipher":"aes-128-ctr","cipherparams":{"iv":"83dbcc02d8ccb40e466191a123791e0e"},"ciphertext":"d172bf743a674da9cdad04534d56926ef8358534d458fffccd4e6ad2fbde479c","kdf":"scrypt","kdfparams":{"dklen":32,"n":1024,"p":1,"r":1,"salt":"ab0c7876052600dd703518d6fc3fe8984592145b591fc8fb5c6d43190334ba19"},"mac":"2103ac29920d71da29f15d75b4a16dbe95cfd7ff8faea1056c33131d846e3097"},"id":"3198bc9c-6672-5ab3-d995-4942343ae5b6","version":3}"#;
+    vec![
+        ("pbkdf2-1000-rounds", pbkdf2.as_bytes().to_vec()),
+        ("scrypt-n1024", scrypt.as_bytes().to_vec()),
+    ]
+}
+
 fn registry_file() -> Seeds {
     let peer = member_peer();
     let op_a = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
@@ -479,6 +509,8 @@ fn main() {
     write(&root, "header_http", header_http());
     write(&root, "bounded_read", bounded_read());
     write(&root, "registry_file", registry_file());
+    write(&root, "stacks_value", stacks_value());
+    write(&root, "keystore", keystore());
     write(&root, "node_config", node_config());
     write(&root, "key_file", key_file());
     write(&root, "registry_events", registry_events());
