@@ -79,11 +79,15 @@ async fn chain_membership_admits_refuses_revokes_and_expires() {
     })
     .await;
 
-    // A node never authorized is refused at the handshake.
+    // A node never authorized is refused at the handshake. It believes it belongs (its own view
+    // lists it): a node its own view leaves out dials no one.
     let mut sc = config(&stranger, &["signers"]);
     sc.clock = clock.clone();
     sc.seeds = vec![members[0].addr.clone().with(Protocol::P2p(members[0].peer))];
-    let stranger_node = start(sc, live.clone(), &stranger);
+    let mut believed: Vec<&Member> = members.iter().collect();
+    believed.push(&stranger);
+    let (_believes, believed_view) = watch::channel(view_of(&believed, &["signers"]));
+    let stranger_node = start(sc, believed_view, &stranger);
     let reason = next_matching(&mut nodes[0].events, |e| match e {
         NetworkEvent::ConnectionDenied {
             peer: Some(p),
