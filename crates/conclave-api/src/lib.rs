@@ -11,6 +11,7 @@
 
 mod altnet;
 mod anonymity;
+mod cold_keys;
 mod faults;
 mod membership;
 mod messaging;
@@ -23,6 +24,7 @@ pub use altnet::{
     DriversAnswer, FallbackTip, FetchOutcome, HeaderFetch, PathKind, WatchdogAnswer,
 };
 pub use anonymity::{random_guess, AnonymityReport, EstimatorScore, FirstSights};
+pub use cold_keys::{ColdKeysReport, OperatorSignatures};
 pub use faults::{AtRisk, FaultReport};
 pub use membership::{
     GroupAnswer, MembershipAnswer, NodeAnswer, OperatorAnswer, RlnLeafAnswer, ViewAnswer,

@@ -55,6 +55,9 @@ pub struct TrafficReport {
     pub rln: Option<RlnReport>,
     /// What each member process cost over the whole run.
     pub nodes: Vec<NodeUsage>,
+    /// With `--cold-keys offline`: who signed and who submitted every operator action.
+    #[serde(default)]
+    pub cold_keys: Option<crate::ColdKeysReport>,
 }
 
 /// How the run was set up.
@@ -344,6 +347,9 @@ impl fmt::Display for TrafficReport {
             Some(r) => r.fmt(f)?,
             None => writeln!(f, "  rln               not run (needs at least 4 nodes)")?,
         }
+        if let Some(c) = &self.cold_keys {
+            c.fmt(f)?;
+        }
         if !self.nodes.is_empty() {
             let mut rss: Vec<u64> = self.nodes.iter().map(|u| u.peak_rss_kib).collect();
             rss.sort_unstable();
@@ -545,6 +551,7 @@ mod tests {
                 peak_rss_kib: 50_000,
                 cpu_s: 1.5,
             }],
+            cold_keys: None,
         });
         let text = serde_json::to_string(&report).unwrap();
         let back: DevnetReport = serde_json::from_str(&text).unwrap();

@@ -73,53 +73,6 @@ fn actions(p1: PeerId, p2: PeerId, p3: PeerId, at: u64) -> Vec<OperatorAction> {
     ]
 }
 
-/// The same action sent by the operator itself (`msg.sender`).
-async fn send_directly(op: &RegistryAdmin, a: &OperatorAction) -> admin::TxOutcome {
-    let sent = match a {
-        OperatorAction::Authorize {
-            peer_id,
-            scopes,
-            valid_from,
-            valid_until,
-        } => {
-            op.authorize(peer_id, *scopes, *valid_from, *valid_until)
-                .await
-        }
-        OperatorAction::Revoke {
-            peer_id,
-            effective_block,
-        } => op.revoke(peer_id, *effective_block).await,
-        OperatorAction::Rotate {
-            old_peer_id,
-            new_peer_id,
-            scopes,
-            valid_until,
-            revoke_old_at,
-        } => {
-            op.rotate(
-                old_peer_id,
-                new_peer_id,
-                *scopes,
-                *valid_until,
-                *revoke_old_at,
-            )
-            .await
-        }
-        OperatorAction::SetNodeAddresses { peer_id, addresses } => {
-            op.set_node_addresses(peer_id, addresses.clone()).await
-        }
-        OperatorAction::RegisterRln {
-            rate_commitment,
-            limit,
-        } => op
-            .register_rln(rate_commitment.0, *limit)
-            .await
-            .map(|(tx, _)| tx),
-        OperatorAction::RemoveRln { index } => op.remove_rln(*index).await,
-    };
-    sent.unwrap()
-}
-
 async fn view_of(chain: &RegistryChain) -> MembershipView {
     let mut cfg = EvmConfig::new(chain.url(), chain.gov.contract());
     cfg.confirmations = 0;
@@ -250,7 +203,7 @@ async fn the_view_after_signed_actions_equals_the_view_after_the_operator_s_own(
         let signed =
             SignedAction::sign(action.clone(), &cold, nonce as u64, LATER, domain).unwrap();
         let by_sig = relayer.submit(&signed).await.unwrap();
-        let direct = send_directly(&direct_chain.operators[0], &action).await;
+        let direct = direct_chain.operators[0].send(&action).await.unwrap();
         // What the signature costs on top (the README's gas table comes from this line).
         let kind = format!("{action:?}");
         eprintln!(

@@ -12,6 +12,16 @@ pub enum ChainKind {
     Anvil,
 }
 
+/// Where operators' keys are when they act on the on-chain registry.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColdKeys {
+    /// Each operator sends its own transactions from a funded account.
+    Online,
+    /// Each operator signs offline (EIP-712; one is a 2-of-3 Safe, ERC-1271) and one relayer
+    /// submits everything; no operator key ever sends a transaction or holds ETH.
+    Offline,
+}
+
 /// A registry other than the one `--chain` brings.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RegistryKind {
@@ -56,6 +66,9 @@ pub struct DevnetArgs {
     /// Run on this registry instead (`stacks`: its own scenario, the rotation of the set).
     #[arg(long, value_enum)]
     pub registry: Option<RegistryKind>,
+    /// With `--chain anvil`: whether operators send their own transactions or sign offline.
+    #[arg(long, value_enum, default_value = "online")]
+    pub cold_keys: ColdKeys,
     /// Block interval of the anvil chain (`--chain anvil`).
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub block_time: Duration,

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use conclave_api::{
-    ChainSetup, IntruderReport, NodeUsage, RemovalReport, RlnReport, TrafficReport, TrafficSetup,
+    ChainSetup, ColdKeysReport, IntruderReport, NodeUsage, RemovalReport, RlnReport, TrafficReport,
+    TrafficSetup,
 };
 use conclave_core::{GroupId, OperatorId};
 use conclave_node::keys::{self, KeyType};
@@ -77,9 +78,18 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Tr
     }
     let chain = match args.chain {
         ChainKind::File => None,
-        ChainKind::Anvil => {
-            Some(ChainNet::start(dir, &peers, victim, &groups, &rln, args.block_time).await?)
-        }
+        ChainKind::Anvil => Some(
+            ChainNet::start(
+                dir,
+                &peers,
+                victim,
+                &groups,
+                &rln,
+                args.block_time,
+                args.cold_keys,
+            )
+            .await?,
+        ),
     };
     let mut run = Run {
         args,
@@ -246,6 +256,11 @@ impl Run<'_> {
         // The anonymous channel, on the members still registered.
         let rln = self.rln_phase(nodes).await?;
         let coordination = self.coordination(nodes, first_block).await?;
+        // After the anonymous channel: its on-chain removal may go out from the relayer too.
+        let cold_keys = match &self.chain {
+            Some(c) => c.audit().await?,
+            None => None,
+        };
         let mut refused = 0.0;
         for node in &nodes[..victim] {
             refused += metric_sum(
@@ -304,6 +319,7 @@ impl Run<'_> {
             coordination,
             rln,
             nodes: usage,
+            cold_keys,
         };
         report.ok = passed(&report);
         Ok(report)
@@ -376,4 +392,5 @@ fn passed(r: &TrafficReport) -> bool {
         && rotated
         && r.coordination.ok()
         && r.rln.as_ref().is_none_or(RlnReport::ok)
+        && r.cold_keys.as_ref().is_none_or(ColdKeysReport::ok)
 }

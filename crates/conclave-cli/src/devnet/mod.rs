@@ -25,6 +25,7 @@ mod flood;
 mod full;
 mod kept;
 mod netns;
+mod operators;
 mod partition;
 mod registry;
 mod restart;
@@ -65,6 +66,11 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
     };
     let exe = std::env::current_exe()?;
     let outcome = async {
+        if args.cold_keys == args::ColdKeys::Offline
+            && (args.chain != args::ChainKind::Anvil || args.scenario != Scenario::Full)
+        {
+            bail!("--cold-keys offline needs --chain anvil (and the full scenario)");
+        }
         if args.registry == Some(RegistryKind::Stacks)
             && (args.scenario != Scenario::Full || args.chain != args::ChainKind::File)
         {

@@ -51,7 +51,16 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<St
     let peers = member_keys(dir, n)?;
     let group = GroupId([0xc1; 20]);
     let groups = vec![(group, (0..n).collect::<Vec<_>>())];
-    let mut net = ChainNet::start(dir, &peers, frozen, &groups, &[], args.block_time).await?;
+    let mut net = ChainNet::start(
+        dir,
+        &peers,
+        frozen,
+        &groups,
+        &[],
+        args.block_time,
+        args.cold_keys,
+    )
+    .await?;
     let http = http_client()?;
     let member_config = |i: usize| -> NodeConfig {
         let mut cfg = config::node(&format!("node-{i}"));

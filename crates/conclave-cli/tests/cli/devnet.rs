@@ -113,6 +113,60 @@ fn devnet_on_a_chain_rotates_and_revokes_without_losing_messages() {
     assert_eq!(onchain.submitted, 1.0);
 }
 
+/// Cold keys offline: every operator action is signed offline (one operator a 2-of-3 Safe) and
+/// submitted by one relayer; read back from the chain, no operator key sent a transaction, and
+/// a replay and an expired action are refused.
+#[test]
+fn devnet_with_offline_cold_keys_has_no_operator_send_a_transaction() {
+    let (text, report) = devnet_with_report(&[
+        "--chain",
+        "anvil",
+        "--cold-keys",
+        "offline",
+        "--nodes",
+        "4",
+        "--duration",
+        "8s",
+    ]);
+    assert!(text.contains("(Safe, 2 of 3 owners)"), "{text}");
+    let r = traffic(report);
+    assert_clean_run(&r);
+    let c = r.cold_keys.expect("a cold-key report");
+    assert_eq!(c.operators.len(), 4);
+    assert!(c.other_senders.is_empty(), "{c:?}");
+    assert!(c.transactions > 0);
+    for o in &c.operators {
+        assert!(
+            o.actions
+                .iter()
+                .all(|a| a.ends_with(&format!("submitted by {}", c.relayer))),
+            "{o:?}"
+        );
+    }
+    let rotated = &c.operators[0].actions;
+    assert!(
+        rotated.iter().any(|a| a.starts_with("rotate node key")),
+        "{rotated:?}"
+    );
+    let revoked = &c.operators[3].actions;
+    assert!(
+        revoked.iter().any(|a| a.starts_with("revoke node key")),
+        "{revoked:?}"
+    );
+    assert!(
+        c.replay_refusal
+            .as_deref()
+            .is_some_and(|w| w.contains("already used")),
+        "{c:?}"
+    );
+    assert!(
+        c.expired_refusal
+            .as_deref()
+            .is_some_and(|w| w.contains("deadline")),
+        "{c:?}"
+    );
+}
+
 /// A member's chain source freezes on anvil: it follows the members' headers, keeps
 /// coordinating and returns to its source.
 #[test]

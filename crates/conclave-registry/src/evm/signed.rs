@@ -430,6 +430,53 @@ impl RegistryAdmin {
             .map_err(|e| self.rpc(e))
     }
 
+    /// Sends `action` as this handle's own (`msg.sender`) transaction: the form a signed
+    /// action stands in for.
+    pub async fn send(&self, action: &OperatorAction) -> Result<TxOutcome, AdminError> {
+        match action {
+            OperatorAction::Authorize {
+                peer_id,
+                scopes,
+                valid_from,
+                valid_until,
+            } => {
+                self.authorize(peer_id, *scopes, *valid_from, *valid_until)
+                    .await
+            }
+            OperatorAction::Revoke {
+                peer_id,
+                effective_block,
+            } => self.revoke(peer_id, *effective_block).await,
+            OperatorAction::Rotate {
+                old_peer_id,
+                new_peer_id,
+                scopes,
+                valid_until,
+                revoke_old_at,
+            } => {
+                self.rotate(
+                    old_peer_id,
+                    new_peer_id,
+                    *scopes,
+                    *valid_until,
+                    *revoke_old_at,
+                )
+                .await
+            }
+            OperatorAction::SetNodeAddresses { peer_id, addresses } => {
+                self.set_node_addresses(peer_id, addresses.clone()).await
+            }
+            OperatorAction::RegisterRln {
+                rate_commitment,
+                limit,
+            } => self
+                .register_rln(rate_commitment.0, *limit)
+                .await
+                .map(|(tx, _)| tx),
+            OperatorAction::RemoveRln { index } => self.remove_rln(*index).await,
+        }
+    }
+
     /// Submits a signed action from this handle's account (any funded one).
     pub async fn submit(&self, a: &SignedAction) -> Result<TxOutcome, AdminError> {
         let sig = ConclaveRegistry::OperatorSignature {
