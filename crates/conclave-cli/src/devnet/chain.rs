@@ -264,25 +264,34 @@ impl ChainNet {
     pub async fn block_hash(&self, number: u64) -> anyhow::Result<String> {
         /// The part of `eth_getBlockByNumber`'s answer read here.
         #[derive(Deserialize)]
-        struct BlockAnswer {
-            result: Option<BlockHash>,
-        }
-        #[derive(Deserialize)]
         struct BlockHash {
             hash: String,
         }
-        let answer: BlockAnswer = reqwest::Client::new()
+        Ok(self.block::<BlockHash>(number, false).await?.hash)
+    }
+
+    /// Block `number` from anvil (`eth_getBlockByNumber`; with `full`, its transactions), as
+    /// much of it as `T` reads.
+    async fn block<T: serde::de::DeserializeOwned>(
+        &self,
+        number: u64,
+        full: bool,
+    ) -> anyhow::Result<T> {
+        #[derive(Deserialize)]
+        struct BlockAnswer<T> {
+            result: Option<T>,
+        }
+        let answer: BlockAnswer<T> = reqwest::Client::new()
             .post(&self.anvil.url)
-            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": [format!("{number:#x}"), false]}))
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": [format!("{number:#x}"), full]}))
             .send()
             .await?
             .json()
             .await
             .with_context(|| format!("anvil's answer for block {number}"))?;
-        Ok(answer
+        answer
             .result
-            .with_context(|| format!("anvil has no block {number}"))?
-            .hash)
+            .with_context(|| format!("anvil has no block {number}"))
     }
 
     /// Cuts the victim's RPC path (it keeps its last view), revokes its key and waits until the
@@ -363,10 +372,6 @@ impl ChainNet {
     /// The senders of block `number`'s transactions.
     async fn senders(&self, number: u64) -> anyhow::Result<Vec<conclave_registry::evm::Address>> {
         #[derive(Deserialize)]
-        struct BlockAnswer {
-            result: Option<Block>,
-        }
-        #[derive(Deserialize)]
         struct Block {
             transactions: Vec<Tx>,
         }
@@ -374,21 +379,8 @@ impl ChainNet {
         struct Tx {
             from: conclave_registry::evm::Address,
         }
-        let answer: BlockAnswer = reqwest::Client::new()
-            .post(&self.anvil.url)
-            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": [format!("{number:#x}"), true]}))
-            .send()
-            .await?
-            .json()
-            .await
-            .with_context(|| format!("anvil's answer for block {number}"))?;
-        Ok(answer
-            .result
-            .with_context(|| format!("anvil has no block {number}"))?
-            .transactions
-            .into_iter()
-            .map(|t| t.from)
-            .collect())
+        let block: Block = self.block(number, true).await?;
+        Ok(block.transactions.into_iter().map(|t| t.from).collect())
     }
 }
 
