@@ -1,13 +1,15 @@
 //! Secrets encrypted at rest in Web3 Secret Storage v3, the keystore format of geth, alloy,
 //! eth-keystore and the Ethereum tools operators already use: a key derived from a password by
 //! scrypt or PBKDF2-HMAC-SHA256, the secret encrypted with AES-128-CTR under its first half, and
-//! keccak256(second half ‖ ciphertext) as the MAC that tells a wrong password.
+//! keccak256(second half ‖ ciphertext) as the MAC that tells a wrong password; and (`eip2335`)
+//! the validators' EIP-2335 keystores for BLS keys, which use the same KDFs and cipher.
 //!
 //! Place in the data flow: beside it, at start-up — key file on disk → (password file) →
 //! secret bytes → the node's or the CLI's keys. A keystore is input like any other: its key
 //! derivation cost is bounded ([`Limits`]) before any work is done, so a hostile file cannot
 //! make the process allocate or compute without end.
 
+pub mod eip2335;
 mod scrypt;
 
 use aes::cipher::{KeyIvInit, StreamCipher};
@@ -115,16 +117,17 @@ fn params<T: for<'de> Deserialize<'de>>(
     T::deserialize(v).map_err(|e| KeystoreError::Format(format!("{kdf} kdfparams: {e}")))
 }
 
-/// The derived key of `crypto`'s KDF for `password`, refusing costs beyond `limits`.
+/// The key `kdf` with `kdfparams` derives from `password`, refusing costs beyond `limits`.
 fn derive(
-    crypto: &Crypto,
+    kdf: &str,
+    kdfparams: &serde_json::Value,
     password: &[u8],
     limits: Limits,
 ) -> Result<Zeroizing<Vec<u8>>, KeystoreError> {
     let costly = |what: String, limit: String| Err(KeystoreError::TooCostly { what, limit });
-    match crypto.kdf.as_str() {
+    match kdf {
         "scrypt" => {
-            let p: ScryptParams = params("scrypt", &crypto.kdfparams)?;
+            let p: ScryptParams = params("scrypt", kdfparams)?;
             if p.n < 2 || !p.n.is_power_of_two() || p.r == 0 || p.p == 0 {
                 return Err(KeystoreError::Format(format!(
                     "scrypt n = {} must be a power of two above 1, r = {} and p = {} positive",
@@ -154,7 +157,7 @@ fn derive(
             Ok(dk)
         }
         "pbkdf2" => {
-            let p: Pbkdf2Params = params("pbkdf2", &crypto.kdfparams)?;
+            let p: Pbkdf2Params = params("pbkdf2", kdfparams)?;
             if p.prf != "hmac-sha256" {
                 return Err(KeystoreError::Unsupported(format!(
                     "pbkdf2 prf `{}` (expected hmac-sha256)",
@@ -216,81 +219,127 @@ pub fn decrypt(
             c.cipher
         )));
     }
-    let iv = unhex("cipherparams.iv", &c.cipherparams.iv)?;
+    let iv = iv_of(&c.cipherparams.iv)?;
+    let ciphertext = unhex("ciphertext", &c.ciphertext)?;
+    let expected = unhex("mac", &c.mac)?;
+    let dk = derive(&c.kdf, &c.kdfparams, password, limits)?;
+    if !equal_in_full(&mac(&dk, &ciphertext), &expected) {
+        return Err(KeystoreError::WrongPassword);
+    }
+    Ok(aes_ctr(&dk, &iv, ciphertext))
+}
+
+/// Compared in full whatever the first difference: the check leaks no prefix.
+fn equal_in_full(actual: &[u8; 32], expected: &[u8]) -> bool {
+    expected.len() == 32
+        && actual
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// AES-128-CTR under the derived key's first half (its own inverse).
+fn aes_ctr(dk: &[u8], iv: &[u8], data: Vec<u8>) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(data);
+    Aes128Ctr::new(dk[..16].into(), iv.into()).apply_keystream(&mut out);
+    out
+}
+
+/// The 16-byte iv in `hex`.
+fn iv_of(hex: &str) -> Result<Vec<u8>, KeystoreError> {
+    let iv = unhex("cipher iv", hex)?;
     if iv.len() != 16 {
         return Err(KeystoreError::Format(format!(
-            "cipherparams.iv is {} bytes; expected 16",
+            "the cipher's iv is {} bytes; expected 16",
             iv.len()
         )));
     }
-    let ciphertext = unhex("ciphertext", &c.ciphertext)?;
-    let expected = unhex("mac", &c.mac)?;
-    let dk = derive(c, password, limits)?;
-    // Compared in full whatever the first difference: the check leaks no prefix.
-    let actual = mac(&dk, &ciphertext);
-    let differs = expected.len() != 32
-        || actual
-            .iter()
-            .zip(&expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            != 0;
-    if differs {
-        return Err(KeystoreError::WrongPassword);
-    }
-    let mut secret = Zeroizing::new(ciphertext);
-    Aes128Ctr::new(dk[..16].into(), iv.as_slice().into()).apply_keystream(&mut secret);
-    Ok(secret)
+    Ok(iv)
 }
 
 /// Encrypts `secret` under `password`: a new keystore's JSON text.
 pub fn encrypt(secret: &[u8], password: &[u8], strength: Strength) -> String {
-    let mut rng = rand::thread_rng();
-    let (n, r, p) = match strength {
-        Strength::Standard => (1 << 18, 8, 1),
-        Strength::Light => (1 << 12, 8, 6),
-    };
-    let mut salt = [0u8; 32];
-    let mut iv = [0u8; 16];
-    let mut id = [0u8; 16];
-    rng.fill_bytes(&mut salt);
-    rng.fill_bytes(&mut iv);
-    rng.fill_bytes(&mut id);
-    let mut dk = Zeroizing::new(vec![0u8; 32]);
-    scrypt::derive(password, &salt, n, r, p, &mut dk);
-    let mut ciphertext = secret.to_vec();
-    Aes128Ctr::new(dk[..16].into(), (&iv).into()).apply_keystream(&mut ciphertext);
-    // A version-4 (random) UUID.
-    id[6] = (id[6] & 0x0f) | 0x40;
-    id[8] = (id[8] & 0x3f) | 0x80;
-    let h = hex::encode(id);
+    let fresh = Fresh::new(password, strength);
+    let ciphertext = fresh.encrypt(secret);
     let file = KeystoreFile {
         crypto: Crypto {
             cipher: "aes-128-ctr".into(),
             cipherparams: CipherParams {
-                iv: hex::encode(iv),
+                iv: hex::encode(fresh.iv),
             },
             ciphertext: hex::encode(&ciphertext),
             kdf: "scrypt".into(),
-            kdfparams: serde_json::json!(ScryptParams {
-                dklen: 32,
-                n,
-                r,
-                p,
-                salt: hex::encode(salt),
-            }),
-            mac: hex::encode(mac(&dk, &ciphertext)),
+            kdfparams: fresh.scrypt_params(),
+            mac: hex::encode(mac(&fresh.key, &ciphertext)),
         },
         version: 3,
-        id: Some(format!(
+        id: Some(fresh.uuid()),
+    };
+    serde_json::to_string_pretty(&file).unwrap_or_default()
+}
+
+/// What a new keystore draws: salt, iv, id, and the key scrypt derives from them.
+struct Fresh {
+    key: Zeroizing<Vec<u8>>,
+    salt: [u8; 32],
+    iv: [u8; 16],
+    id: [u8; 16],
+    params: (usize, usize, usize),
+}
+
+impl Fresh {
+    fn new(password: &[u8], strength: Strength) -> Self {
+        let mut rng = rand::thread_rng();
+        let params = match strength {
+            Strength::Standard => (1 << 18, 8, 1),
+            Strength::Light => (1 << 12, 8, 6),
+        };
+        let mut fresh = Fresh {
+            key: Zeroizing::new(vec![0u8; 32]),
+            salt: [0; 32],
+            iv: [0; 16],
+            id: [0; 16],
+            params,
+        };
+        rng.fill_bytes(&mut fresh.salt);
+        rng.fill_bytes(&mut fresh.iv);
+        rng.fill_bytes(&mut fresh.id);
+        let (n, r, p) = params;
+        scrypt::derive(password, &fresh.salt, n, r, p, &mut fresh.key);
+        fresh
+    }
+
+    fn encrypt(&self, secret: &[u8]) -> Vec<u8> {
+        aes_ctr(&self.key, &self.iv, secret.to_vec()).to_vec()
+    }
+
+    fn scrypt_params(&self) -> serde_json::Value {
+        let (n, r, p) = self.params;
+        serde_json::json!(ScryptParams {
+            dklen: 32,
+            n,
+            r,
+            p,
+            salt: hex::encode(self.salt),
+        })
+    }
+
+    /// A version-4 (random) UUID.
+    fn uuid(&self) -> String {
+        let mut id = self.id;
+        id[6] = (id[6] & 0x0f) | 0x40;
+        id[8] = (id[8] & 0x3f) | 0x80;
+        let h = hex::encode(id);
+        format!(
             "{}-{}-{}-{}-{}",
             &h[..8],
             &h[8..12],
             &h[12..16],
             &h[16..20],
             &h[20..]
-        )),
-    };
-    serde_json::to_string_pretty(&file).unwrap_or_default()
+        )
+    }
 }
 
 #[cfg(test)]
