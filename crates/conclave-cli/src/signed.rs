@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use conclave_core::PeerId;
 use conclave_node::keys;
 use conclave_registry::evm::signed::{ActionDomain, OperatorAction, SignedAction, Verdict};
-use conclave_registry::evm::{admin, Address, RegistryAdmin, OPEN_ENDED};
+use conclave_registry::evm::{admin, safe, Address, RegistryAdmin, OPEN_ENDED};
 use serde::Deserialize;
 
 use crate::chain::{self, ChainArgs, KeyArgs};
@@ -35,6 +35,10 @@ pub struct SignArgs {
     /// The operator's next nonce on the registry (`conclave registry show` lists it).
     #[arg(long, required_unless_present = "from")]
     nonce: Option<u64>,
+    /// Sign as one owner of this Safe (the operator): the file holds that owner's signature;
+    /// `conclave registry combine` joins the owners' files.
+    #[arg(long)]
+    safe: Option<Address>,
     /// How long the signature stays valid (e.g. 1h, 7d).
     #[arg(long, default_value = "1d", value_parser = humantime::parse_duration)]
     valid_for: Duration,
@@ -112,6 +116,14 @@ pub enum SignedCommand {
     /// Say in words what a signed action authorizes, and whether its signature is the
     /// operator's.
     Inspect { file: PathBuf },
+    /// Join Safe owners' signed files of one action (same action, nonce, deadline) into the one
+    /// the Safe accepts (its owners in ascending order).
+    Combine {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(required = true, num_args = 2..)]
+        files: Vec<PathBuf>,
+    },
     /// Online: submit a signed action from any funded account (the relayer pays the gas).
     Submit {
         file: PathBuf,
@@ -224,15 +236,25 @@ fn read_action(path: &Path) -> anyhow::Result<SignedAction> {
 
 /// The file's meaning and the signature's verdict, in words.
 pub fn describe(a: &SignedAction) -> String {
+    // Offline, a Safe operator cannot be told from an EOA: a signature that is not the
+    // operator's own is also read as Safe owners' signatures, for the chain to judge.
+    let as_safe = match safe::signing_owners(a.operator, a.chain_id, a.digest(), &a.signature) {
+        Ok(owners) => {
+            let list: Vec<String> = owners.iter().map(|o| o.to_string()).collect();
+            format!(
+                "; if the operator is a Safe: signed by its owners {} (the Safe checks them and its threshold on-chain)",
+                list.join(", ")
+            )
+        }
+        Err(_) => String::new(),
+    };
     let verdict = match a.verify(false) {
         Ok(Verdict::SignedByOperator) => "valid: signed by the operator".to_owned(),
-        Ok(Verdict::SignedBy(other)) => format!(
-            "NOT the operator's key: it recovers to {other} (if the operator is a contract, e.g. a Safe, the registry checks it by ERC-1271)"
-        ),
+        Ok(Verdict::SignedBy(other)) => {
+            format!("not the operator's own key: it recovers to {other}{as_safe}")
+        }
         Ok(Verdict::ContractOperator) => "checked on-chain by the operator contract".to_owned(),
-        Err(e) => format!(
-            "{e} (if the operator is a contract, e.g. a Safe, the registry checks it by ERC-1271)"
-        ),
+        Err(e) => format!("not an EOA signature ({e}){as_safe}"),
     };
     let deadline = a.deadline.saturating_sub(now_secs());
     format!(
@@ -256,13 +278,53 @@ pub async fn run(cmd: SignedCommand) -> anyhow::Result<()> {
     match cmd {
         SignedCommand::Sign { args, action } => {
             let key: admin::PrivateKeySigner = chain::key_of(&args.key)?;
-            let (domain, nonce) = binding(&args, key.address())?;
+            let operator = args.safe.unwrap_or(key.address());
+            let (domain, nonce) = binding(&args, operator)?;
             let deadline = now_secs() + args.valid_for.as_secs();
-            let signed = SignedAction::sign(action_of(action)?, &key, nonce, deadline, domain)?;
+            let action = action_of(action)?;
+            let signed = match args.safe {
+                Some(safe) => {
+                    SignedAction::sign_as_safe(action, safe, &[&key], nonce, deadline, domain)?
+                }
+                None => SignedAction::sign(action, &key, nonce, deadline, domain)?,
+            };
             write_new(&args.out, &serde_json::to_string_pretty(&signed)?)?;
             println!("wrote {}\n{}", args.out.display(), describe(&signed));
         }
         SignedCommand::Inspect { file } => println!("{}", describe(&read_action(&file)?)),
+        SignedCommand::Combine { out, files } => {
+            let parts: Vec<SignedAction> = files
+                .iter()
+                .map(|f| read_action(f))
+                .collect::<anyhow::Result<_>>()?;
+            let first = &parts[0];
+            if let Some((f, _)) = files.iter().zip(&parts).find(|(_, p)| {
+                SignedAction {
+                    signature: first.signature.clone(),
+                    ..(*p).clone()
+                } != *first
+            }) {
+                bail!(
+                    "{} signs something else than {} (action, operator, nonce, deadline, chain or registry differ)",
+                    f.display(),
+                    files[0].display()
+                );
+            }
+            let signatures: Vec<_> = parts.iter().map(|p| p.signature.clone()).collect();
+            let joined = safe::combine_owner_signatures(
+                first.operator,
+                first.chain_id,
+                first.digest(),
+                &signatures,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let combined = SignedAction {
+                signature: joined,
+                ..first.clone()
+            };
+            write_new(&out, &serde_json::to_string_pretty(&combined)?)?;
+            println!("wrote {}\n{}", out.display(), describe(&combined));
+        }
         SignedCommand::Submit { file, chain } => {
             let a = read_action(&file)?;
             let relayer =

@@ -150,3 +150,106 @@ fn an_offline_signature_submitted_by_a_relayer_authorizes_a_node_key() {
         stderr(&replay)
     );
 }
+
+/// A 2-of-3 Safe as the operator: two owners sign on their own machines, `combine` joins their
+/// files, a relayer submits; one owner's file alone is refused by the Safe.
+#[test]
+fn safe_owners_sign_apart_and_their_combined_signature_authorizes() {
+    use conclave_registry::evm::admin::PrivateKeySigner;
+    use conclave_registry::evm::anvil::{Anvil, DEV_KEYS};
+    use conclave_registry::evm::safe::SafeDeployment;
+    let anvil = Anvil::spawn(&[]).unwrap();
+    let url = anvil.url.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let owners = [(); 3].map(|_| PrivateKeySigner::random());
+    for (i, o) in owners.iter().enumerate() {
+        private_file(
+            &dir.path().join(format!("owner{i}.hex")),
+            &o.to_bytes().to_string(),
+        );
+    }
+    let payer = conclave_registry::evm::admin::parse_eth_key(DEV_KEYS[9]).unwrap();
+    let addresses: Vec<_> = owners.iter().map(|o| o.address()).collect();
+    let safe = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let d = SafeDeployment::deploy(url, &payer).await.unwrap();
+        d.create_safe(url, &payer, &addresses, 2, 7).await.unwrap()
+    });
+    let node = ok(run(&["keys", "generate", "--out", &path("node.key")], None))
+        .trim()
+        .to_owned();
+    let text = ok(run(
+        &["registry", "deploy", "--rpc-url", url],
+        Some(DEV_KEYS[0]),
+    ));
+    let contract = text
+        .lines()
+        .find_map(|l| l.strip_prefix("contract = "))
+        .unwrap()
+        .to_owned();
+    let at = ["--rpc-url", url, "--contract", contract.as_str()];
+    let safe_text = safe.to_string();
+    ok(run(
+        &[
+            &["registry", "add-operator"],
+            &at[..],
+            &[safe_text.as_str()],
+        ]
+        .concat(),
+        Some(DEV_KEYS[0]),
+    ));
+    let show = ok(run(&[&["registry", "show"], &at[..]].concat(), None));
+    std::fs::write(dir.path().join("show.json"), &show).unwrap();
+
+    let sign = |owner: usize| {
+        let out = format!("by-owner{owner}.json");
+        ok(run(
+            &[
+                "registry",
+                "sign",
+                "--out",
+                &path(&out),
+                "--from",
+                &path("show.json"),
+                "--safe",
+                &safe_text,
+                "--eth-key-file",
+                &path(&format!("owner{owner}.hex")),
+                "authorize",
+                "--peer-id",
+                &node,
+            ],
+            None,
+        ));
+        path(&out)
+    };
+    let (first, third) = (sign(0), sign(2));
+    let submit = |file: &str| {
+        run(
+            &["registry", "submit", file, "--rpc-url", url],
+            Some(DEV_KEYS[9]),
+        )
+    };
+    let alone = submit(&first);
+    assert!(!alone.status.success());
+    assert!(stderr(&alone).contains("ERC-1271"), "{}", stderr(&alone));
+    let text = ok(run(
+        &[
+            "registry",
+            "combine",
+            "--out",
+            &path("both.json"),
+            &first,
+            &third,
+        ],
+        None,
+    ));
+    assert!(text.contains("signed by its owners"), "{text}");
+    ok(submit(&path("both.json")));
+    let view: ViewAnswer =
+        serde_json::from_str(&ok(run(&[&["registry", "show"], &at[..]].concat(), None))).unwrap();
+    assert!(
+        view.node(&node).is_some_and(|n| n.authorized_now),
+        "{view:?}"
+    );
+}

@@ -68,6 +68,55 @@ pub fn owners_signature(
     Ok(Bytes::from(out))
 }
 
+/// The owners whose 65-byte signatures (v 27/28) `signature` holds over `safe`'s message hash
+/// for `digest`, in the order they appear.
+pub fn signing_owners(
+    safe: Address,
+    chain_id: u64,
+    digest: B256,
+    signature: &[u8],
+) -> Result<Vec<Address>, String> {
+    if signature.is_empty() || !signature.len().is_multiple_of(65) {
+        return Err(format!(
+            "{} bytes is not a whole number of 65-byte owner signatures",
+            signature.len()
+        ));
+    }
+    let hash = safe_message_hash(safe, chain_id, digest);
+    signature
+        .chunks_exact(65)
+        .enumerate()
+        .map(|(i, chunk)| {
+            alloy::primitives::Signature::try_from(chunk)
+                .and_then(|s| s.recover_address_from_prehash(&hash))
+                .map_err(|e| format!("owner signature {i}: {e}"))
+        })
+        .collect()
+}
+
+/// Merges owners' signatures for one digest (each part one or more 65-byte signatures, any
+/// order) into the Safe's format: ascending by owner, each owner once.
+pub fn combine_owner_signatures(
+    safe: Address,
+    chain_id: u64,
+    digest: B256,
+    parts: &[Bytes],
+) -> Result<Bytes, String> {
+    let mut signed: Vec<(Address, &[u8])> = Vec::new();
+    for part in parts {
+        let owners = signing_owners(safe, chain_id, digest, part)?;
+        for (owner, chunk) in owners.into_iter().zip(part.chunks_exact(65)) {
+            if signed.iter().any(|(o, _)| *o == owner) {
+                return Err(format!("owner {owner} signed twice"));
+            }
+            signed.push((owner, chunk));
+        }
+    }
+    signed.sort_by_key(|(o, _)| *o);
+    let joined: Vec<u8> = signed.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+    Ok(Bytes::from(joined))
+}
+
 /// Where the Safe artifacts are: `$CONCLAVE_SAFE_ARTIFACTS`, else the repository's
 /// node_modules (installed by `scripts/install-deps.sh`).
 pub fn artifacts_dir() -> PathBuf {
