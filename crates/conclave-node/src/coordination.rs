@@ -53,7 +53,7 @@ struct Live {
 #[derive(Default)]
 struct Rounds {
     live: BTreeMap<WindowKey, Live>,
-    early: EarlyProposals,
+    early: EarlyProposals<SignedCopy>,
 }
 
 impl Coordinator {
@@ -209,8 +209,8 @@ impl Coordinator {
                 accepted_at_ms: None,
                 accepted_copy: None,
             };
-            for (sender, msg) in rounds.early.take(key) {
-                self.judge(&mut live, key, sender, &msg, head, None);
+            for (sender, msg, copy) in rounds.early.take(key) {
+                self.judge(&mut live, key, sender, &msg, head, Some(copy));
             }
             rounds.live.insert(key, live);
         }
@@ -285,7 +285,11 @@ impl Coordinator {
         let key = (msg.coordination_block, msg.wallet_public_key_hash.0);
         let Some(live) = rounds.live.get_mut(&key) else {
             // A window this node has not reached yet: hold the sender's latest message for it.
-            if let Err(not) = rounds.early.hold(d.operator, msg, head, &self.cfg.params) {
+            if let Err(not) =
+                rounds
+                    .early
+                    .hold(d.operator, msg, signed_copy(d), head, &self.cfg.params)
+            {
                 drop(not.label());
             }
             return;
@@ -294,7 +298,7 @@ impl Coordinator {
     }
 
     /// The follower routine for one message in a window in progress.
-    /// `copy`: the message as signed (`None` for one held from before its window opened).
+    /// `copy`: the message as signed (also for one held from before its window opened).
     fn judge(
         &self,
         live: &mut Live,

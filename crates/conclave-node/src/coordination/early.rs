@@ -1,6 +1,7 @@
 //! Proposals that arrive before their window opened here: this node's head is behind the
 //! leader's (a slow source, or a fallback tip fetched every few blocks). Sans-IO: the executor
-//! holds them here and replays them when the window opens.
+//! holds them here, with the signed copy each came in (`C`: fault evidence must be the message
+//! as signed), and replays them when the window opens.
 
 use std::collections::BTreeMap;
 
@@ -32,19 +33,27 @@ impl NotHeld {
     }
 }
 
-/// The latest early message per (window, sender), bounded in all.
-#[derive(Default)]
-pub(super) struct EarlyProposals {
-    held: BTreeMap<(u64, [u8; 20], OperatorId), CoordinationMessage>,
+/// The latest early message per (window, sender), with its copy `C`, bounded in all.
+pub(super) struct EarlyProposals<C> {
+    held: BTreeMap<(u64, [u8; 20], OperatorId), (CoordinationMessage, C)>,
 }
 
-impl EarlyProposals {
+impl<C> Default for EarlyProposals<C> {
+    fn default() -> Self {
+        EarlyProposals {
+            held: BTreeMap::new(),
+        }
+    }
+}
+
+impl<C> EarlyProposals<C> {
     /// Holds `msg` from `sender` if its window starts within the next `frequency` blocks after
     /// `head`; a later message from the same sender for the same window replaces the earlier.
     pub fn hold(
         &mut self,
         sender: OperatorId,
         msg: CoordinationMessage,
+        copy: C,
         head: u64,
         params: &WindowParams,
     ) -> Result<(), NotHeld> {
@@ -59,17 +68,17 @@ impl EarlyProposals {
         if self.held.len() >= EARLY_MAX && !self.held.contains_key(&key) {
             return Err(NotHeld::Full);
         }
-        self.held.insert(key, msg);
+        self.held.insert(key, (msg, copy));
         Ok(())
     }
 
     /// Everything held for `window`, by sender, now that it opens; nothing stays held for it.
-    pub fn take(&mut self, window: WindowKey) -> Vec<(OperatorId, CoordinationMessage)> {
+    pub fn take(&mut self, window: WindowKey) -> Vec<(OperatorId, CoordinationMessage, C)> {
         let (block, group) = window;
         let range = (block, group, OperatorId([0; 20]))..=(block, group, OperatorId([0xff; 20]));
         let keys: Vec<_> = self.held.range(range).map(|(k, _)| *k).collect();
         keys.into_iter()
-            .filter_map(|k| self.held.remove(&k).map(|m| (k.2, m)))
+            .filter_map(|k| self.held.remove(&k).map(|(m, c)| (k.2, m, c)))
             .collect()
     }
 
@@ -112,12 +121,12 @@ mod tests {
 
     #[test]
     fn holds_only_the_next_window_and_nothing_behind_or_between() {
-        let mut early = EarlyProposals::default();
-        assert_eq!(early.hold(op(1), msg(40, 1, 1), 25, &PARAMS), Ok(()));
+        let mut early = EarlyProposals::<()>::default();
+        assert_eq!(early.hold(op(1), msg(40, 1, 1), (), 25, &PARAMS), Ok(()));
         // Behind or at the head, not a window start, or more than a window ahead.
         for block in [20, 25, 41, 60] {
             assert_eq!(
-                early.hold(op(1), msg(block, 1, 1), 25, &PARAMS),
+                early.hold(op(1), msg(block, 1, 1), (), 25, &PARAMS),
                 Err(NotHeld::NoOpenWindow),
                 "block {block}"
             );
@@ -127,13 +136,14 @@ mod tests {
 
     #[test]
     fn keeps_the_latest_message_per_sender_and_window_and_replays_it_once() {
-        let mut early = EarlyProposals::default();
-        early.hold(op(1), msg(40, 1, 1), 30, &PARAMS).unwrap();
-        early.hold(op(1), msg(40, 1, 7), 30, &PARAMS).unwrap();
-        early.hold(op(2), msg(40, 1, 2), 30, &PARAMS).unwrap();
-        early.hold(op(2), msg(40, 9, 2), 30, &PARAMS).unwrap();
+        let mut early = EarlyProposals::<()>::default();
+        early.hold(op(1), msg(40, 1, 1), (), 30, &PARAMS).unwrap();
+        early.hold(op(1), msg(40, 1, 7), (), 30, &PARAMS).unwrap();
+        early.hold(op(2), msg(40, 1, 2), (), 30, &PARAMS).unwrap();
+        early.hold(op(2), msg(40, 9, 2), (), 30, &PARAMS).unwrap();
         let taken = early.take((40, [1; 20]));
-        let seats: Vec<(OperatorId, u8)> = taken.iter().map(|(o, m)| (*o, m.sender_id)).collect();
+        let seats: Vec<(OperatorId, u8)> =
+            taken.iter().map(|(o, m, _)| (*o, m.sender_id)).collect();
         assert_eq!(seats, [(op(1), 7), (op(2), 2)]);
         assert!(early.take((40, [1; 20])).is_empty());
         // The other group's window is still held.
@@ -142,25 +152,25 @@ mod tests {
 
     #[test]
     fn is_bounded_in_all_but_a_sender_may_still_replace_its_own() {
-        let mut early = EarlyProposals::default();
+        let mut early = EarlyProposals::<()>::default();
         for i in 0..EARLY_MAX {
             let sender = OperatorId((i as u32).to_be_bytes().repeat(5).try_into().unwrap());
-            early.hold(sender, msg(40, 1, 1), 30, &PARAMS).unwrap();
+            early.hold(sender, msg(40, 1, 1), (), 30, &PARAMS).unwrap();
         }
         assert_eq!(
-            early.hold(op(0xee), msg(40, 1, 1), 30, &PARAMS),
+            early.hold(op(0xee), msg(40, 1, 1), (), 30, &PARAMS),
             Err(NotHeld::Full)
         );
         let first = OperatorId(0u32.to_be_bytes().repeat(5).try_into().unwrap());
-        assert_eq!(early.hold(first, msg(40, 1, 9), 30, &PARAMS), Ok(()));
+        assert_eq!(early.hold(first, msg(40, 1, 9), (), 30, &PARAMS), Ok(()));
         assert_eq!(early.len(), EARLY_MAX);
     }
 
     #[test]
     fn forgets_windows_the_head_passed_without_opening_them() {
-        let mut early = EarlyProposals::default();
-        early.hold(op(1), msg(40, 1, 1), 30, &PARAMS).unwrap();
-        early.hold(op(1), msg(60, 1, 1), 45, &PARAMS).unwrap();
+        let mut early = EarlyProposals::<()>::default();
+        early.hold(op(1), msg(40, 1, 1), (), 30, &PARAMS).unwrap();
+        early.hold(op(1), msg(60, 1, 1), (), 45, &PARAMS).unwrap();
         early.forget_through(50);
         assert!(early.take((40, [1; 20])).is_empty());
         assert_eq!(early.take((60, [1; 20])).len(), 1);
