@@ -27,6 +27,29 @@ fn private_file(path: &std::path::Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
+/// The online machine's part: governance deploys a registry and admits `operator`, and the
+/// registry is shown into `show_file` for the offline machine. Returns the contract.
+fn online_registry(url: &str, operator: &str, show_file: &std::path::Path) -> String {
+    use conclave_registry::evm::anvil::DEV_KEYS;
+    let text = ok(run(
+        &["registry", "deploy", "--rpc-url", url],
+        Some(DEV_KEYS[0]),
+    ));
+    let contract = text
+        .lines()
+        .find_map(|l| l.strip_prefix("contract = "))
+        .unwrap()
+        .to_owned();
+    let at = ["--rpc-url", url, "--contract", contract.as_str()];
+    ok(run(
+        &[&["registry", "add-operator"], &at[..], &[operator]].concat(),
+        Some(DEV_KEYS[0]),
+    ));
+    let show = ok(run(&[&["registry", "show"], &at[..]].concat(), None));
+    std::fs::write(show_file, show).unwrap();
+    contract
+}
+
 #[test]
 fn an_offline_signature_submitted_by_a_relayer_authorizes_a_node_key() {
     use conclave_registry::evm::anvil::{Anvil, DEV_KEYS};
@@ -56,22 +79,8 @@ fn an_offline_signature_submitted_by_a_relayer_authorizes_a_node_key() {
         .to_owned();
 
     // The online machine: governance deploys and admits the operator, then shows the registry.
-    let text = ok(run(
-        &["registry", "deploy", "--rpc-url", url],
-        Some(DEV_KEYS[0]),
-    ));
-    let contract = text
-        .lines()
-        .find_map(|l| l.strip_prefix("contract = "))
-        .unwrap()
-        .to_owned();
+    let contract = online_registry(url, &operator, &dir.path().join("show.json"));
     let at = ["--rpc-url", url, "--contract", contract.as_str()];
-    ok(run(
-        &[&["registry", "add-operator"], &at[..], &[operator.as_str()]].concat(),
-        Some(DEV_KEYS[0]),
-    ));
-    let show = ok(run(&[&["registry", "show"], &at[..]].concat(), None));
-    std::fs::write(dir.path().join("show.json"), &show).unwrap();
 
     // Offline again: sign from the show file; no RPC URL anywhere.
     let sign = |out: &str, password: &str| {
@@ -178,28 +187,9 @@ fn safe_owners_sign_apart_and_their_combined_signature_authorizes() {
     let node = ok(run(&["keys", "generate", "--out", &path("node.key")], None))
         .trim()
         .to_owned();
-    let text = ok(run(
-        &["registry", "deploy", "--rpc-url", url],
-        Some(DEV_KEYS[0]),
-    ));
-    let contract = text
-        .lines()
-        .find_map(|l| l.strip_prefix("contract = "))
-        .unwrap()
-        .to_owned();
-    let at = ["--rpc-url", url, "--contract", contract.as_str()];
     let safe_text = safe.to_string();
-    ok(run(
-        &[
-            &["registry", "add-operator"],
-            &at[..],
-            &[safe_text.as_str()],
-        ]
-        .concat(),
-        Some(DEV_KEYS[0]),
-    ));
-    let show = ok(run(&[&["registry", "show"], &at[..]].concat(), None));
-    std::fs::write(dir.path().join("show.json"), &show).unwrap();
+    let contract = online_registry(url, &safe_text, &dir.path().join("show.json"));
+    let at = ["--rpc-url", url, "--contract", contract.as_str()];
 
     let sign = |owner: usize| {
         let out = format!("by-owner{owner}.json");
