@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {Poseidon} from "./Poseidon.sol";
+import {ValidatorBls} from "./ValidatorBls.sol";
 
 /// @title ConclaveRegistry
 /// @notice Who may be on a Conclave network. Governance (the owner) admits operators (cold EVM
@@ -64,6 +65,28 @@ contract ConclaveRegistry {
         bytes signature;
     }
 
+    /// @notice An Ethereum validator's RLN registration: its key (compressed, and the same point
+    ///         uncompressed, which the contract cannot derive cheaply), its BLS signature over the
+    ///         registration's signing root, and what it signed. `chainId` and `registry` are part of
+    ///         the signed message; they are repeated here so that a registration meant for another
+    ///         chain or registry is refused as such.
+    struct ValidatorRegistration {
+        bytes pubkey;
+        bytes pubkeyPoint;
+        bytes signature;
+        uint256 rateCommitment;
+        uint32 limit;
+        uint256 chainId;
+        address registry;
+    }
+
+    /// @notice A validator key governance admitted, the operator it counts under, and whether it
+    ///         has registered (once per key, ever: a slashed validator cannot come back).
+    struct ValidatorSlot {
+        address operator;
+        bool registered;
+    }
+
     bytes32 private constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 public constant AUTHORIZE_TYPEHASH = keccak256(
@@ -109,6 +132,10 @@ contract ConclaveRegistry {
     mapping(address => RlnQuota) private rlnQuotas;
     /// @notice The nonce the operator's next signed action must carry (each is usable once).
     mapping(address => uint256) public nonces;
+    /// @dev Validator keys by keccak256 of their 48 bytes.
+    mapping(bytes32 => ValidatorSlot) private validators;
+    /// @dev Every rate commitment ever registered: one identity, one leaf.
+    mapping(uint256 => bool) private usedRateCommitments;
 
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event OperatorAdded(address indexed operator);
@@ -129,6 +156,9 @@ contract ConclaveRegistry {
     /// @notice Governance let `operator` hold up to `cap` live RLN memberships.
     event RlnCapSet(address indexed operator, uint32 cap);
     /// @notice A signed action of `operator` was carried out, submitted by `submitter`.
+    event ValidatorAssigned(bytes pubkey, address indexed operator);
+    /// @notice Follows the `RlnRegistered` of the same leaf: the validator that signed it.
+    event RlnValidatorRegistered(uint256 indexed index, bytes pubkey, bytes signature);
     event SignedActionUsed(address indexed operator, uint256 nonce, address indexed submitter);
 
     error NotOwner(address caller);
@@ -168,6 +198,12 @@ contract ConclaveRegistry {
     error MalleableSignature();
     error WrongSigner(address operator, address recovered);
     error ContractSignatureRefused(address operator);
+    error MalformedValidatorKey(bytes pubkey);
+    error ValidatorNotAssigned(bytes pubkey);
+    error ValidatorAlreadyRegistered(bytes pubkey);
+    error RlnCommitmentUsed(uint256 rateCommitment);
+    error MalformedValidatorSignature();
+    error WrongValidatorSignature(bytes pubkey);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner(msg.sender);
@@ -523,6 +559,8 @@ contract ConclaveRegistry {
         if (rateCommitment == 0 || rateCommitment >= poseidon.Q() || limit == 0) {
             revert InvalidRlnMembership(rateCommitment, limit);
         }
+        if (usedRateCommitments[rateCommitment]) revert RlnCommitmentUsed(rateCommitment);
+        usedRateCommitments[rateCommitment] = true;
         RlnQuota storage q = rlnQuotas[operator];
         uint32 cap = q.cap == 0 ? 1 : q.cap;
         if (q.live >= cap) revert RlnCapReached(operator, cap);
@@ -531,6 +569,73 @@ contract ConclaveRegistry {
         q.live += 1;
         rlnMemberships.push(RlnMembership(operator, rateCommitment, limit, false));
         emit RlnRegistered(index, operator, rateCommitment, limit);
+    }
+
+    // ---------------------------------------------------------------- validators
+
+    /// @notice Admits Ethereum validator keys (48 bytes, compressed) to register RLN memberships,
+    ///         each counted under `operator` (its cap applies). Governance stands in for the
+    ///         beacon state here: which validators are eligible is its decision.
+    function assignValidators(address operator, bytes[] calldata pubkeys) external onlyOwner {
+        if (!isOperator[operator]) revert UnknownOperator(operator);
+        for (uint256 i = 0; i < pubkeys.length; i++) {
+            if (pubkeys[i].length != 48) revert MalformedValidatorKey(pubkeys[i]);
+            ValidatorSlot storage v = validators[keccak256(pubkeys[i])];
+            if (v.registered) revert ValidatorAlreadyRegistered(pubkeys[i]);
+            v.operator = operator;
+            emit ValidatorAssigned(pubkeys[i], operator);
+        }
+    }
+
+    /// @notice Registers the RLN membership a validator signed with its BLS key; anyone may
+    ///         submit it. Refused: another chain or registry, a malformed key, a key governance did
+    ///         not admit, a second registration of a key, a reused rate commitment, a signature
+    ///         that is not a valid point or not the validator's.
+    function registerRlnValidator(ValidatorRegistration calldata r) external returns (uint256 index) {
+        if (r.chainId != block.chainid) revert WrongChain(r.chainId, block.chainid);
+        if (r.registry != address(this)) revert WrongRegistry(r.registry, address(this));
+        if (!ValidatorBls.keyMatches(r.pubkey, r.pubkeyPoint)) revert MalformedValidatorKey(r.pubkey);
+        ValidatorSlot storage v = validators[keccak256(r.pubkey)];
+        if (v.operator == address(0)) revert ValidatorNotAssigned(r.pubkey);
+        if (v.registered) revert ValidatorAlreadyRegistered(r.pubkey);
+        if (!isOperator[v.operator]) revert UnknownOperator(v.operator);
+        if (usedRateCommitments[r.rateCommitment]) revert RlnCommitmentUsed(r.rateCommitment);
+        bytes32 root = validatorSigningRoot(r.pubkey, r.rateCommitment, r.limit);
+        (bool wellFormed, bool valid) = ValidatorBls.verify(r.pubkeyPoint, r.signature, root);
+        if (!wellFormed) revert MalformedValidatorSignature();
+        if (!valid) revert WrongValidatorSignature(r.pubkey);
+        v.registered = true;
+        index = _registerRln(v.operator, r.rateCommitment, r.limit);
+        emit RlnValidatorRegistered(index, r.pubkey, r.signature);
+    }
+
+    /// @notice What a validator signs to register here (`ValidatorBls.signingRoot` on this chain
+    ///         and registry), for tools to check against their own computation.
+    function validatorSigningRoot(bytes calldata pubkey, uint256 rateCommitment, uint32 limit)
+        public
+        view
+        returns (bytes32)
+    {
+        return ValidatorBls.signingRoot(pubkey, rateCommitment, limit, uint64(block.chainid), address(this));
+    }
+
+    /// @notice The domain registrations are signed in.
+    function validatorDomain() external pure returns (bytes32) {
+        return ValidatorBls.DOMAIN;
+    }
+
+    /// @notice RFC 9380 hash-to-G2 as the contract computes it (EIP-2537 encoding), for checking
+    ///         against other implementations.
+    function hashToG2(bytes calldata message, bytes calldata dst) external view returns (bytes memory point) {
+        bool ok;
+        (ok, point) = ValidatorBls.hashToG2(message, dst);
+        if (!ok) revert MalformedValidatorSignature();
+    }
+
+    /// @notice The operator a validator key counts under (zero if not admitted) and whether it
+    ///         has registered.
+    function validator(bytes calldata pubkey) external view returns (ValidatorSlot memory) {
+        return validators[keccak256(pubkey)];
     }
 
     /// @notice Removes an RLN membership (governance, or the operator that registered it).

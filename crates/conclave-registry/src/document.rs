@@ -10,6 +10,11 @@ use conclave_core::{
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::validators::{OneLeafPerValidator, RegistrationDomain, ValidatorLeaf};
+
+/// Entries left out of a view, each with the reason.
+pub type Skipped = Vec<String>;
+
 /// The registry file as written by operators (TOML). Every field is a string here so that a bad
 /// value is reported with its entry and field rather than as an anonymous type error.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -75,6 +80,14 @@ pub struct RlnEntry {
     pub index: u32,
     pub rate_commitment: String,
     pub limit: u32,
+    /// For a membership an Ethereum validator registered: its BLS key (48 bytes compressed,
+    /// hex) and its signature over the registration (96 bytes, hex; chain id 0 and a zero
+    /// registry address, a file having neither). Every node checks it; a leaf whose signature
+    /// fails, or a validator's second leaf, is skipped and named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator_pubkey: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator_signature: Option<String>,
 }
 
 /// Why a registry could not be read. Each variant names the file and, where it applies, the
@@ -104,6 +117,49 @@ pub enum RegistryError {
     },
 }
 
+/// The validator an `[[rln]]` entry names, checked; `Err` is (field, value, expected).
+fn validator_of(
+    r: &RlnEntry,
+    rate_commitment: [u8; 32],
+) -> Result<Option<ValidatorLeaf>, (&'static str, String, &'static str)> {
+    let (key, sig) = match (&r.validator_pubkey, &r.validator_signature) {
+        (None, None) => return Ok(None),
+        (Some(k), Some(s)) => (k, s),
+        (Some(_), None) => {
+            return Err((
+                "validator_signature",
+                String::new(),
+                "the validator's signature beside its key",
+            ))
+        }
+        (None, Some(s)) => {
+            return Err((
+                "validator_pubkey",
+                s.clone(),
+                "the validator's key beside its signature",
+            ))
+        }
+    };
+    let unhex = |t: &str| hex::decode(t.strip_prefix("0x").unwrap_or(t)).ok();
+    let pubkey: [u8; 48] = unhex(key).and_then(|b| b.try_into().ok()).ok_or((
+        "validator_pubkey",
+        key.clone(),
+        "48 bytes as 96 hex digits",
+    ))?;
+    let signature: [u8; 96] = unhex(sig).and_then(|b| b.try_into().ok()).ok_or((
+        "validator_signature",
+        sig.clone(),
+        "96 bytes as 192 hex digits",
+    ))?;
+    Ok(Some(ValidatorLeaf::check(
+        pubkey,
+        &signature,
+        rate_commitment,
+        r.limit,
+        RegistrationDomain::default(),
+    )))
+}
+
 fn parse_bytes32(s: &str) -> Option<[u8; 32]> {
     hex::decode(s.strip_prefix("0x").unwrap_or(s))
         .ok()?
@@ -120,12 +176,14 @@ impl RegistryDocument {
         })
     }
 
-    /// Validates every entry and builds the view. Nothing partial is ever returned.
+    /// Validates every entry and builds the view. A malformed entry refuses the whole file;
+    /// only validator registrations whose signature fails (or that repeat a validator) are
+    /// skipped, and returned by name: they are someone's forgery, not the author's typo.
     pub fn into_view(
         self,
         file: &str,
         source: ViewSource,
-    ) -> Result<MembershipView, RegistryError> {
+    ) -> Result<(MembershipView, Skipped), RegistryError> {
         let field_err = |entry: String, field: &'static str, value: &str, expected: String| {
             RegistryError::Field {
                 file: file.to_owned(),
@@ -262,6 +320,8 @@ impl RegistryDocument {
                 .group(Group { id, seats })
                 .map_err(|e| structure(entry, e))?;
         }
+        let mut skipped = Vec::new();
+        let mut validators = OneLeafPerValidator::default();
         for (i, r) in self.rln.iter().enumerate() {
             let entry = format!("rln[{i}]");
             let operator: OperatorId = r.operator.parse().map_err(|e| {
@@ -280,6 +340,16 @@ impl RegistryDocument {
                     "32 bytes as 64 hex digits (0x optional)".into(),
                 )
             })?;
+            if let Some(v) =
+                validator_of(r, rate_commitment).map_err(|(field, value, expected)| {
+                    field_err(entry.clone(), field, &value, expected.into())
+                })?
+            {
+                if let Err(e) = validators.admit(r.index, &v) {
+                    skipped.push(format!("{entry}: {e}"));
+                    continue;
+                }
+            }
             builder
                 .rln_member(RlnMember {
                     operator,
@@ -289,6 +359,6 @@ impl RegistryDocument {
                 })
                 .map_err(|e| structure(entry, e))?;
         }
-        Ok(builder.build())
+        Ok((builder.build(), skipped))
     }
 }

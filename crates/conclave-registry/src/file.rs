@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::document::Skipped;
 use crate::{RegistryDocument, RegistryError, RegistrySource, RegistryStatus};
 
 /// A registry read from a TOML file and reloaded whenever its content changes.
@@ -31,10 +32,12 @@ impl FileRegistry {
     pub fn spawn(path: impl Into<PathBuf>, poll: Duration) -> Result<Self, RegistryError> {
         let path = path.into();
         let (bytes, digest) = read(&path)?;
-        let view = build(&path, &bytes, &digest, 1)?;
+        let (view, skipped) = build(&path, &bytes, &digest, 1)?;
+        report_skipped(&skipped);
         let (view_tx, view_rx) = watch::channel(Arc::new(view));
         let (status_tx, status_rx) = watch::channel(RegistryStatus {
             revision: 1,
+            skipped,
             ..Default::default()
         });
         let watcher = Watcher {
@@ -52,8 +55,9 @@ impl FileRegistry {
         })
     }
 
-    /// Reads and validates a registry file once, without watching it (for tools and checks).
-    pub fn load(path: &Path) -> Result<MembershipView, RegistryError> {
+    /// Reads and validates a registry file once, without watching it (for tools and checks):
+    /// the view and the entries it skipped.
+    pub fn load(path: &Path) -> Result<(MembershipView, Skipped), RegistryError> {
         let (bytes, digest) = read(path)?;
         build(path, &bytes, &digest, 1)
     }
@@ -117,13 +121,15 @@ impl Watcher {
         });
         match outcome {
             Ok(None) => {}
-            Ok(Some(view)) => {
+            Ok(Some((view, skipped))) => {
                 self.revision += 1;
+                report_skipped(&skipped);
                 tracing::info!(source = %view.source(), members = view.nodes().count(), "registry reloaded");
                 self.view_tx.send_replace(Arc::new(view));
                 self.status_tx.send_modify(|s| {
                     s.revision = self.revision;
                     s.last_error = None;
+                    s.skipped = skipped;
                 });
             }
             Err(e) => {
@@ -151,12 +157,18 @@ fn read(path: &Path) -> Result<(Vec<u8>, String), RegistryError> {
     Ok((bytes, digest))
 }
 
+fn report_skipped(skipped: &Skipped) {
+    for s in skipped {
+        tracing::warn!(entry = %s, "registry entry left out of the view");
+    }
+}
+
 fn build(
     path: &Path,
     bytes: &[u8],
     digest: &str,
     revision: u64,
-) -> Result<MembershipView, RegistryError> {
+) -> Result<(MembershipView, Skipped), RegistryError> {
     let file = path.display().to_string();
     let text = std::str::from_utf8(bytes).map_err(|e| RegistryError::Syntax {
         file: file.clone(),

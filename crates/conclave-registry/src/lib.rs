@@ -10,6 +10,7 @@ mod document;
 pub mod evm;
 mod file;
 pub mod stacks;
+pub mod validators;
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 
 pub use clock_chain::ClockChain;
 pub use document::{
-    GroupEntry, NodeEntry, OperatorEntry, RegistryDocument, RegistryError, RlnEntry,
+    GroupEntry, NodeEntry, OperatorEntry, RegistryDocument, RegistryError, RlnEntry, Skipped,
 };
 pub use file::FileRegistry;
 

@@ -171,7 +171,20 @@ async fn one_rln_membership_per_operator_unless_governance_raises_its_cap() {
         .await
         .unwrap();
     gov.remove_rln(ib).await.unwrap();
-    bob.register_rln(fr_to_bytes(&b.rate_commitment(1)), 1)
+    // The freed place takes a new identity; the removed one's commitment never comes back.
+    match bob
+        .register_rln(fr_to_bytes(&b.rate_commitment(1)), 1)
+        .await
+    {
+        Err(AdminError::Reverted(why)) => {
+            assert!(
+                why.contains("already registered (one identity, one leaf)"),
+                "{why}"
+            )
+        }
+        other => panic!("a reused commitment was not refused: {other:?}"),
+    }
+    bob.register_rln(fr_to_bytes(&RlnIdentity::generate().rate_commitment(1)), 1)
         .await
         .unwrap();
     wait_until(&view, 20, "the leaves after removals", |v| {

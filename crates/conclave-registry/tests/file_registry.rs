@@ -123,6 +123,8 @@ fn rln_registry(cap: Option<i64>, leaves: u32) -> RegistryDoc {
             index,
             rate_commitment: format!("{index:02x}").repeat(32),
             limit: 1,
+            validator_pubkey: None,
+            validator_signature: None,
         });
     }
     doc
@@ -138,7 +140,7 @@ async fn an_operator_holds_one_rln_membership_unless_the_file_allows_more() {
 
     // Default: one. A second leaf refuses the file, naming both leaves and the cap.
     rln_registry(None, 1).write(&path);
-    assert_eq!(leaves(&FileRegistry::load(&path).unwrap()), [1]);
+    assert_eq!(leaves(&FileRegistry::load(&path).unwrap().0), [1]);
     let err = load_err(&rln_registry(None, 2).toml());
     assert!(
         err.contains(&format!(
@@ -267,4 +269,79 @@ fn a_missing_file_is_a_read_error() {
     let err = FileRegistry::load(std::path::Path::new("/nonexistent/registry.toml")).unwrap_err();
     assert!(matches!(err, RegistryError::Read { .. }));
     assert!(err.to_string().contains("/nonexistent/registry.toml"));
+}
+
+/// A validator's `[[rln]]` entry (chain id 0 and a zero registry: a file has neither), signed
+/// by `signer` (the validator itself, or a forger).
+fn validator_entry(
+    index: u32,
+    validator: &conclave_bls::ValidatorSecret,
+    signer: &conclave_bls::ValidatorSecret,
+) -> RlnEntry {
+    let rate_commitment = [index as u8 + 1; 32];
+    let registration = conclave_bls::Registration {
+        validator_pubkey: validator.public_key(),
+        rate_commitment,
+        limit: 1,
+        chain_id: 0,
+        registry: [0; 20],
+    };
+    RlnEntry {
+        operator: OP_A.into(),
+        index,
+        rate_commitment: hex::encode(rate_commitment),
+        limit: 1,
+        validator_pubkey: Some(format!("0x{}", hex::encode(validator.public_key()))),
+        validator_signature: Some(format!("0x{}", hex::encode(signer.sign(&registration)))),
+    }
+}
+
+#[tokio::test]
+async fn a_forged_or_repeated_validator_entry_is_skipped_and_named_the_rest_stays() {
+    use conclave_bls::ValidatorSecret;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.toml");
+    let (v1, v2, forger) = (
+        ValidatorSecret::generate().unwrap(),
+        ValidatorSecret::generate().unwrap(),
+        ValidatorSecret::generate().unwrap(),
+    );
+    RegistryDoc::new()
+        .operator(OP_A, vec![])
+        .rln_memberships(4)
+        .rln(validator_entry(0, &v1, &v1))
+        .rln(validator_entry(1, &v2, &forger))
+        .rln(validator_entry(2, &v1, &v1))
+        .write(&path);
+    let reg = FileRegistry::spawn(&path, Duration::from_millis(20)).unwrap();
+    let leaves: Vec<u32> = reg.view().borrow().rln_members().map(|m| m.index).collect();
+    assert_eq!(
+        leaves,
+        [0],
+        "the forged leaf and the validator's second leaf are left out"
+    );
+    let skipped = reg.status().borrow().skipped.clone();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(
+        skipped[0].starts_with("rln[1]: RLN leaf 1: validator 0x")
+            && skipped[0].contains("not the validator's"),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped[1].contains("is already registered at leaf 0"),
+        "{skipped:?}"
+    );
+
+    // A key that is not 48 bytes is a typo, not a forgery: the file is refused, by field.
+    let mut typo = validator_entry(0, &v1, &v1);
+    typo.validator_pubkey = Some("0x1234".into());
+    let err = load_err(&RegistryDoc::new().operator(OP_A, vec![]).rln(typo).toml());
+    assert!(
+        err.contains("rln[0].validator_pubkey = \"0x1234\" is invalid: expected 48 bytes"),
+        "{err}"
+    );
+    let mut half = validator_entry(0, &v1, &v1);
+    half.validator_signature = None;
+    let err = load_err(&RegistryDoc::new().operator(OP_A, vec![]).rln(half).toml());
+    assert!(err.contains("rln[0].validator_signature"), "{err}");
 }

@@ -210,6 +210,29 @@ pub fn describe(e: &E) -> String {
             "operator contract {} did not accept the signature (ERC-1271)",
             x.operator
         ),
+        E::MalformedValidatorKey(x) => format!(
+            "validator key {} is not a 48-byte compressed BLS key matching the given point",
+            x.pubkey
+        ),
+        E::ValidatorNotAssigned(x) => format!(
+            "validator key {} is not admitted by governance (assignValidators)",
+            x.pubkey
+        ),
+        E::ValidatorAlreadyRegistered(x) => format!(
+            "validator {} has already registered an RLN membership (one per validator)",
+            x.pubkey
+        ),
+        E::RlnCommitmentUsed(x) => format!(
+            "rate commitment {:#x} is already registered (one identity, one leaf)",
+            x.rateCommitment
+        ),
+        E::MalformedValidatorSignature(_) => {
+            "the BLS signature or key is not a valid point of its subgroup".into()
+        }
+        E::WrongValidatorSignature(x) => format!(
+            "the BLS signature is not validator {}'s over this registration",
+            x.pubkey
+        ),
     }
 }
 
@@ -437,6 +460,14 @@ impl RegistryAdmin {
         let call = self
             .contract
             .registerRln(U256::from_be_bytes(rate_commitment), limit);
+        self.mine_indexed(call).await
+    }
+
+    /// Mines a call that registers an RLN membership; returns it and the leaf index assigned.
+    pub(super) async fn mine_indexed<D: alloy::contract::CallDecoder>(
+        &self,
+        call: alloy::contract::CallBuilder<&DynProvider, D>,
+    ) -> Result<(TxOutcome, u64), AdminError> {
         let receipt = self.mine_receipt(call).await?;
         let index = receipt
             .inner

@@ -4,7 +4,8 @@
 //! the chain and publishes views; [`admin`] sends governance and operator transactions;
 //! [`signed`] makes and submits operator actions signed offline (EIP-712, ERC-1271), and
 //! [`safe`] signs them as a Safe's owners (and deploys Safe 1.4.1 for tests and the devnet);
-//! [`anvil`] starts a local chain for tests and the devnet.
+//! [`validators`] admits Ethereum validators' keys and submits their BLS-signed RLN
+//! registrations; [`anvil`] starts a local chain for tests and the devnet.
 pub mod admin;
 pub mod anvil;
 pub mod bindings;
@@ -12,6 +13,7 @@ pub mod safe;
 pub mod signed;
 mod state;
 mod sync;
+pub mod validators;
 
 pub use admin::{AdminError, RegistryAdmin, SlashOutcome, TxOutcome};
 /// Contract and operator addresses, as the EVM backend takes them.

@@ -12,6 +12,7 @@ use conclave_core::{
 use super::bindings::ConclaveRegistry::ConclaveRegistryEvents as Event;
 
 use super::OPEN_ENDED;
+use crate::validators::{OneLeafPerValidator, RegistrationDomain, ValidatorLeaf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Delegation {
@@ -33,6 +34,8 @@ pub struct RlnRegistration {
     pub rate_commitment: [u8; 32],
     pub limit: u32,
     pub removed: bool,
+    /// The Ethereum validator that signed this registration, checked when its event was folded.
+    pub validator: Option<ValidatorLeaf>,
 }
 
 /// Everything the contract's events say, folded in chain order.
@@ -48,12 +51,33 @@ pub struct ChainState {
     rln: Vec<RlnRegistration>,
     /// RLN membership caps governance set (`RlnCapSet`); an operator without one holds one.
     rln_caps: BTreeMap<Address, u32>,
+    /// The chain and contract validator registrations must have been signed for.
+    domain: RegistrationDomain,
 }
 
 /// What a view could not include, and why (on-chain data cannot be refused, only skipped).
-pub type Skipped = Vec<String>;
+pub use crate::document::Skipped;
 
 impl ChainState {
+    /// The empty state of the registry `contract` on chain `chain_id`.
+    pub fn new(chain_id: u64, contract: Address) -> Self {
+        ChainState {
+            domain: RegistrationDomain {
+                chain_id,
+                registry: contract.0 .0,
+            },
+            ..ChainState::default()
+        }
+    }
+
+    /// The same registry's empty state (a full resync starts from it).
+    pub fn emptied(&self) -> Self {
+        ChainState {
+            domain: self.domain,
+            ..ChainState::default()
+        }
+    }
+
     /// Applies one event. Events must come in chain order (block, then log index).
     pub fn apply(&mut self, event: &Event) {
         match event {
@@ -105,15 +129,45 @@ impl ChainState {
                 rate_commitment: e.rateCommitment.to_be_bytes(),
                 limit: e.limit,
                 removed: false,
+                validator: None,
             }),
+            Event::RlnValidatorRegistered(e) => self.attach_validator(e),
             Event::RlnRemoved(e) => self.remove_rln(e.index.saturating_to()),
             Event::RlnSlashed(e) => self.remove_rln(e.index.saturating_to()),
             Event::RlnCapSet(e) => {
                 self.rln_caps.insert(e.operator, e.cap);
             }
             // Who signed and who submitted changes no membership: the action's own event does.
-            Event::OwnershipTransferred(_) | Event::SignedActionUsed(_) => {}
+            // Admission of a validator key changes no membership until it registers.
+            Event::OwnershipTransferred(_)
+            | Event::SignedActionUsed(_)
+            | Event::ValidatorAssigned(_) => {}
         }
+    }
+
+    /// Checks the validator's signature on leaf `e.index` once, here, so a view costs no
+    /// pairing. The event follows the leaf's `RlnRegistered` in the same transaction.
+    fn attach_validator(&mut self, e: &super::bindings::ConclaveRegistry::RlnValidatorRegistered) {
+        let domain = self.domain;
+        let Some(m) = usize::try_from(e.index.saturating_to::<u64>())
+            .ok()
+            .and_then(|i| self.rln.get_mut(i))
+        else {
+            return;
+        };
+        let Ok(pubkey) = <[u8; 48]>::try_from(e.pubkey.as_ref()) else {
+            m.validator = Some(ValidatorLeaf::refused(
+                [0; 48],
+                format!("{} bytes of validator key (expected 48)", e.pubkey.len()),
+            ));
+            return;
+        };
+        m.validator = Some(
+            match conclave_bls::eip2537::signature_from_g2(&e.signature) {
+                Ok(sig) => ValidatorLeaf::check(pubkey, &sig, m.rate_commitment, m.limit, domain),
+                Err(err) => ValidatorLeaf::refused(pubkey, err.to_string()),
+            },
+        );
     }
 
     fn remove_rln(&mut self, index: u64) {
@@ -202,12 +256,20 @@ impl ChainState {
             }
         }
         // Removed memberships are left out: their leaves are empty in every node's tree. Leaves
-        // beyond an operator's cap (after governance lowered it) are skipped, the earliest kept.
+        // beyond an operator's cap (after governance lowered it) are skipped, the earliest kept;
+        // so are a validator's leaves whose signature fails here, and its second leaf.
+        let mut validators = OneLeafPerValidator::default();
         for r in self.rln.iter().filter(|r| !r.removed) {
             let Ok(index) = u32::try_from(r.index) else {
                 skipped.push(format!("RLN leaf {}: beyond the tree", r.index));
                 continue;
             };
+            if let Some(v) = &r.validator {
+                if let Err(e) = validators.admit(index, v) {
+                    skipped.push(e);
+                    continue;
+                }
+            }
             let member = RlnMember {
                 operator: r.operator,
                 index,
@@ -412,5 +474,61 @@ mod tests {
             skipped[0].contains("cap 0 must be at least 1"),
             "{skipped:?}"
         );
+    }
+    /// The contract checks a validator's signature; every node checks it again when it folds
+    /// the event, so a leaf the contract should have refused never enters a tree.
+    #[test]
+    fn a_validator_leaf_enters_the_view_only_with_the_validators_signature() {
+        use alloy::primitives::U256;
+        use conclave_bls::{eip2537, Registration, ValidatorSecret};
+        let op = Address::repeat_byte(1);
+        let contract = Address::repeat_byte(0xcc);
+        let mut s = ChainState::new(31337, contract);
+        s.apply(&Event::OperatorAdded(C::OperatorAdded { operator: op }));
+        s.apply(&Event::RlnCapSet(C::RlnCapSet {
+            operator: op,
+            cap: 4,
+        }));
+        let validator = ValidatorSecret::generate().unwrap();
+        let forger = ValidatorSecret::generate().unwrap();
+        let register = |s: &mut ChainState, index: u64, signer: &ValidatorSecret, chain_id| {
+            let commitment = U256::from(500 + index);
+            let r = Registration {
+                validator_pubkey: validator.public_key(),
+                rate_commitment: commitment.to_be_bytes(),
+                limit: 1,
+                chain_id,
+                registry: contract.0 .0,
+            };
+            s.apply(&Event::RlnRegistered(C::RlnRegistered {
+                index: U256::from(index),
+                operator: op,
+                rateCommitment: commitment,
+                limit: 1,
+            }));
+            s.apply(&Event::RlnValidatorRegistered(C::RlnValidatorRegistered {
+                index: U256::from(index),
+                pubkey: Bytes::copy_from_slice(&validator.public_key()),
+                signature: Bytes::copy_from_slice(&eip2537::g2_point(&signer.sign(&r)).unwrap()),
+            }));
+        };
+        register(&mut s, 0, &forger, 31337);
+        register(&mut s, 1, &validator, 1);
+        register(&mut s, 2, &validator, 31337);
+        register(&mut s, 3, &validator, 31337);
+        let (v, skipped) = s.to_view(ViewSource::Empty);
+        assert_eq!(v.rln_members().map(|m| m.index).collect::<Vec<_>>(), [2]);
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert!(skipped[0].contains("RLN leaf 0") && skipped[0].contains("not the validator's"));
+        assert!(
+            skipped[1].contains("RLN leaf 1"),
+            "another chain id: {skipped:?}"
+        );
+        assert!(
+            skipped[2].contains("already registered at leaf 2"),
+            "{skipped:?}"
+        );
+        // A resync starts from the same registry's empty state.
+        assert_eq!(s.emptied(), ChainState::new(31337, contract));
     }
 }

@@ -139,13 +139,14 @@ impl EvmRegistry {
         let (view_tx, view) = watch::channel(Arc::new(MembershipView::empty()));
         let (status_tx, status) = watch::channel(RegistryStatus::default());
         let (heads_tx, heads) = watch::channel(ChainHead::default());
+        let state = Arc::new(ChainState::new(chain_id, cfg.contract));
         let mut syncer = Syncer {
             provider: provider.clone(),
             url: u.clone(),
             cfg,
             chain_id,
             deploy_block,
-            state: Arc::default(),
+            state,
             published: None,
             checkpoints: VecDeque::new(),
             revision: 0,
@@ -380,7 +381,7 @@ impl Syncer {
             from = tip,
             "chain reorganized beyond the kept checkpoints; full resync"
         );
-        self.state = Arc::default();
+        self.state = Arc::new(self.state.emptied());
         Ok(())
     }
 
