@@ -18,6 +18,7 @@ mod messaging;
 mod report;
 mod rln;
 mod status;
+mod validators;
 
 pub use altnet::{
     Capabilities, DeliveryMode, DriverAnswer, DriverChanged, DriverFetch, DriverHealth,
@@ -44,3 +45,4 @@ pub use rln::{
 pub use status::{
     ChainFollowing, ErrorAnswer, FaultsAnswer, Following, ReadyAnswer, WindowsAnswer,
 };
+pub use validators::{AcceptedRegistration, RefusedRegistration, ValidatorsReport};

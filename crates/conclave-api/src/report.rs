@@ -58,6 +58,9 @@ pub struct TrafficReport {
     /// With `--cold-keys offline`: who signed and who submitted every operator action.
     #[serde(default)]
     pub cold_keys: Option<crate::ColdKeysReport>,
+    /// With `--rln-validators`: the memberships validators registered, and the forgeries.
+    #[serde(default)]
+    pub validators: Option<crate::ValidatorsReport>,
 }
 
 /// How the run was set up.
@@ -350,6 +353,9 @@ impl fmt::Display for TrafficReport {
         if let Some(c) = &self.cold_keys {
             c.fmt(f)?;
         }
+        if let Some(v) = &self.validators {
+            v.fmt(f)?;
+        }
         if !self.nodes.is_empty() {
             let mut rss: Vec<u64> = self.nodes.iter().map(|u| u.peak_rss_kib).collect();
             rss.sort_unstable();
@@ -552,6 +558,7 @@ mod tests {
                 cpu_s: 1.5,
             }],
             cold_keys: None,
+            validators: None,
         });
         let text = serde_json::to_string(&report).unwrap();
         let back: DevnetReport = serde_json::from_str(&text).unwrap();

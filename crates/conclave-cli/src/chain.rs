@@ -141,6 +141,17 @@ pub enum ChainCommand {
         #[arg(long, default_value_t = 1)]
         limit: u32,
     },
+    /// Governance: admit Ethereum validator keys to register RLN memberships (each counted under
+    /// `--operator`, whose cap applies).
+    AssignValidators {
+        #[command(flatten)]
+        at: ContractArgs,
+        #[arg(long)]
+        operator: OperatorId,
+        /// Validator public keys (48 bytes compressed, 0x-hex), comma-separated.
+        #[arg(long = "pubkeys", value_delimiter = ',', required = true)]
+        pubkeys: Vec<String>,
+    },
     /// Governance: let an operator hold up to `cap` live RLN memberships (1..=16; default 1).
     SetRlnCap {
         #[command(flatten)]
@@ -386,6 +397,28 @@ pub async fn run(cmd: ChainCommand) -> anyhow::Result<()> {
             print_outcome(&format!("RLN leaf {index} registered"), tx);
             let state = snapshot(&at.chain.rpc_url, at.contract).await?;
             print_json(&state.view.rln);
+        }
+        ChainCommand::AssignValidators {
+            at,
+            operator,
+            pubkeys,
+        } => {
+            let keys = pubkeys
+                .iter()
+                .map(|k| {
+                    hex::decode(k.trim_start_matches("0x"))
+                        .ok()
+                        .and_then(|b| <[u8; 48]>::try_from(b).ok())
+                        .with_context(|| {
+                            format!("validator key `{k}`: expected 48 bytes as 96 hex digits")
+                        })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let tx = connect(&at)?.assign_validators(operator, &keys).await?;
+            print_outcome(
+                &format!("{} validator key(s) admitted under {operator}", keys.len()),
+                tx,
+            );
         }
         ChainCommand::SetRlnCap { at, operator, cap } => {
             let reg = connect(&at)?;

@@ -4,6 +4,7 @@ mod chain;
 mod coord;
 mod devnet;
 mod signed;
+mod validator;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -97,6 +98,18 @@ enum KeysCommand {
         #[arg(long)]
         light: bool,
     },
+    /// Generate a test Ethereum validator key (BLS12-381) as an EIP-2335 keystore (mode 0600)
+    /// and print its public key. Real validators already hold theirs.
+    BlsGenerate {
+        #[arg(long)]
+        out: PathBuf,
+        /// The password: the first line of this file (mode 0600).
+        #[arg(long, env = "CONCLAVE_PASSWORD_FILE")]
+        password_file: PathBuf,
+        /// Light scrypt parameters (4 MiB) instead of EIP-2335's (256 MiB): for test keys.
+        #[arg(long)]
+        light: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -115,6 +128,9 @@ enum RlnCommand {
         #[arg(long, default_value_t = 10)]
         limit: u32,
     },
+    /// Register an RLN membership signed by an Ethereum validator's BLS key (from its EIP-2335
+    /// keystore): submit it, or with `--out` write it for `conclave registry submit`.
+    RegisterValidator(Box<validator::RegisterValidatorArgs>),
 }
 
 /// The public half of an RLN identity, as the registry's `[[rln]]` entry wants it.
@@ -225,6 +241,19 @@ fn main() -> anyhow::Result<()> {
             println!("{}", key.address());
         }
         Command::Keys {
+            command:
+                KeysCommand::BlsGenerate {
+                    out,
+                    password_file,
+                    light,
+                },
+        } => {
+            println!("{}", validator::bls_generate(&out, &password_file, light)?);
+        }
+        Command::Rln {
+            command: RlnCommand::RegisterValidator(args),
+        } => runtime.block_on(validator::register_validator(*args))?,
+        Command::Keys {
             command: KeysCommand::Show { file },
         } => {
             let (kp, kt) = keys::load(&file)?;
@@ -269,14 +298,18 @@ fn main() -> anyhow::Result<()> {
         Command::Registry {
             command: RegistryCommand::Check { file },
         } => {
-            let view = conclave_registry::FileRegistry::load(&file)?;
+            let (view, skipped) = conclave_registry::FileRegistry::load(&file)?;
             println!(
-                "{}: {} operators, {} node keys, {} groups — valid",
+                "{}: {} operators, {} node keys, {} groups, {} RLN memberships — valid",
                 file.display(),
                 view.operators().count(),
                 view.nodes().count(),
-                view.groups().len()
+                view.groups().len(),
+                view.rln_members().count()
             );
+            for s in &skipped {
+                println!("skipped: {s}");
+            }
         }
         Command::Registry {
             command: RegistryCommand::Chain(cmd),

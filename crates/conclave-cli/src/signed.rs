@@ -124,7 +124,8 @@ pub enum SignedCommand {
         #[arg(required = true, num_args = 2..)]
         files: Vec<PathBuf>,
     },
-    /// Online: submit a signed action from any funded account (the relayer pays the gas).
+    /// Online: submit a signed action, or a validator's signed RLN registration, from any funded
+    /// account (the relayer pays the gas).
     Submit {
         file: PathBuf,
         #[command(flatten)]
@@ -326,6 +327,11 @@ pub async fn run(cmd: SignedCommand) -> anyhow::Result<()> {
             println!("wrote {}\n{}", out.display(), describe(&combined));
         }
         SignedCommand::Submit { file, chain } => {
+            if let Some(reg) = crate::validator::read_if_registration(&file)? {
+                let relayer =
+                    RegistryAdmin::connect(&chain.rpc_url, reg.registry, chain::signer(&chain)?)?;
+                return crate::validator::submit(&relayer, &reg, &file).await;
+            }
             let a = read_action(&file)?;
             let relayer =
                 RegistryAdmin::connect(&chain.rpc_url, a.registry, chain::signer(&chain)?)?;

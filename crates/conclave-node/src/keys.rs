@@ -107,7 +107,7 @@ pub fn generate(path: &Path, key_type: KeyType) -> Result<PeerId, KeyError> {
 }
 
 /// Creates `path` with mode 0600 (never overwriting) and writes `text` durably.
-pub(crate) fn write_secret_file(path: &Path, text: &str) -> Result<(), KeyError> {
+pub fn write_secret_file(path: &Path, text: &str) -> Result<(), KeyError> {
     let io = |source| KeyError::Io {
         path: path.to_owned(),
         source,

@@ -2,6 +2,7 @@
 //! format geth, alloy and eth-keystore read and write), unlocked with a password read from a
 //! file (for unattended use; never a flag value). Keystores and password files are refused when
 //! group or others can read them, and the password and secret are wiped from memory after use.
+//! Validators' BLS keys come in their own format, EIP-2335, with the same rules.
 
 use std::path::Path;
 
@@ -59,6 +60,57 @@ pub fn write_eth_keystore(
     write_secret_file(path, &json)
 }
 
+/// Opens an EIP-2335 validator keystore (Lighthouse, Prysm, the staking deposit CLI) with the
+/// password in `password_file`; the key it holds must be the public key it states, if any.
+pub fn load_validator_keystore(
+    path: &Path,
+    password_file: &Path,
+) -> Result<conclave_bls::ValidatorSecret, KeyError> {
+    let password = read_password(password_file)?;
+    let text = read_secret_file(path)?;
+    let format = |message: String| KeyError::Format {
+        path: path.to_owned(),
+        message,
+    };
+    let opened = conclave_keystore::eip2335::decrypt(&text, &password, Limits::default())
+        .map_err(|e| match e {
+            KeystoreError::WrongPassword => format(format!(
+                "wrong password: the keystore's checksum does not match (is {} the right password file?)",
+                password_file.display()
+            )),
+            e => format(e.to_string()),
+        })?;
+    let secret = conclave_bls::ValidatorSecret::from_bytes(&opened.secret)
+        .map_err(|e| format(format!("the keystore holds no BLS key ({e})")))?;
+    if let Some(stated) = &opened.pubkey {
+        let derived = hex::encode(secret.public_key());
+        if stated.trim_start_matches("0x") != derived {
+            return Err(format(format!(
+                "the keystore states public key {stated} but holds the key of 0x{derived}"
+            )));
+        }
+    }
+    Ok(secret)
+}
+
+/// Writes `secret` as a new EIP-2335 keystore at `path` (mode 0600, never overwritten).
+pub fn write_validator_keystore(
+    path: &Path,
+    secret: &conclave_bls::ValidatorSecret,
+    password_file: &Path,
+    strength: Strength,
+) -> Result<(), KeyError> {
+    let password = read_password(password_file)?;
+    let json = conclave_keystore::eip2335::encrypt(
+        secret.to_bytes().as_ref(),
+        &password,
+        &hex::encode(secret.public_key()),
+        "m/12381/3600/0/0/0",
+        strength,
+    );
+    write_secret_file(path, &json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +154,23 @@ mod tests {
             load_eth_keystore(&path, &loose),
             Err(KeyError::Permissions { .. })
         ));
+    }
+
+    #[test]
+    fn a_validator_keystore_opens_with_its_password_and_a_wrong_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = private(dir.path(), "pw", "validator pass\n");
+        let wrong = private(dir.path(), "wrong", "guess\n");
+        let secret = conclave_bls::ValidatorSecret::generate().unwrap();
+        let path = dir.path().join("keystore.json");
+        write_validator_keystore(&path, &secret, &pw, Strength::Light).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let opened = load_validator_keystore(&path, &pw).unwrap();
+        assert_eq!(opened.public_key(), secret.public_key());
+        let e = load_validator_keystore(&path, &wrong)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("wrong password") && e.contains("wrong"), "{e}");
     }
 }

@@ -225,6 +225,7 @@ async fn track_registry(readiness: readiness::Readiness, metrics: Arc<NodeMetric
             metrics.registry_revision.set(s.revision as i64);
             metrics.registry_rejected.set(s.rejected_updates as i64);
             metrics.registry_stale.set(i64::from(s.stale));
+            metrics.registry_skipped.set(s.skipped.len() as i64);
             if let Some(b) = s.synced_block {
                 metrics.registry_synced_block.set(b as i64);
             }

@@ -102,6 +102,7 @@ pub(crate) struct NodeMetrics {
     pub registry_rejected: Gauge,
     pub registry_members: Gauge,
     pub registry_stale: Gauge,
+    pub registry_skipped: Gauge,
     pub registry_synced_block: Gauge,
     pub self_member: Gauge,
     pub ready: Gauge,
@@ -163,6 +164,11 @@ impl NodeMetrics {
             "registry_stale",
             "1 while the registry source cannot be read (the last view stays in force)",
             m.registry_stale.clone(),
+        );
+        registry.register(
+            "registry_skipped_entries",
+            "Registry entries left out of the view in force, each named in /v1/membership (a validator registration whose BLS signature fails, a validator's second leaf, an undefined scope, ...)",
+            m.registry_skipped.clone(),
         );
         registry.register(
             "registry_synced_block",

@@ -69,6 +69,11 @@ pub struct DevnetArgs {
     /// With `--chain anvil`: whether operators send their own transactions or sign offline.
     #[arg(long, value_enum, default_value = "online")]
     pub cold_keys: ColdKeys,
+    /// Register every member's RLN membership through an Ethereum validator's BLS key (EIP-2335
+    /// keystores in the devnet directory), then try a forged registration and a validator's
+    /// second one: refused on-chain (`--chain anvil`), or left out by every member (file).
+    #[arg(long)]
+    pub rln_validators: bool,
     /// Block interval of the anvil chain (`--chain anvil`).
     #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub block_time: Duration,

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use conclave_api::ColdKeysReport;
+use conclave_api::{ColdKeysReport, ValidatorsReport};
+use conclave_bls::ValidatorSecret;
 use conclave_core::{GroupId, OperatorId, PeerId};
 use conclave_node::keys::{self, KeyType};
 use conclave_node::NodeConfig;
@@ -27,6 +28,7 @@ use super::common::{CONFIRMATIONS, ROTATION_KEY_DIR, TOPIC};
 use super::config;
 use super::operators::{Operator, Relayer};
 use super::registry::Entry;
+use super::validators;
 
 /// With offline cold keys, member 1's operator is a 2-of-3 Safe (not node-0, which rotates,
 /// nor the member that gets revoked: both go through ordinary cold keys).
@@ -35,6 +37,14 @@ const SAFE_MEMBER: usize = 1;
 /// Scope bits of every member's node key: the devnet topic, coordination, RLN slashing, chain
 /// tips (the watchdog's announcements).
 const SCOPES: u64 = 0b1111;
+
+/// How the devnet's chain runs: its block interval, where operators' keys are, and whether
+/// validators register the RLN memberships.
+pub struct ChainPlan<'a> {
+    pub block_time: Duration,
+    pub cold: ColdKeys,
+    pub validator_keys: Option<&'a [ValidatorSecret]>,
+}
 
 pub struct ChainNet {
     anvil: Anvil,
@@ -49,6 +59,8 @@ pub struct ChainNet {
     pub block_time: Duration,
     /// node-0's next key (in its key directory) once generated.
     rotation_key: Option<PeerId>,
+    /// With `--rln-validators`: the memberships validators registered, and the refusals.
+    pub validators: Option<ValidatorsReport>,
 }
 
 impl ChainNet {
@@ -60,9 +72,13 @@ impl ChainNet {
         victim: usize,
         groups: &[(GroupId, Vec<usize>)],
         rln: &[RlnEntry],
-        block_time: Duration,
-        cold: ColdKeys,
+        how: ChainPlan<'_>,
     ) -> anyhow::Result<ChainNet> {
+        let ChainPlan {
+            block_time,
+            cold,
+            validator_keys,
+        } = how;
         let anvil = Anvil::spawn(&[]).context("starting anvil (run scripts/install-deps.sh)")?;
         let (gov, _) = RegistryAdmin::deploy(&anvil.url, admin::parse_eth_key(DEV_KEY_0)?).await?;
         gov.define_scope(0, TOPIC).await?;
@@ -122,16 +138,29 @@ impl ChainNet {
         // Each member's operator registers its RLN membership: leaf i is member i's. Each node
         // gets a funded hot account to submit removals of slashed members with (offline: the
         // relayer's, so every transaction comes from the relayer or governance).
+        // With validator keys, each validator signs its member's registration instead and the
+        // relayer (or governance) submits it.
+        let validators = match validator_keys {
+            Some(keys) => {
+                let ids: Vec<OperatorId> = operators.iter().map(Operator::id).collect();
+                let submitter = relayer.as_ref().map_or(&gov, |r| &r.admin);
+                Some(validators::register_on_chain(dir, &gov, submitter, &ids, rln, keys).await?)
+            }
+            None => None,
+        };
         for (i, e) in rln.iter().enumerate() {
-            let rate =
-                conclave_rln::fr_to_bytes(&conclave_rln::fr_from_hex(&e.rate_commitment).map_err(
-                    |err| anyhow::anyhow!("rate commitment {}: {err}", e.rate_commitment),
-                )?);
-            let register = OperatorAction::RegisterRln {
-                rate_commitment: rate.into(),
-                limit: e.limit,
-            };
-            operators[i].act(register, relayer.as_ref()).await?;
+            if validators.is_none() {
+                let rate = conclave_rln::fr_to_bytes(
+                    &conclave_rln::fr_from_hex(&e.rate_commitment).map_err(|err| {
+                        anyhow::anyhow!("rate commitment {}: {err}", e.rate_commitment)
+                    })?,
+                );
+                let register = OperatorAction::RegisterRln {
+                    rate_commitment: rate.into(),
+                    limit: e.limit,
+                };
+                operators[i].act(register, relayer.as_ref()).await?;
+            }
             let hot_file = dir.join(format!("node-{i}.eth"));
             match &relayer {
                 Some(r) => r.write_key(&hot_file)?,
@@ -160,6 +189,7 @@ impl ChainNet {
             miner: None,
             block_time,
             rotation_key,
+            validators,
         };
         net.anvil.mine(CONFIRMATIONS).await?;
         println!(

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use conclave_api::{
     ChainSetup, ColdKeysReport, IntruderReport, NodeUsage, RemovalReport, RlnReport, TrafficReport,
-    TrafficSetup,
+    TrafficSetup, ValidatorsReport,
 };
 use conclave_core::{GroupId, OperatorId};
 use conclave_node::keys::{self, KeyType};
@@ -16,7 +16,7 @@ use conclave_node::NodeConfig;
 use conclave_registry::RlnEntry;
 
 use super::args::{ChainKind, DevnetArgs};
-use super::chain::ChainNet;
+use super::chain::{ChainNet, ChainPlan};
 use super::client::{self, http_client, metric_sum, peer_ids, wait_ready};
 use super::cluster::{self, await_api, member_keys, stop, NodeProc};
 use super::common::{
@@ -25,7 +25,7 @@ use super::common::{
 use super::registry::{self, Entry};
 use super::timeline::{Course, Registry};
 use super::traffic::{self, Publishers, Tally};
-use super::{config, coord, rln};
+use super::{config, coord, rln, validators};
 
 /// The members' registry file.
 const REGISTRY: &str = "registry.toml";
@@ -45,6 +45,8 @@ struct Run<'a> {
     groups: Vec<(GroupId, Vec<usize>)>,
     /// Empty with fewer than 4 members: the anonymous channel is not run.
     rln: Vec<RlnEntry>,
+    /// With `--rln-validators` on a registry file: the registrations and forgeries in it.
+    validators: Option<ValidatorsReport>,
     chain: Option<ChainNet>,
     /// The clock chain's genesis (file registry).
     genesis_ms: u64,
@@ -67,10 +69,21 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Tr
     let groups = coord::groups(victim, args.group_seats);
     // The anonymous channel: memberships in the registry file or registered on-chain, with a
     // spammer and its twin besides the member that gets removed.
-    let rln = if n >= 4 {
+    let mut rln = if n >= 4 {
         rln::identities(dir, n, RLN_LIMIT)?
     } else {
         Vec::new()
+    };
+    let secrets = match (args.rln_validators, rln.is_empty()) {
+        (false, _) => None,
+        (true, true) => {
+            anyhow::bail!("--rln-validators needs at least 4 nodes (the anonymous channel)")
+        }
+        (true, false) => Some(validators::keystores(dir, n)?),
+    };
+    let file_validators = match (&secrets, args.chain) {
+        (Some(s), ChainKind::File) => Some(validators::sign_file_entries(dir, &mut rln, s)?),
+        _ => None,
     };
     let bare: Vec<Entry> = (0..n).map(|i| Entry::bare(i, &peers[i])).collect();
     for file in [REGISTRY, VICTIM_REGISTRY] {
@@ -85,8 +98,11 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Tr
                 victim,
                 &groups,
                 &rln,
-                args.block_time,
-                args.cold_keys,
+                ChainPlan {
+                    block_time: args.block_time,
+                    cold: args.cold_keys,
+                    validator_keys: secrets.as_deref(),
+                },
             )
             .await?,
         ),
@@ -100,6 +116,7 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<Tr
         intruder_peer,
         groups,
         rln,
+        validators: file_validators,
         chain,
         genesis_ms: now_ms(),
         started: Instant::now(),
@@ -253,7 +270,8 @@ impl Run<'_> {
         publishers.stop().await;
         tokio::time::sleep(DRAIN).await;
 
-        // The anonymous channel, on the members still registered.
+        // The anonymous channel, on the members still registered (by validators, if asked).
+        let validators = self.validators_phase(nodes).await?;
         let rln = self.rln_phase(nodes).await?;
         let coordination = self.coordination(nodes, first_block).await?;
         // After the anonymous channel: its on-chain removal may go out from the relayer too.
@@ -320,9 +338,27 @@ impl Run<'_> {
             rln,
             nodes: usage,
             cold_keys,
+            validators,
         };
         report.ok = passed(&report);
         Ok(report)
+    }
+
+    /// The validators' registrations: refused on-chain already, or (file) asked of every member
+    /// still registered.
+    async fn validators_phase(
+        &self,
+        nodes: &[NodeProc],
+    ) -> anyhow::Result<Option<ValidatorsReport>> {
+        if let Some(c) = &self.chain {
+            return Ok(c.validators.clone());
+        }
+        let Some(report) = &self.validators else {
+            return Ok(None);
+        };
+        let mut report = report.clone();
+        validators::check_nodes(&self.http, &nodes[..self.victim()], &mut report).await?;
+        Ok(Some(report))
     }
 
     /// The anonymous channel's phase, when the members hold RLN identities.
@@ -393,4 +429,5 @@ fn passed(r: &TrafficReport) -> bool {
         && r.coordination.ok()
         && r.rln.as_ref().is_none_or(RlnReport::ok)
         && r.cold_keys.as_ref().is_none_or(ColdKeysReport::ok)
+        && r.validators.as_ref().is_none_or(ValidatorsReport::ok)
 }

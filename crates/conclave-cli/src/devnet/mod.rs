@@ -36,6 +36,7 @@ pub mod strangers;
 mod tcp_cut;
 mod timeline;
 mod traffic;
+mod validators;
 
 use anyhow::{bail, Context};
 use conclave_api::DevnetReport;

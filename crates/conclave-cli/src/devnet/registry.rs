@@ -65,10 +65,14 @@ pub fn document(entries: &[Entry], groups: &[(GroupId, Vec<usize>)], rln: &[RlnE
                 seats: seats.iter().map(|i| operator(*i).to_string()).collect(),
             })
             .collect(),
-        // A member's RLN leaf goes with its registration.
+        // A member's RLN leaves go with its operator's registration.
         rln: rln
             .iter()
-            .filter(|r| present(&(r.index as usize)))
+            .filter(|r| {
+                entries
+                    .iter()
+                    .any(|e| operator(e.index).to_string() == r.operator)
+            })
             .cloned()
             .collect(),
     };

@@ -35,6 +35,8 @@ pub fn identities(dir: &Path, n: usize, limit: u32) -> anyhow::Result<Vec<RlnEnt
                     conclave_rln::fr_to_hex(&id.rate_commitment(limit))
                 ),
                 limit,
+                validator_pubkey: None,
+                validator_signature: None,
             })
         })
         .collect()

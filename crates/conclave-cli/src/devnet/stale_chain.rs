@@ -15,7 +15,7 @@ use conclave_core::GroupId;
 use conclave_node::NodeConfig;
 
 use super::args::DevnetArgs;
-use super::chain::ChainNet;
+use super::chain::{ChainNet, ChainPlan};
 use super::client::{self, expect, http_client, wait_ready};
 use super::cluster::{self, await_api, member_keys, stop, NodeProc};
 use super::common::{CHAIN_WINDOWS, EXPECT};
@@ -57,8 +57,11 @@ pub async fn run(args: &DevnetArgs, dir: &Path, exe: &Path) -> anyhow::Result<St
         frozen,
         &groups,
         &[],
-        args.block_time,
-        args.cold_keys,
+        ChainPlan {
+            block_time: args.block_time,
+            cold: args.cold_keys,
+            validator_keys: None,
+        },
     )
     .await?;
     let http = http_client()?;

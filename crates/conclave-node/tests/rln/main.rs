@@ -51,6 +51,8 @@ fn registry(peers: &[String], rate: &[String], limit: u32, addrs: &[Vec<String>]
                 index: i as u32 * 2,
                 rate_commitment: r.clone(),
                 limit,
+                validator_pubkey: None,
+                validator_signature: None,
             })
         },
     )

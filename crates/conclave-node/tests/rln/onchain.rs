@@ -2,12 +2,14 @@
 
 use super::*;
 
-/// With the on-chain registry: memberships are registered through the contract, and a double
+/// With the on-chain registry: memberships are registered through the contract (three of five
+/// by Ethereum validators' BLS signatures, and they reach every node's tree), and a double
 /// signal removes the member on every node and, once, on-chain — submitted by one node (any
 /// account may: the contract checks the revealed secret), the others finding it done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_evm_registry_one_node_removes_the_spammer_on_chain() {
     use conclave_registry::evm::anvil::DEV_KEYS;
+    use conclave_registry::evm::validators::SignedRegistration;
     use conclave_registry::evm::OPEN_ENDED;
 
     let dir = tempfile::tempdir().unwrap();
@@ -29,10 +31,29 @@ async fn with_the_evm_registry_one_node_removes_the_spammer_on_chain() {
         op.authorize(&peer, 1, 0, OPEN_ENDED).await.unwrap();
         let id = keys::generate_rln(&d.join(format!("{n}.rln"))).unwrap();
         let rate = id.rate_commitment(LIMIT);
-        let (_, index) = op
-            .register_rln(conclave_rln::fr_to_bytes(&rate), LIMIT)
+        let commitment = conclave_rln::fr_to_bytes(&rate);
+        // Members c, d and e join as Ethereum validators: governance admits each validator key
+        // under its operator, the validator signs with BLS, and anyone (here governance's
+        // account) submits; the contract and every node check the signature.
+        let (_, index) = if i < 2 {
+            op.register_rln(commitment, LIMIT).await.unwrap()
+        } else {
+            let validator = conclave_bls::ValidatorSecret::generate().unwrap();
+            gov.assign_validators(
+                conclave_core::OperatorId(op.signer().0 .0),
+                &[validator.public_key()],
+            )
             .await
             .unwrap();
+            let signed = SignedRegistration::sign(
+                &validator,
+                commitment,
+                LIMIT,
+                gov.chain_id().await.unwrap(),
+                gov.contract(),
+            );
+            gov.register_validator(&signed).await.unwrap()
+        };
         regs.push(RlnRegistration {
             index: index as u32,
             rate_commitment: rate,
