@@ -5,7 +5,7 @@
 
 use super::*;
 
-fn run(args: &[&str], eth_key: Option<&str>) -> Output {
+pub(super) fn run(args: &[&str], eth_key: Option<&str>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_conclave"));
     c.args(args)
         .env_remove("CONCLAVE_LOG")
@@ -17,19 +17,19 @@ fn run(args: &[&str], eth_key: Option<&str>) -> Output {
     c.output().unwrap()
 }
 
-fn ok(out: Output) -> String {
+pub(super) fn ok(out: Output) -> String {
     assert!(out.status.success(), "{}", stderr(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn private_file(path: &std::path::Path, text: &str) {
+pub(super) fn private_file(path: &std::path::Path, text: &str) {
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// The online machine's part: governance deploys a registry and admits `operator`, and the
 /// registry is shown into `show_file` for the offline machine. Returns the contract.
-fn online_registry(url: &str, operator: &str, show_file: &std::path::Path) -> String {
+pub(super) fn online_registry(url: &str, operator: &str, show_file: &std::path::Path) -> String {
     use conclave_registry::evm::anvil::DEV_KEYS;
     let text = ok(run(
         &["registry", "deploy", "--rpc-url", url],

@@ -167,6 +167,63 @@ fn devnet_with_offline_cold_keys_has_no_operator_send_a_transaction() {
     );
 }
 
+/// Every member's RLN membership registered by a validator's BLS key from its EIP-2335
+/// keystore; on anvil the contract refuses a forged and a repeated registration, and the RLN
+/// phase runs on the validators' memberships.
+#[test]
+fn devnet_validators_register_on_chain_and_the_forgeries_are_refused() {
+    let (text, report) = devnet_with_report(&[
+        "--chain",
+        "anvil",
+        "--rln-validators",
+        "--nodes",
+        "4",
+        "--duration",
+        "6s",
+    ]);
+    assert!(
+        text.contains("RLN memberships registered by validator BLS keys"),
+        "{text}"
+    );
+    let r = traffic(report);
+    assert_clean_run(&r);
+    let v = r.validators.expect("a validators report");
+    assert_eq!(v.registry, "anvil");
+    assert_eq!(v.accepted.len(), 4);
+    assert!(
+        v.accepted.iter().all(|a| a.gas.is_some_and(|g| g > 0)),
+        "{v:?}"
+    );
+    let why: Vec<&str> = v
+        .refused
+        .iter()
+        .filter_map(|r| r.refusal.as_deref())
+        .collect();
+    assert_eq!(why.len(), 2, "{v:?}");
+    assert!(why[0].contains("BLS signature is not validator"), "{why:?}");
+    assert!(why[1].contains("has already registered"), "{why:?}");
+    assert!(r.rln.is_some_and(|rln| rln.ok()));
+}
+
+/// With a registry file the forgeries are in the file: every member leaves them out.
+#[test]
+fn devnet_validators_in_a_file_every_member_skips_the_forgeries() {
+    let (_, report) = devnet_with_report(&["--rln-validators", "--nodes", "4", "--duration", "6s"]);
+    let r = traffic(report);
+    assert_clean_run(&r);
+    let v = r.validators.expect("a validators report");
+    assert_eq!((v.registry.as_str(), v.accepted.len()), ("file", 4));
+    assert_eq!(v.nodes_skipping, Some((3, 3)), "{v:?}");
+    assert!(
+        v.refused.iter().all(|r| r
+            .refusal
+            .as_deref()
+            .is_some_and(|w| w.contains("skipped by every member"))),
+        "{v:?}"
+    );
+    assert!(r.rln.is_some_and(|rln| rln.ok()));
+}
+
 /// A member's chain source freezes on anvil: it follows the members' headers, keeps
 /// coordinating and returns to its source.
 #[test]

@@ -8,6 +8,7 @@ mod faults;
 mod keys;
 mod node;
 mod registry;
+mod validators;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
