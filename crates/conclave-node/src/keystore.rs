@@ -26,6 +26,22 @@ pub fn read_password(path: &Path) -> Result<Zeroizing<String>, KeyError> {
     Ok(Zeroizing::new(line.to_owned()))
 }
 
+/// A keystore's refusal as an error about `path`; a wrong password (`wrong` says how it was
+/// told) points at the password file.
+fn refused(path: &Path, password_file: &Path, e: KeystoreError, wrong: &str) -> KeyError {
+    let message = match e {
+        KeystoreError::WrongPassword => format!(
+            "{wrong} (is {} the right password file?)",
+            password_file.display()
+        ),
+        e => e.to_string(),
+    };
+    KeyError::Format {
+        path: path.to_owned(),
+        message,
+    }
+}
+
 /// Decrypts the keystore at `path` with the password in `password_file`.
 pub fn load_eth_keystore(path: &Path, password_file: &Path) -> Result<PrivateKeySigner, KeyError> {
     let password = read_password(password_file)?;
@@ -35,12 +51,13 @@ pub fn load_eth_keystore(path: &Path, password_file: &Path) -> Result<PrivateKey
         message,
     };
     let secret = conclave_keystore::decrypt(&text, password.as_bytes(), Limits::default())
-        .map_err(|e| match e {
-            KeystoreError::WrongPassword => format(format!(
-                "{e} (is {} the right password file?)",
-                password_file.display()
-            )),
-            e => format(e.to_string()),
+        .map_err(|e| {
+            refused(
+                path,
+                password_file,
+                e,
+                "wrong password: the keystore's MAC does not match",
+            )
         })?;
     PrivateKeySigner::from_slice(&secret)
         .map_err(|e| format(format!("the keystore holds no secp256k1 key ({e})")))
@@ -72,13 +89,14 @@ pub fn load_validator_keystore(
         path: path.to_owned(),
         message,
     };
-    let opened = conclave_keystore::eip2335::decrypt(&text, &password, Limits::default())
-        .map_err(|e| match e {
-            KeystoreError::WrongPassword => format(format!(
-                "wrong password: the keystore's checksum does not match (is {} the right password file?)",
-                password_file.display()
-            )),
-            e => format(e.to_string()),
+    let opened =
+        conclave_keystore::eip2335::decrypt(&text, &password, Limits::default()).map_err(|e| {
+            refused(
+                path,
+                password_file,
+                e,
+                "wrong password: the keystore's checksum does not match",
+            )
         })?;
     let secret = conclave_bls::ValidatorSecret::from_bytes(&opened.secret)
         .map_err(|e| format(format!("the keystore holds no BLS key ({e})")))?;
