@@ -50,6 +50,9 @@ pub struct RlnLeafAnswer {
     /// `0x`-prefixed hex of the 32-byte rate commitment.
     pub rate_commitment: String,
     pub limit: u32,
+    /// `0x`-prefixed hex of the Ethereum validator key that registered it (checked), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator: Option<String>,
 }
 
 /// `GET /v1/membership`: the view and the registry source's health.

@@ -118,6 +118,9 @@ pub struct RlnMember {
     pub rate_commitment: [u8; 32],
     /// Messages per epoch.
     pub limit: u32,
+    /// The Ethereum validator key (48 bytes, compressed G1) whose signature over this
+    /// membership the registry source checked; `None` for an operator's own registration.
+    pub validator: Option<[u8; 48]>,
 }
 
 /// The BN254 scalar field modulus, big-endian: a rate commitment must be below it.

@@ -340,12 +340,12 @@ impl RegistryDocument {
                     "32 bytes as 64 hex digits (0x optional)".into(),
                 )
             })?;
-            if let Some(v) =
+            let validator =
                 validator_of(r, rate_commitment).map_err(|(field, value, expected)| {
                     field_err(entry.clone(), field, &value, expected.into())
-                })?
-            {
-                if let Err(e) = validators.admit(r.index, &v) {
+                })?;
+            if let Some(v) = &validator {
+                if let Err(e) = validators.admit(r.index, v) {
                     skipped.push(format!("{entry}: {e}"));
                     continue;
                 }
@@ -356,6 +356,7 @@ impl RegistryDocument {
                     index: r.index,
                     rate_commitment,
                     limit: r.limit,
+                    validator: validator.map(|v| v.pubkey),
                 })
                 .map_err(|e| structure(entry, e))?;
         }

@@ -200,8 +200,16 @@ async fn a_valid_registration_lands_once_and_each_mistake_has_its_own_error() {
     .await
     .unwrap();
     let view = registry.view();
-    let leaves: Vec<u32> = view.borrow().rln_members().map(|m| m.index).collect();
-    assert_eq!(leaves, [0, 1]);
+    let leaves: Vec<_> = view
+        .borrow()
+        .rln_members()
+        .map(|m| (m.index, m.validator))
+        .collect();
+    assert_eq!(
+        leaves,
+        [(0, Some(admitted[0])), (1, Some(admitted[1]))],
+        "each leaf names the validator that signed it"
+    );
     assert!(registry.status().borrow().skipped.is_empty());
 }
 

@@ -314,10 +314,15 @@ async fn a_forged_or_repeated_validator_entry_is_skipped_and_named_the_rest_stay
         .rln(validator_entry(2, &v1, &v1))
         .write(&path);
     let reg = FileRegistry::spawn(&path, Duration::from_millis(20)).unwrap();
-    let leaves: Vec<u32> = reg.view().borrow().rln_members().map(|m| m.index).collect();
+    let leaves: Vec<_> = reg
+        .view()
+        .borrow()
+        .rln_members()
+        .map(|m| (m.index, m.validator))
+        .collect();
     assert_eq!(
         leaves,
-        [0],
+        [(0, Some(v1.public_key()))],
         "the forged leaf and the validator's second leaf are left out"
     );
     let skipped = reg.status().borrow().skipped.clone();

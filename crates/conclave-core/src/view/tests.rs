@@ -148,6 +148,7 @@ fn rln_members_are_checked() {
         index: 4,
         rate_commitment: [7; 32],
         limit: 3,
+        validator: None,
     };
     vb.rln_member(m).unwrap();
     assert_eq!(
@@ -231,6 +232,7 @@ fn an_operator_holds_rln_memberships_up_to_its_cap() {
         index,
         rate_commitment: [index as u8; 32],
         limit: 1,
+        validator: None,
     };
     for index in [2, 5, 7] {
         vb.rln_member(m(op(1), index)).unwrap();

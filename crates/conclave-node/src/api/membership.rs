@@ -72,6 +72,7 @@ pub fn describe_view(
                 operator: m.operator.to_string(),
                 rate_commitment: format!("0x{}", hex::encode(m.rate_commitment)),
                 limit: m.limit,
+                validator: m.validator.map(|v| format!("0x{}", hex::encode(v))),
             })
             .collect(),
     }

@@ -102,6 +102,12 @@ async fn with_the_evm_registry_one_node_removes_the_spammer_on_chain() {
     }
     let v: MembershipAnswer = get_json(&nodes[0], "/v1/membership").await;
     assert_eq!(v.view.rln.len(), 5, "{v:?}");
+    let by_validator: Vec<bool> = v.view.rln.iter().map(|l| l.validator.is_some()).collect();
+    assert_eq!(
+        by_validator,
+        [false, false, true, true, true],
+        "/v1/membership names the validator of each leaf it registered: {v:?}"
+    );
 
     let spammer = 4;
     let leaf = u64::from(regs[spammer].index);

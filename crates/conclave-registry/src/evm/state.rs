@@ -275,6 +275,7 @@ impl ChainState {
                 index,
                 rate_commitment: r.rate_commitment,
                 limit: r.limit,
+                validator: r.validator.as_ref().map(|v| v.pubkey),
             };
             if let Err(e) = b.rln_member(member) {
                 skipped.push(e.to_string());
