@@ -6,6 +6,7 @@
 //! here but the [`ProofPool`] is sans-IO and tested without a network; proofs run on the pool's
 //! threads, never on the async runtime.
 
+mod batch;
 mod channel;
 mod epoch;
 mod field;
@@ -15,6 +16,7 @@ mod message;
 mod nullifier_log;
 mod pool;
 
+pub use batch::{public_inputs, BatchVerifier};
 pub use channel::{
     Draft, EvidenceError, ExaminedEvidence, Ignored, Outcome, Pending, PublishError, Rejection,
     RlnChannel, SlashingEvidence,
@@ -27,5 +29,5 @@ pub use message::{
     pad, unpad, DecodeError, PadError, RlnFrame, RlnMessage, MAX_PAYLOAD, PAD_BUCKETS, PROOF_LEN,
 };
 pub use nullifier_log::{LogFull, NullifierLog, Seen};
-pub use pool::{PoolError, ProofPool, Proved, Timed};
+pub use pool::{PoolError, ProofPool, Proved, Timed, MAX_BATCH};
 pub use rln::prelude::{Fr, PartialProof};

@@ -342,3 +342,71 @@ async fn partial_proofs_finish_into_valid_proofs() {
         ));
     }
 }
+
+/// Proofs checked as one batch (one multi-pairing, one final exponentiation): valid proofs pass
+/// together; one proof moved to another message's values, or one message's signal changed,
+/// fails the whole batch. The pool, handed such a batch, finds the bad checks alone and still
+/// passes the others — as zerokit's verifier judges each.
+#[tokio::test]
+async fn proofs_verify_in_batches_and_a_bad_one_fails_only_itself() {
+    use conclave_rln::BatchVerifier;
+    use rln::prelude::RLNProofValues;
+
+    let net = net(3);
+    let ch = channel(&net, "conclave/test");
+    let mut checks = Vec::new();
+    for who in 0..3 {
+        for id in 0..LIMIT {
+            let raw = make(&net, &ch, who, &[who as u8; 40], NOW, id).await;
+            checks.push(ch.precheck(TOPIC, &raw, NOW).unwrap().proof());
+        }
+    }
+    let batcher = BatchVerifier::for_channel();
+    let rng = &mut rand::thread_rng();
+    let all: Vec<_> = checks.iter().map(|(p, v)| (p, v)).collect();
+    assert!(
+        batcher.verify(&all, rng),
+        "six valid proofs verify together"
+    );
+    assert!(batcher.verify(&all[..1], rng), "and one alone");
+    assert!(
+        batcher.verify(&[], rng),
+        "an empty batch holds nothing false"
+    );
+
+    let mut swapped = all.clone();
+    swapped[2] = (all[3].0, all[2].1);
+    assert!(
+        !batcher.verify(&swapped, rng),
+        "a proof under another's values"
+    );
+
+    let v = &checks[4].1;
+    let other_signal = RLNProofValues::new_single()
+        .y(v.y().unwrap())
+        .root(v.root())
+        .nullifier(v.nullifier().unwrap())
+        .x(v.x() + conclave_rln::Fr::from(1u64))
+        .external_nullifier(v.external_nullifier())
+        .build();
+    let mut tampered = all.clone();
+    tampered[4] = (all[4].0, &other_signal);
+    assert!(!batcher.verify(&tampered, rng), "a changed signal");
+
+    // The pool: every check submitted at once, the swapped and the tampered among them.
+    let mut jobs: Vec<(rln::prelude::Proof, RLNProofValues)> = checks.clone();
+    jobs[2] = (checks[3].0.clone(), checks[2].1.clone());
+    jobs[4] = (checks[4].0.clone(), other_signal.clone());
+    let handles: Vec<_> = jobs
+        .into_iter()
+        .map(|(p, v)| {
+            let pool = net.pool.clone();
+            tokio::spawn(async move { pool.verify(p, v).await.unwrap().value })
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for h in handles {
+        verdicts.push(h.await.unwrap());
+    }
+    assert_eq!(verdicts, [true, true, false, true, false, true]);
+}

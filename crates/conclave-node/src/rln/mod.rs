@@ -46,9 +46,9 @@ const LOG_MAX_ENTRIES: usize = 200_000;
 const LOG_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// Removed secrets carried per announcement.
 const MAX_ANNOUNCED: usize = 1024;
-/// Messages judged at once: one on the verifier and one ready for it, so the verifier never
-/// idles and the [`ProofScheduler`], not the pool's FIFO, decides what is checked next.
-const JUDGING: usize = 2;
+/// Messages judged at once, each from a different forwarder ([`ProofScheduler`]): the pool's
+/// verifier takes those waiting as one batch, so this is the largest batch.
+const JUDGING: usize = conclave_rln::MAX_BATCH;
 /// How long a forwarder of an invalid proof gets no verification (as long as a graylisted
 /// member is kept out).
 const SUSPENSION: Duration = Duration::from_secs(600);
@@ -257,6 +257,7 @@ impl RlnNode {
                 Some(done) = work.next(), if !work.is_empty() => {
                     let Done::Judged { from, invalid_proof } = done else { continue };
                     judging -= 1;
+                    waiting.judged(from);
                     if let (true, Some(peer)) = (invalid_proof, from) {
                         tracing::info!(%peer, "forwarded an invalid proof: suspended");
                         for (service, m) in waiting.invalid_proof(peer, Instant::now()) {

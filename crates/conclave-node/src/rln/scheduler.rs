@@ -5,7 +5,9 @@
 //! hostile member can send proofs faster than any node checks them. Messages wait here, in one
 //! queue per forwarder (the gossip peer or stem predecessor they came from), and are taken in
 //! turn, one per forwarder, so an honest forwarder's message waits behind at most one message of
-//! each other forwarder, however many they sent. When the queue is full, the newest message of
+//! each other forwarder, however many they sent. A forwarder has at most one message being
+//! judged at a time: the messages judged together (the pool verifies them as one batch) come from
+//! different forwarders, so a flooder's forged proof reaches the verifier one at a time. When the queue is full, the newest message of
 //! the longest per-forwarder queue makes room (a flooder's own backlog is what gets dropped). A
 //! forwarder whose message carried an invalid proof — which an honest node never forwards, since
 //! it verifies before forwarding — is suspended for a cool-down: its waiting messages are dropped
@@ -13,7 +15,7 @@
 //!
 //! Sans-IO: the caller passes the time and acts on what is returned.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
@@ -49,6 +51,8 @@ pub(crate) struct ProofScheduler<T> {
     /// Forwarders with waiting messages, in turn order; each appears once.
     turns: VecDeque<Forwarder>,
     waiting: usize,
+    /// Forwarders with a message being judged: their next waits for its verdict.
+    judging: HashSet<Forwarder>,
     capacity: usize,
     suspended: HashMap<PeerId, Instant>,
     cool_down: Duration,
@@ -61,6 +65,7 @@ impl<T> ProofScheduler<T> {
             queues: HashMap::new(),
             turns: VecDeque::new(),
             waiting: 0,
+            judging: HashSet::new(),
             capacity: capacity.max(1),
             suspended: HashMap::new(),
             cool_down,
@@ -100,18 +105,32 @@ impl<T> ProofScheduler<T> {
         Ok(evicted)
     }
 
-    /// The next message to judge: the oldest of the forwarder whose turn it is.
+    /// The next message to judge: the oldest of the first forwarder in turn that has none being
+    /// judged. It stays marked as being judged until [`Self::judged`].
     pub fn pop(&mut self) -> Option<(Forwarder, T)> {
-        let from = self.turns.pop_front()?;
-        let queue = self.queues.get_mut(&from)?;
-        let item = queue.pop_front()?;
-        self.waiting -= 1;
-        if queue.is_empty() {
-            self.queues.remove(&from);
-        } else {
-            self.turns.push_back(from);
+        for _ in 0..self.turns.len() {
+            let from = self.turns.pop_front()?;
+            if self.judging.contains(&from) {
+                self.turns.push_back(from);
+                continue;
+            }
+            let queue = self.queues.get_mut(&from)?;
+            let item = queue.pop_front()?;
+            self.waiting -= 1;
+            if queue.is_empty() {
+                self.queues.remove(&from);
+            } else {
+                self.turns.push_back(from);
+            }
+            self.judging.insert(from);
+            return Some((from, item));
         }
-        Some((from, item))
+        None
+    }
+
+    /// The message [`Self::pop`] gave out for `from` has its verdict: its next may be judged.
+    pub fn judged(&mut self, from: Forwarder) {
+        self.judging.remove(&from);
     }
 
     /// `from` forwarded an invalid proof: suspends it until `now + cool_down` and returns its
@@ -162,8 +181,14 @@ mod tests {
         (Some(PeerId::random()), Some(PeerId::random()))
     }
 
+    /// Judges one message at a time, as a verifier that finishes each before taking the next.
     fn drain(s: &mut ProofScheduler<u32>) -> Vec<u32> {
-        std::iter::from_fn(|| s.pop().map(|(_, i)| i)).collect()
+        std::iter::from_fn(|| {
+            let (from, i) = s.pop()?;
+            s.judged(from);
+            Some(i)
+        })
+        .collect()
     }
 
     #[test]
@@ -211,6 +236,7 @@ mod tests {
         }
         s.push(honest, 100, now).unwrap();
         assert_eq!(s.pop(), Some((flooder, 0)));
+        s.judged(flooder);
         assert_eq!(s.invalid_proof(flooder.unwrap(), now), vec![1, 2, 3, 4]);
         assert_eq!(s.push(flooder, 5, now), Err((5, Refused::Suspended)));
         assert_eq!(drain(&mut s), vec![100]);
@@ -230,10 +256,32 @@ mod tests {
         s.push(flooder, 1, now).unwrap();
         s.push(None, 2, now).unwrap();
         s.push(flooder, 3, now).unwrap();
+        assert_eq!(drain(&mut s), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn messages_judged_together_come_from_different_forwarders() {
+        let now = Instant::now();
+        let (flooder, honest) = peers();
+        let mut s = ProofScheduler::new(64, COOL_DOWN);
+        for i in 0..10 {
+            s.push(flooder, i, now).unwrap();
+        }
+        s.push(honest, 100, now).unwrap();
+        s.push(honest, 101, now).unwrap();
+        // A verifier taking all it can get at once gets one message per forwarder.
+        let batch: Vec<_> = std::iter::from_fn(|| s.pop()).collect();
+        assert_eq!(batch, vec![(flooder, 0), (honest, 100)]);
+        // The flooder's proof was forged: the rest of its backlog goes unjudged.
+        s.judged(flooder);
+        assert_eq!(s.invalid_proof(flooder.unwrap(), now).len(), 9);
         assert_eq!(
-            std::iter::from_fn(|| s.pop()).collect::<Vec<_>>(),
-            vec![(flooder, 1), (None, 2), (flooder, 3)]
+            s.pop(),
+            None,
+            "the honest forwarder's next waits for its verdict"
         );
+        s.judged(honest);
+        assert_eq!(s.pop(), Some((honest, 101)));
     }
 
     #[test]
