@@ -13,6 +13,7 @@ mod altnet;
 mod anonymity;
 mod cold_keys;
 mod faults;
+mod link_cuts;
 mod membership;
 mod messaging;
 mod report;
@@ -27,6 +28,7 @@ pub use altnet::{
 pub use anonymity::{random_guess, AnonymityReport, EstimatorScore, FirstSights};
 pub use cold_keys::{ColdKeysReport, OperatorSignatures};
 pub use faults::{AtRisk, FaultReport};
+pub use link_cuts::LinkCutsReport;
 pub use membership::{
     GroupAnswer, MembershipAnswer, NodeAnswer, OperatorAnswer, RlnLeafAnswer, ViewAnswer,
 };

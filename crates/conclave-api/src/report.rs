@@ -21,6 +21,8 @@ pub enum DevnetReport {
     Anonymity(crate::AnonymityReport),
     /// A network partition or a crashed member, and the recovery.
     Fault(crate::FaultReport),
+    /// Member pairs that cannot reach each other, and delivery through the others.
+    LinkCuts(crate::LinkCutsReport),
     /// sBTC's registry on a Clarity VM: the signer set rotates mid-run.
     StacksRotation(StacksRotationReport),
 }
@@ -33,6 +35,7 @@ impl DevnetReport {
             DevnetReport::StaleChain(r) => r.ok,
             DevnetReport::Anonymity(r) => r.ok,
             DevnetReport::Fault(r) => r.ok,
+            DevnetReport::LinkCuts(r) => r.ok,
             DevnetReport::StacksRotation(r) => r.ok,
         }
     }

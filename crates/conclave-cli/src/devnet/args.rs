@@ -53,6 +53,10 @@ pub enum Scenario {
     /// 1000 stranger connections in a few seconds at one member (half full handshakes, half
     /// stalled) while members keep up traffic and one restarts.
     Flood,
+    /// Each member on a host of its own (network namespaces; needs root), `--cut-pairs` of the
+    /// member pairs unable to reach each other for the whole run: every message must still
+    /// reach every member once, through the others.
+    LinkCuts,
 }
 
 #[derive(clap::Args)]
@@ -112,6 +116,10 @@ pub struct DevnetArgs {
     /// averages over many choices; production uses 10 minutes.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub stem_epoch: Duration,
+    /// Link-cuts: the share of member pairs cut apart (0 to 0.5; each member keeps two links
+    /// and the network stays connected).
+    #[arg(long, default_value_t = 0.3)]
+    pub cut_pairs: f64,
     /// Also write the final report as JSON (a `conclave_api::DevnetReport`) to this file; the
     /// benchmark harness reads it.
     #[arg(long)]

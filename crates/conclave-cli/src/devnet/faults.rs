@@ -49,6 +49,8 @@ impl Registered<'_> {
 /// A running cluster with a subscriber on every member.
 pub struct FaultNet {
     pub nodes: Vec<NodeProc>,
+    /// Member i's PeerId.
+    pub peers: Vec<String>,
     pub configs: Vec<NodeConfig>,
     pub http: reqwest::Client,
     pub tally: Arc<Mutex<Tally>>,
@@ -106,6 +108,7 @@ impl FaultNet {
         }
         Ok(FaultNet {
             nodes,
+            peers,
             configs,
             http,
             tally,

@@ -9,7 +9,7 @@
 //! [`cluster`] (processes), [`client`] (typed API calls), [`chain`]; then the parts of a run
 //! ([`traffic`], [`coord`], [`rln`], [`timeline`], [`estimate`], [`netns`] hosts and the
 //! [`faults`] books) and the scenarios ([`full`], [`stale_chain`], [`tcp_cut`], [`anonymity`],
-//! [`partition`], [`restart`], [`flood`], [`stacks`]).
+//! [`partition`], [`restart`], [`flood`], [`link_cuts`], [`stacks`]).
 
 mod anonymity;
 mod args;
@@ -24,6 +24,7 @@ mod faults;
 mod flood;
 mod full;
 mod kept;
+mod link_cuts;
 mod netns;
 mod operators;
 mod partition;
@@ -106,6 +107,10 @@ pub async fn run(args: DevnetArgs) -> anyhow::Result<bool> {
             Scenario::Restart => {
                 let r = restart::run(&args, &dir, &exe).await?;
                 (r.ok, Some(DevnetReport::Fault(r)))
+            }
+            Scenario::LinkCuts => {
+                let r = link_cuts::run(&args, &dir, &exe).await?;
+                (r.ok, Some(DevnetReport::LinkCuts(r)))
             }
         };
         if let (Some(path), Some(report)) = (&args.report, report) {

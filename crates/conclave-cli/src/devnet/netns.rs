@@ -1,9 +1,9 @@
 //! Hosts of their own for the fault scenarios: one Linux network namespace per member, all on
 //! one bridge that lives in a hub namespace of its own (so the machine's firewall never sees
 //! the traffic), and a link from this process's namespace to the bridge so the devnet reaches
-//! every node's API. A partition is a set of blackhole routes inside the members' namespaces:
-//! packets between the two sides vanish silently, as in a real network split; healing deletes
-//! them. Everything is removed on drop. Needs root and iproute2 (`ip`).
+//! every node's API. A partition, or a cut link between two members, is a set of blackhole
+//! routes inside the members' namespaces: packets across it vanish silently, as in a real
+//! network split; healing deletes them. Everything is removed on drop. Needs root and iproute2 (`ip`).
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -129,18 +129,33 @@ impl Hosts {
     /// Splits the members into `sides`: from then on no packet passes between two members on
     /// different sides (either way), silently. This process still reaches everyone.
     pub fn partition(&mut self, sides: &[&[usize]]) -> anyhow::Result<()> {
+        let mut pairs = Vec::new();
         for (a, side) in sides.iter().enumerate() {
-            for (b, other) in sides.iter().enumerate() {
-                if a == b {
-                    continue;
-                }
-                for &i in *side {
-                    for &j in *other {
-                        let to = format!("{}/32", self.addr(j));
-                        ip(&["-n", &self.namespace(i), "route", "add", "blackhole", &to])?;
-                        self.cut.push((i, self.addr(j)));
-                    }
-                }
+            for other in &sides[a + 1..] {
+                pairs.extend(
+                    side.iter()
+                        .flat_map(|&i| other.iter().map(move |&j| (i, j))),
+                );
+            }
+        }
+        self.cut_links(&pairs)
+    }
+
+    /// Cuts the link between each pair of members, both ways: their packets to each other
+    /// vanish silently (dials time out), while both still reach everyone else.
+    pub fn cut_links(&mut self, pairs: &[(usize, usize)]) -> anyhow::Result<()> {
+        for &(i, j) in pairs {
+            for (from, to) in [(i, j), (j, i)] {
+                let to = self.addr(to);
+                ip(&[
+                    "-n",
+                    &self.namespace(from),
+                    "route",
+                    "add",
+                    "blackhole",
+                    &format!("{to}/32"),
+                ])?;
+                self.cut.push((from, to));
             }
         }
         Ok(())
