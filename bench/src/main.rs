@@ -12,7 +12,8 @@
 //! this one for up to 100 nodes), coordination completion (`conclave devnet`, nodes as separate
 //! processes), RLN proofs (Conclave's proof pool beside zerokit
 //! called directly), the chain-source freeze (`conclave devnet --scenario stale-chain`) and
-//! anonymity (`conclave devnet --scenario anonymity`: curious members against the stem). Plots
+//! anonymity (`conclave devnet --scenario anonymity`: curious members against the stem) and
+//! link cuts (`conclave devnet --scenario link-cuts`: member pairs that cannot connect). Plots
 //! (SVG) are drawn by [`plots`].
 
 mod admission;
@@ -24,6 +25,7 @@ mod coordination;
 mod fallback;
 mod frames;
 mod gossip;
+mod link_cuts;
 mod plots;
 mod process;
 mod relay;
@@ -111,6 +113,8 @@ enum Scenario {
     Revocation,
     /// Curious members name anonymous messages' authors, stem on and off.
     Anonymity,
+    /// 0 %, 10 % and 30 % of member pairs unable to connect (network namespaces; needs root).
+    LinkCuts,
 }
 
 #[derive(Clone, Copy, Serialize, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -229,6 +233,7 @@ struct Report {
     chain_freeze: Vec<fallback::FallbackRow>,
     revocation: Vec<revocation::RevocationRow>,
     anonymity: Vec<anonymity::AnonymityRow>,
+    link_cuts: Vec<link_cuts::LinkCutsRow>,
 }
 
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -566,11 +571,20 @@ fn markdown(r: &Report) -> String {
             s.push_str(&format!("| {what} | {} | {} |\n", f(p50), f(p99)));
         }
         s.push_str(&format!(
-            "\nVerification on one core: zerokit directly {} /s, through the pool {} /s ({} proofs and {} verifications per repetition).\n",
-            f(&row.zerokit_verify_per_s),
-            f(&row.pool_verify_per_s),
+            "\nVerified proofs per second ({} proofs and {} verifications per repetition):\n\n\
+             | verifier | proofs/s |\n|---|---|\n\
+             | zerokit `verify`, one at a time, one core | {} |\n\
+             | Conclave batches of 8, one core | {} |\n\
+             | **Conclave batches of 32, one core** | {} |\n\
+             | proof pool, one check at a time | {} |\n\
+             | proof pool, 32 checks arriving together | {} |\n",
             row.params.proofs,
-            row.params.verifications
+            row.params.verifications,
+            f(&row.zerokit_verify_per_s),
+            f(&row.batch8_verify_per_s),
+            f(&row.batch32_verify_per_s),
+            f(&row.pool_verify_per_s),
+            f(&row.pool_batched_verify_per_s),
         ));
     }
     for row in &r.chain_freeze {
@@ -602,6 +616,7 @@ fn markdown(r: &Report) -> String {
         ));
     }
     s.push_str(&anonymity::markdown(&r.anonymity, f));
+    s.push_str(&link_cuts::markdown(&r.link_cuts, f));
     s
 }
 
@@ -864,6 +879,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
             anonymity_rows.push(anonymity::measure(p, stem, reps).await?);
         }
     }
+    let mut link_cut_rows = Vec::new();
+    if wants(Scenario::LinkCuts) {
+        // Fifteen member processes at about 100 msg/s in all (7 per member), 1 KiB.
+        let p = link_cuts::LinkCutsParams {
+            members: 15,
+            rate: 7,
+            duration_s: if args.quick { 8 } else { 20 },
+            size: 1024,
+        };
+        let reps = if args.quick { 1 } else { args.reps };
+        for fraction in [0.0, 0.1, 0.3] {
+            link_cut_rows.push(link_cuts::measure(p, fraction, reps).await?);
+        }
+    }
     let commit = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -892,6 +921,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         chain_freeze,
         revocation: revocation_rows,
         anonymity: anonymity_rows,
+        link_cuts: link_cut_rows,
     };
     let stem = args.out.join(format!("bench-{date_unix}"));
     std::fs::write(

@@ -1,5 +1,7 @@
 //! The RLN scenario (#5): proof generation latency through Conclave's proof pool, with and
-//! without the partial-proof cache, and verification throughput on one core — beside zerokit's
+//! without the partial-proof cache, and verification throughput — zerokit's single verify and
+//! Conclave's batches, each on one core (a one-thread rayon pool, so arkworks' own parallelism
+//! cannot lend a second), and through the pool with checks arriving together — beside zerokit's
 //! raw prove and verify called directly on the same inputs, in the same run.
 
 use std::sync::Arc;
@@ -7,8 +9,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use conclave_rln::{
-    EpochRules, NullifierLog, ProofPool, RlnChannel, RlnIdentifier, RlnIdentity, RlnMembership,
-    RlnRegistration,
+    BatchVerifier, EpochRules, NullifierLog, ProofPool, RlnChannel, RlnIdentifier, RlnIdentity,
+    RlnMembership, RlnRegistration, MAX_BATCH,
 };
 use rln::prelude::RLNBuilder;
 use serde::Serialize;
@@ -33,8 +35,16 @@ pub struct RlnRun {
     pub pool_partial_prove_p50_ms: f64,
     pub pool_partial_prove_p99_ms: f64,
     pub partial_precompute_ms: f64,
+    /// zerokit's `verify`, one proof at a time, on one core.
     pub zerokit_verify_per_s: f64,
+    /// [`BatchVerifier`] on batches of 8, on one core.
+    pub batch8_verify_per_s: f64,
+    /// [`BatchVerifier`] on batches of [`MAX_BATCH`], on one core.
+    pub batch32_verify_per_s: f64,
+    /// Through the pool, one check at a time (no batch forms).
     pub pool_verify_per_s: f64,
+    /// Through the pool, [`MAX_BATCH`] checks submitted together (they form batches).
+    pub pool_batched_verify_per_s: f64,
 }
 
 #[derive(Serialize)]
@@ -48,7 +58,10 @@ pub struct RlnRow {
     pub pool_partial_prove_p50_ms: Spread,
     pub pool_partial_prove_p99_ms: Spread,
     pub zerokit_verify_per_s: Spread,
+    pub batch8_verify_per_s: Spread,
+    pub batch32_verify_per_s: Spread,
     pub pool_verify_per_s: Spread,
+    pub pool_batched_verify_per_s: Spread,
 }
 
 fn p50_p99(mut ms: Vec<f64>) -> (f64, f64) {
@@ -119,16 +132,47 @@ async fn run_once(p: RlnParams) -> anyhow::Result<RlnRun> {
         pool.prove(d.witness, Some(partial.clone())).await?;
         finished.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    // Verification throughput on one core: zerokit directly, then through the pool.
-    let t = Instant::now();
-    for k in 0..p.verifications {
-        let (proof, values) = &proofs[k % proofs.len()];
-        anyhow::ensure!(
-            engine.verify(proof, values).unwrap_or(false),
-            "zerokit rejected a valid proof"
-        );
-    }
-    let zerokit_verify_per_s = p.verifications as f64 / t.elapsed().as_secs_f64();
+    // Verification throughput on one core: zerokit directly, then batches.
+    let one_core = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .context("a one-thread rayon pool")?;
+    let zerokit_verify_per_s = one_core.install(|| {
+        let t = Instant::now();
+        for k in 0..p.verifications {
+            let (proof, values) = &proofs[k % proofs.len()];
+            anyhow::ensure!(
+                engine.verify(proof, values).unwrap_or(false),
+                "zerokit rejected a valid proof"
+            );
+        }
+        Ok(p.verifications as f64 / t.elapsed().as_secs_f64())
+    })?;
+    let batcher = BatchVerifier::for_channel();
+    let batched = |size: usize| {
+        one_core.install(|| {
+            let mut rng = rand::thread_rng();
+            let t = Instant::now();
+            let mut done = 0;
+            while done < p.verifications {
+                let batch: Vec<_> = (done..done + size)
+                    .map(|k| {
+                        let (proof, values) = &proofs[k % proofs.len()];
+                        (proof, values)
+                    })
+                    .collect();
+                anyhow::ensure!(
+                    batcher.verify(&batch, &mut rng),
+                    "a batch of valid proofs failed"
+                );
+                done += size;
+            }
+            Ok(done as f64 / t.elapsed().as_secs_f64())
+        })
+    };
+    let batch8_verify_per_s = batched(8)?;
+    let batch32_verify_per_s = batched(MAX_BATCH)?;
+    // Through the pool: one check at a time, then MAX_BATCH at once.
     let t = Instant::now();
     for k in 0..p.verifications {
         let (proof, values) = proofs[k % proofs.len()].clone();
@@ -138,6 +182,20 @@ async fn run_once(p: RlnParams) -> anyhow::Result<RlnRun> {
         );
     }
     let pool_verify_per_s = p.verifications as f64 / t.elapsed().as_secs_f64();
+    let verifier = ProofPool::new(1, MAX_BATCH);
+    let t = Instant::now();
+    let mut done = 0;
+    while done < p.verifications {
+        let wave = (done..done + MAX_BATCH).map(|k| {
+            let (proof, values) = proofs[k % proofs.len()].clone();
+            verifier.verify(proof, values)
+        });
+        for verdict in futures::future::join_all(wave).await {
+            anyhow::ensure!(verdict?.value, "the pool rejected a valid proof");
+        }
+        done += MAX_BATCH;
+    }
+    let pool_batched_verify_per_s = done as f64 / t.elapsed().as_secs_f64();
 
     let (zerokit_prove_p50_ms, zerokit_prove_p99_ms) = p50_p99(raw);
     let (pool_prove_p50_ms, pool_prove_p99_ms) = p50_p99(full);
@@ -151,7 +209,10 @@ async fn run_once(p: RlnParams) -> anyhow::Result<RlnRun> {
         pool_partial_prove_p99_ms,
         partial_precompute_ms,
         zerokit_verify_per_s,
+        batch8_verify_per_s,
+        batch32_verify_per_s,
         pool_verify_per_s,
+        pool_batched_verify_per_s,
     })
 }
 
@@ -160,13 +221,16 @@ pub async fn measure(p: RlnParams, reps: usize) -> anyhow::Result<RlnRow> {
     for r in 0..reps {
         let f = run_once(p).await?;
         eprintln!(
-            "  rln              rep {}: prove p50 zerokit {:.0} ms, pool {:.0} ms, pool+partial {:.0} ms; verify/s zerokit {:.0}, pool {:.0}",
+            "  rln              rep {}: prove p50 zerokit {:.0} ms, pool {:.0} ms, pool+partial {:.0} ms; verify/s on one core zerokit {:.0}, batches of 8 {:.0}, of 32 {:.0}; pool {:.0}, batched {:.0}",
             r + 1,
             f.zerokit_prove_p50_ms,
             f.pool_prove_p50_ms,
             f.pool_partial_prove_p50_ms,
             f.zerokit_verify_per_s,
-            f.pool_verify_per_s
+            f.batch8_verify_per_s,
+            f.batch32_verify_per_s,
+            f.pool_verify_per_s,
+            f.pool_batched_verify_per_s
         );
         runs.push(f);
     }
@@ -180,7 +244,10 @@ pub async fn measure(p: RlnParams, reps: usize) -> anyhow::Result<RlnRow> {
         pool_partial_prove_p50_ms: s(|f| f.pool_partial_prove_p50_ms),
         pool_partial_prove_p99_ms: s(|f| f.pool_partial_prove_p99_ms),
         zerokit_verify_per_s: s(|f| f.zerokit_verify_per_s),
+        batch8_verify_per_s: s(|f| f.batch8_verify_per_s),
+        batch32_verify_per_s: s(|f| f.batch32_verify_per_s),
         pool_verify_per_s: s(|f| f.pool_verify_per_s),
+        pool_batched_verify_per_s: s(|f| f.pool_batched_verify_per_s),
         runs,
     })
 }
