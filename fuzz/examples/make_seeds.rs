@@ -20,7 +20,9 @@ use conclave_fuzz::*;
 use conclave_net::{HeaderEntry, HeaderReply, HeaderRequest, StemReply, StemRequest};
 use conclave_node::header_answers::SignedHeaders;
 use conclave_node::SlashingNotice;
+use conclave_bls::eip2537;
 use conclave_registry::evm::bindings::ConclaveRegistry as C;
+use conclave_registry::evm::validators::SignedRegistration;
 use conclave_registry::{GroupEntry, NodeEntry, OperatorEntry, RegistryDocument, RlnEntry};
 use conclave_rln::{fr_to_hex, ProofPool, RlnChannel, SlashingEvidence};
 use libp2p_identity::Keypair;
@@ -307,6 +309,8 @@ fn registry_file() -> Seeds {
             index: 1,
             rate_commitment: format!("0x{rate}"),
             limit: RLN_LIMIT,
+            validator_pubkey: None,
+            validator_signature: None,
         }],
     };
     let small = RegistryDocument {
@@ -319,8 +323,62 @@ fn registry_file() -> Seeds {
         groups: vec![],
         rln: vec![],
     };
+    // A validator's membership (a file's registrations are signed for chain 0, registry 0) and
+    // a forgery: another key's signature under the first validator's key.
+    let validator_entry = |index: u32, r: &SignedRegistration| RlnEntry {
+        operator: op_b.into(),
+        index,
+        rate_commitment: format!("0x{}", hex::encode(r.rate_commitment)),
+        limit: r.limit,
+        validator_pubkey: Some(format!("0x{}", hex::encode(r.validator_pubkey))),
+        validator_signature: Some(format!("0x{}", hex::encode(r.signature))),
+    };
+    let mut validators = full.clone();
+    validators.operators[1].rln_memberships = Some(2);
+    validators.rln.extend([
+        validator_entry(2, &validator_registration(0x11, 0x11, rln_rate(1))),
+        validator_entry(3, &validator_registration(0x11, 0x22, rln_rate(2))),
+    ]);
     let text = |d: &RegistryDocument| toml::to_string(d).expect("toml").into_bytes();
-    vec![("full", text(&full)), ("one-operator", text(&small))]
+    vec![
+        ("full", text(&full)),
+        ("one-operator", text(&small)),
+        ("validators", text(&validators)),
+    ]
+}
+
+/// The rate commitment of RLN identity `n` (0 and 1 are the channel's members).
+fn rln_rate(n: u64) -> [u8; 32] {
+    let id = conclave_rln::RlnIdentity::from_secret_bytes(&conclave_rln::fr_to_bytes(
+        &conclave_rln::Fr::from(1001 + n),
+    ))
+    .expect("fixed RLN secret");
+    conclave_rln::fr_to_bytes(&id.rate_commitment(RLN_LIMIT))
+}
+
+/// The registration of `rate` under validator `key`'s public key, signed by validator
+/// `signer` (a forgery when they differ) for a file registry (chain 0, registry 0).
+fn validator_registration(key: u8, signer: u8, rate: [u8; 32]) -> SignedRegistration {
+    let mut r = SignedRegistration::sign(&validator_key(signer), rate, RLN_LIMIT, 0, Address::ZERO);
+    r.validator_pubkey = FixedBytes(validator_key(key).public_key());
+    r
+}
+
+fn validator_registration_seeds() -> Seeds {
+    let valid = validator_registration(0x11, 0x11, rln_rate(1));
+    let forged = validator_registration(0x11, 0x22, rln_rate(1));
+    let tagged = |tag: u8, bytes: &[u8]| [&[tag], bytes].concat();
+    let json = |r: &SignedRegistration| serde_json::to_string_pretty(r).expect("json");
+    let g1 = eip2537::g1_point(&valid.validator_pubkey.0).expect("fixed key");
+    let g2 = eip2537::g2_point(&valid.signature.0).expect("fixed signature");
+    vec![
+        ("file-valid", tagged(0, json(&valid).as_bytes())),
+        ("file-forged", tagged(0, json(&forged).as_bytes())),
+        ("g1-point", tagged(1, &g1)),
+        ("g2-point", tagged(2, &g2)),
+        ("compressed-key", tagged(3, valid.validator_pubkey.as_slice())),
+        ("compressed-signature", tagged(3, valid.signature.as_slice())),
+    ]
 }
 
 fn node_config() -> Seeds {
@@ -427,6 +485,29 @@ fn registry_events() -> Seeds {
         }
         .to_log_data()),
     ];
+    // Leaf 1 registered by a validator, leaf 2 by a forger (ChainState::default's domain is
+    // chain 0, registry 0, as the file's).
+    let mut validators = setup.clone();
+    for (index, signer, n) in [(1u64, 0x11, 1), (2, 0x22, 2)] {
+        let r = validator_registration(0x11, signer, rln_rate(n));
+        validators.extend([
+            log(C::RlnRegistered {
+                index: U256::from(index),
+                operator: op,
+                rateCommitment: U256::from_be_bytes(r.rate_commitment.0),
+                limit: RLN_LIMIT,
+            }
+            .to_log_data()),
+            log(C::RlnValidatorRegistered {
+                index: U256::from(index),
+                pubkey: Bytes::copy_from_slice(r.validator_pubkey.as_slice()),
+                signature: Bytes::copy_from_slice(
+                    &eip2537::g2_point(&r.signature.0).expect("fixed signature"),
+                ),
+            }
+            .to_log_data()),
+        ]);
+    }
     let mut removals = setup.clone();
     removals.extend([
         log(C::NodeRevoked {
@@ -455,6 +536,7 @@ fn registry_events() -> Seeds {
     vec![
         ("setup", join(&setup)),
         ("setup-then-removals", join(&removals)),
+        ("validators", join(&validators)),
     ]
 }
 
@@ -515,6 +597,7 @@ fn main() {
     write(&root, "key_file", key_file());
     write(&root, "registry_events", registry_events());
     write(&root, "state_store", state_store());
+    write(&root, "validator_registration", validator_registration_seeds());
 
     eprintln!("proving RLN messages (a few seconds each)…");
     let channel = new_rln_channel();

@@ -240,3 +240,11 @@ pub fn join_records<'a>(items: impl IntoIterator<Item = (u8, &'a [u8], &'a [u8])
     }
     out
 }
+
+/// A validator's BLS key (fixed secret), `n` picking one of several.
+pub fn validator_key(n: u8) -> conclave_bls::ValidatorSecret {
+    match conclave_bls::ValidatorSecret::from_bytes(&[n; 32]) {
+        Ok(k) => k,
+        Err(e) => panic!("fixed BLS secret {n}: {e}"),
+    }
+}
