@@ -80,6 +80,22 @@ pub struct NodeProcess {
     usage: mpsc::Receiver<Usage>,
 }
 
+/// For profiling (bench/README.md): with `CONCLAVE_BENCH_PROFILE_NODE=<i>` and
+/// `CONCLAVE_BENCH_PROFILER="<command and arguments>"`, node `i`'s process runs under that
+/// command (e.g. `valgrind --tool=callgrind`). Its own figures are then the profiler's, not a
+/// measurement.
+fn profiled(index: Option<usize>) -> Option<Command> {
+    let node: usize = std::env::var("CONCLAVE_BENCH_PROFILE_NODE")
+        .ok()?
+        .parse()
+        .ok()?;
+    let profiler = std::env::var("CONCLAVE_BENCH_PROFILER").ok()?;
+    let mut words = profiler.split_whitespace();
+    let mut cmd = Command::new(words.next()?);
+    cmd.args(words);
+    (index == Some(node)).then_some(cmd)
+}
+
 impl NodeProcess {
     /// Starts a child for `system` and sends it `setup`; its deliveries go to `deliveries`.
     pub(crate) fn spawn(
@@ -89,11 +105,22 @@ impl NodeProcess {
         deliveries: mpsc::Sender<Delivery>,
     ) -> anyhow::Result<NodeProcess> {
         let exe = std::env::current_exe().context("locating conclave-bench")?;
-        let mut child = Command::new(exe)
+        let wrapper = profiled(index);
+        // A profiled node is not killed with the cluster: it exits when its stdin closes, so
+        // the profiler writes its output.
+        let kill = wrapper.is_none();
+        let mut child = wrapper
+            .map_or_else(
+                || Command::new(&exe),
+                |mut wrapper| {
+                    wrapper.arg(&exe);
+                    wrapper
+                },
+            )
             .args(["--node-process", system.name()])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
+            .kill_on_drop(kill)
             .spawn()
             .context("starting a node process")?;
         let stdin = child.stdin.take().expect("piped");

@@ -85,14 +85,25 @@ async fn run_devnet(bin: &Path, scratch: &Path, args: &[String]) -> anyhow::Resu
         .arg("--report")
         .arg(&report)
         .stdin(Stdio::null())
+        // The harness's own setting, not node configuration: a node refuses unknown
+        // `CONCLAVE_*` variables.
+        .env_remove("CONCLAVE_BIN")
         .kill_on_drop(true)
         .output()
         .await
         .with_context(|| format!("running {} devnet {}", bin.display(), args.join(" ")))?;
     let tail = || {
-        let text = String::from_utf8_lossy(&out.stdout);
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        let last = |bytes: &[u8]| {
+            let text = String::from_utf8_lossy(bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        };
+        format!(
+            "{}\n(stderr:)\n{}\n({})",
+            last(&out.stdout),
+            last(&out.stderr),
+            out.status
+        )
     };
     let text = std::fs::read_to_string(&report).with_context(|| {
         format!(
