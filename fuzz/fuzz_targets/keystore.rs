@@ -1,12 +1,13 @@
-//! Web3 Secret Storage v3 keystores (`conclave-keystore`), as read from disk at start-up.
+//! Keystores (`conclave-keystore`), as read from disk: Web3 Secret Storage v3 (Ethereum keys,
+//! at start-up) and EIP-2335 (validators' BLS keys, `conclave rln register-validator`).
 //!
-//! Input: the keystore's JSON text. Properties: nothing panics; the declared key derivation cost
-//! is checked against the limits before any work (the limits here are small, so an input that
-//! gets past them is cheap); a keystore that opens with one password refuses another as a
-//! wrong password.
+//! Input: the keystore's JSON text, given to both decoders. Properties: nothing panics; the
+//! declared key derivation cost is checked against the limits before any work (the limits here
+//! are small, so an input that gets past them is cheap); a keystore that opens with one password
+//! refuses another as a wrong password.
 #![no_main]
 
-use conclave_keystore::{decrypt, KeystoreError, Limits};
+use conclave_keystore::{decrypt, eip2335, KeystoreError, Limits};
 use libfuzzer_sys::fuzz_target;
 
 const LIMITS: Limits = Limits {
@@ -24,6 +25,13 @@ fuzz_target!(|data: &[u8]| {
             decrypt(text, b"another password", LIMITS),
             Err(KeystoreError::WrongPassword)
         ),
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+    match eip2335::decrypt(text, "testpassword", LIMITS) {
+        Ok(_) => assert!(matches!(
+            eip2335::decrypt(text, "another password", LIMITS),
+            Err(KeystoreError::WrongPassword)
+        )),
         Err(e) => assert!(!e.to_string().is_empty()),
     }
 });
