@@ -13,6 +13,7 @@ use alloy::consensus::Header;
 use alloy::primitives::{Address, Bytes, FixedBytes, IntoLogData, U256};
 use alloy::rlp::Encodable;
 use conclave_altnet::{TipAnnouncement, B256};
+use conclave_bls::eip2537;
 use conclave_coord::wire::{Bytes20, Deposit, Hash32, HexBytes};
 use conclave_coord::{ActionType, CoordinationMessage, Proposal, WindowOutcome};
 use conclave_core::{Envelope, GroupId, Multiaddr, OperatorId};
@@ -20,7 +21,6 @@ use conclave_fuzz::*;
 use conclave_net::{HeaderEntry, HeaderReply, HeaderRequest, StemReply, StemRequest};
 use conclave_node::header_answers::SignedHeaders;
 use conclave_node::SlashingNotice;
-use conclave_bls::eip2537;
 use conclave_registry::evm::bindings::ConclaveRegistry as C;
 use conclave_registry::evm::validators::SignedRegistration;
 use conclave_registry::{GroupEntry, NodeEntry, OperatorEntry, RegistryDocument, RlnEntry};
@@ -379,8 +379,14 @@ fn validator_registration_seeds() -> Seeds {
         ("file-forged", tagged(0, json(&forged).as_bytes())),
         ("g1-point", tagged(1, &g1)),
         ("g2-point", tagged(2, &g2)),
-        ("compressed-key", tagged(3, valid.validator_pubkey.as_slice())),
-        ("compressed-signature", tagged(3, valid.signature.as_slice())),
+        (
+            "compressed-key",
+            tagged(3, valid.validator_pubkey.as_slice()),
+        ),
+        (
+            "compressed-signature",
+            tagged(3, valid.signature.as_slice()),
+        ),
     ]
 }
 
@@ -600,7 +606,11 @@ fn main() {
     write(&root, "key_file", key_file());
     write(&root, "registry_events", registry_events());
     write(&root, "state_store", state_store());
-    write(&root, "validator_registration", validator_registration_seeds());
+    write(
+        &root,
+        "validator_registration",
+        validator_registration_seeds(),
+    );
 
     eprintln!("proving RLN messages (a few seconds each)…");
     let channel = new_rln_channel();

@@ -38,7 +38,11 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(key.compress().as_slice(), rest, "key has a second encoding");
             }
             if let Ok(signature) = conclave_bls::signature(rest) {
-                assert_eq!(signature.compress().as_slice(), rest, "signature has a second encoding");
+                assert_eq!(
+                    signature.compress().as_slice(),
+                    rest,
+                    "signature has a second encoding"
+                );
             }
         }
     }
@@ -63,7 +67,10 @@ fn registration_file(bytes: &[u8]) {
     }
     let written = serde_json::to_string(&registration).expect("a registration serializes");
     match SignedRegistration::parse(&written) {
-        Ok(again) => assert_eq!(again, registration, "registration round trip through {written}"),
+        Ok(again) => assert_eq!(
+            again, registration,
+            "registration round trip through {written}"
+        ),
         Err(e) => panic!("a registration written back is refused: {e}\n{written}"),
     }
 }
