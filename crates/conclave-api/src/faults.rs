@@ -100,13 +100,18 @@ impl fmt::Display for FaultReport {
             p(0.5),
             p(0.99)
         )?;
-        for (what, held) in &self.checks {
-            writeln!(f, "  {}: {what}", if *held { "ok" } else { "FAILED" })?;
-        }
-        writeln!(
-            f,
-            "result            {}",
-            if self.ok { "PASS" } else { "FAIL" }
-        )
+        write_checks(f, &self.checks, self.ok)
     }
+}
+
+/// A scenario's checks, one line each, and its result line.
+pub(crate) fn write_checks(
+    f: &mut fmt::Formatter<'_>,
+    checks: &[(String, bool)],
+    ok: bool,
+) -> fmt::Result {
+    for (what, held) in checks {
+        writeln!(f, "  {}: {what}", if *held { "ok" } else { "FAILED" })?;
+    }
+    writeln!(f, "result            {}", if ok { "PASS" } else { "FAIL" })
 }

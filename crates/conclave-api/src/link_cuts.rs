@@ -83,13 +83,6 @@ impl fmt::Display for LinkCutsReport {
             p(&self.relayed_latency_ms, 0.5),
             p(&self.relayed_latency_ms, 0.99)
         )?;
-        for (what, held) in &self.checks {
-            writeln!(f, "  {}: {what}", if *held { "ok" } else { "FAILED" })?;
-        }
-        writeln!(
-            f,
-            "result            {}",
-            if self.ok { "PASS" } else { "FAIL" }
-        )
+        crate::faults::write_checks(f, &self.checks, self.ok)
     }
 }
